@@ -1,0 +1,1 @@
+"""Profiles: pyroscope-io for CPU, leaktrace's span-linked heap sampler, pprof encoding and push."""
