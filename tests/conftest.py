@@ -1,0 +1,3 @@
+"""Shared fixtures. Plugins in tests/support are owned by the component that needs them."""
+
+pytest_plugins = ["tests.support.prometheus"]
