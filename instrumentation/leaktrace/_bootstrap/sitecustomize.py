@@ -1,0 +1,30 @@
+# Loaded by Python at startup because `leaktrace run` puts this folder first on PYTHONPATH.
+import importlib.machinery
+import importlib.util
+import os
+import sys
+
+
+def _leaktrace_bootstrap() -> None:
+    if os.environ.get("LEAKTRACE_BOOTSTRAP_DONE") == str(os.getpid()):
+        return
+    os.environ["LEAKTRACE_BOOTSTRAP_DONE"] = str(os.getpid())
+    from leaktrace._bootstrap.autoinit import start
+
+    start()
+
+
+def _chain_next_sitecustomize() -> None:
+    # The program's environment may have its own sitecustomize further down the path.
+    here = os.path.dirname(os.path.abspath(__file__))
+    paths = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", paths)
+    if spec is not None and spec.loader is not None and spec.origin != __file__:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+
+
+try:
+    _leaktrace_bootstrap()
+finally:
+    _chain_next_sitecustomize()

@@ -1,0 +1,75 @@
+"""What "the call path" of an allocation is, for grouping heap samples.
+
+A raw stack starts at the frame that asked for memory, which is often not where the
+bug is: `dict.copy` inside `json`, `bytearray` inside a library, a frame of leaktrace's
+own wrapper. The leak is reported at the first frame of *user* code (not the standard
+library, not site-packages, not leaktrace itself), and samples are grouped by the first
+`depth` user frames: deep enough to tell two callers of a shared helper apart, shallow
+enough that the framework frames below the handler (which differ between requests)
+do not split one leak into many small ones.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from leaktrace.profiling.samples import Frame
+
+CallPathKey = tuple[Frame, ...]
+
+
+def _norm(path: str) -> str:
+    return os.path.normcase(os.path.abspath(path)) if path and not path.startswith("<") else path
+
+
+def _leaktrace_dir() -> str:
+    # This file lives in leaktrace/analysis/; leaktrace's own frames are never user code.
+    return _norm(os.path.dirname(os.path.dirname(__file__)))
+
+
+@dataclass(frozen=True, slots=True)
+class FrameFilter:
+    """Which files are *not* user code: path prefixes plus pseudo-files such as `<frozen ...>`."""
+
+    library_prefixes: tuple[str, ...]
+
+    @classmethod
+    def default(cls, extra_prefixes: Iterable[str] = ()) -> FrameFilter:
+        paths = sysconfig.get_paths()
+        prefixes = {paths.get(k, "") for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+        prefixes |= {p for p in sys.path if "site-packages" in p or "dist-packages" in p}
+        prefixes.add(_leaktrace_dir())
+        prefixes.update(extra_prefixes)
+        return cls(tuple(sorted(_norm(p) + os.sep for p in prefixes if p)))
+
+    def is_user(self, file: str) -> bool:
+        if not file or file.startswith("<"):
+            return False
+        norm = _norm(file)
+        return not norm.startswith(self.library_prefixes)
+
+
+def user_frames(frames: Sequence[Frame], frame_filter: FrameFilter) -> tuple[Frame, ...]:
+    """The stack from the first user frame outwards; the whole stack if none is user code."""
+    for i, frame in enumerate(frames):
+        if frame_filter.is_user(frame.file):
+            return tuple(frames[i:])
+    return tuple(frames)
+
+
+def call_path_key(frames: Sequence[Frame], frame_filter: FrameFilter, depth: int = 2) -> CallPathKey:
+    """Grouping key: the first `depth` user frames (library frames between them are skipped)."""
+    trimmed = user_frames(frames, frame_filter)
+    picked = [f for f in trimmed if frame_filter.is_user(f.file)][:depth]
+    return tuple(picked) if picked else tuple(trimmed[:depth])
+
+
+def format_frame(frame: Frame, *, short: bool = True) -> str:
+    """`module-ish.function:line` for labels and human output."""
+    file = os.path.basename(frame.file) if short else frame.file
+    stem = file[:-3] if file.endswith(".py") else file
+    return f"{stem}.{frame.function}:{frame.line}"

@@ -1,0 +1,127 @@
+"""Verdicts: what the analyzer tells the CLI, the metrics and the logs. Plain frozen data."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from leaktrace.analysis.callpath import format_frame
+from leaktrace.profiling.samples import Frame
+
+LEAK = "leak"
+NO_LEAK = "no-leak"
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """A container whose growth explains a suspect's bytes (the map-growth-against-RSS fit)."""
+
+    name: str  # e.g. services.leaky.app.SESSION_CACHE
+    kind: str  # dict, list, lru_cache, threads, tasks, ...
+    entries_growth: int  # entries added over the observed span
+    span_s: float
+    bytes_per_entry: float  # slope b of bytes = a + b * entries
+    r_squared: float
+    confirmed: bool = False  # a sampled entry was allocated on the suspect's call path
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.kind}, {self.entries_growth:+,} entries in {self.span_s:.0f} s)"
+
+
+@dataclass(frozen=True, slots=True)
+class Suspect:
+    frames: tuple[Frame, ...]  # allocation site (first user frame) first
+    growth_bytes_per_s: float
+    retained_bytes: int
+    objects: int
+    p_value: float  # Mann-Kendall, one-sided, whole window
+    trace_ids: tuple[str, ...] = ()  # 32-hex, requests whose allocations here are still live
+    holder: Holder | None = None
+    key: tuple[Frame, ...] = ()  # the grouping key (see callpath); not part of the JSON
+
+    @property
+    def retained_by(self) -> str | None:
+        return self.holder.describe() if self.holder else None
+
+    @property
+    def confidence(self) -> float:
+        return 1.0 - self.p_value
+
+    @property
+    def call_path(self) -> str:
+        return format_frame(self.frames[0]) if self.frames else "?"
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "frames": [{"function": f.function, "file": f.file, "line": f.line} for f in self.frames],
+            "growth_bytes_per_s": round(self.growth_bytes_per_s, 3),
+            "retained_bytes": int(self.retained_bytes),
+            "objects": int(self.objects),
+            "retained_by": self.retained_by,
+            "trace_ids": list(self.trace_ids),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    duration_s: float
+    rss_growth_bytes_per_s: float
+    suspects: tuple[Suspect, ...] = ()  # most likely first
+    snapshots: int = 0
+    notes: tuple[str, ...] = field(default=())  # degraded modes worth telling the user
+
+    @property
+    def verdict(self) -> str:
+        return LEAK if self.suspects else NO_LEAK
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The `leaktrace hunt --json` document."""
+        return {
+            "verdict": self.verdict,
+            "duration_s": round(self.duration_s, 3),
+            "rss_growth_bytes_per_s": round(self.rss_growth_bytes_per_s, 3),
+            "suspects": [s.to_json_dict() for s in self.suspects],
+        }
+
+    def render(self, file: TextIO | None = None, *, max_frames: int = 6) -> None:
+        out = file if file is not None else sys.stdout
+        head = "LEAK" if self.suspects else "no leak found"
+        out.write(
+            f"leaktrace hunt: {head} after {self.duration_s:.1f} s "
+            f"({self.snapshots} heap snapshots, RSS {_rate(self.rss_growth_bytes_per_s)})\n"
+        )
+        for rank, s in enumerate(self.suspects, 1):
+            out.write(
+                f"\n#{rank} {s.call_path}  growing {_rate(s.growth_bytes_per_s)}, "
+                f"{_size(s.retained_bytes)} live in {s.objects:,} objects (p={s.p_value:.1g})\n"
+            )
+            for f in s.frames[:max_frames]:
+                out.write(f"    at {f.function} ({f.file}:{f.line})\n")
+            if len(s.frames) > max_frames:
+                out.write(f"    ... {len(s.frames) - max_frames} more frames\n")
+            out.write(f"  retained by: {s.retained_by or 'unknown (no growing container matched)'}\n")
+            if s.holder is not None:
+                out.write(
+                    f"    ~{_size(s.holder.bytes_per_entry)} per entry, R^2={s.holder.r_squared:.2f}"
+                    f"{', entry allocated here' if s.holder.confirmed else ''}\n"
+                )
+            if s.trace_ids:
+                shown = ", ".join(s.trace_ids[:5])
+                more = f" (+{len(s.trace_ids) - 5} more)" if len(s.trace_ids) > 5 else ""
+                out.write(f"  requests still holding memory here: {shown}{more}\n")
+        for note in self.notes:
+            out.write(f"note: {note}\n")
+
+
+def _size(n: float) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def _rate(n: float) -> str:
+    return f"{'+' if n >= 0 else '-'}{_size(abs(n))}/s"

@@ -1,0 +1,189 @@
+"""Trend tests for one time series: is it still growing, or did it level off or drain?
+
+Pure functions over plain sequences. The statistics are the ones hydrologists use for
+noisy, non-normal series, because heap samples are neither smooth nor Gaussian:
+
+- Mann-Kendall: a rank test of monotone trend (tie-corrected variance, normal
+  approximation with continuity correction). It answers "is there a trend at all".
+- Theil-Sen: the median of pairwise slopes, robust to up to ~29% outliers. It answers
+  "how fast", in bytes per second.
+
+A single "grew more than X" threshold cannot tell a leak from a cache that warmed up,
+a one-off allocation at startup, or a buffer that fills and is flushed. `classify`
+combines three checks that can:
+
+1. the whole window trends up, significantly, faster than a minimum slope;
+2. the recent half of the window still trends up (a warmed cache or a startup step is
+   flat there), at a rate comparable to the whole window;
+3. the floor rises: the lowest value of the recent half is well above the lowest of the
+   early half (a sawtooth keeps dropping back to its baseline, a leak never does).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+
+@dataclass(frozen=True, slots=True)
+class MannKendall:
+    s: int
+    variance: float
+    z: float
+    p_increasing: float  # one-sided p-value for "the series increases"
+
+
+def mann_kendall(values: Sequence[float]) -> MannKendall:
+    """One-sided Mann-Kendall test for an increasing trend. O(n^2); callers bound n."""
+    n = len(values)
+    if n < 3:
+        return MannKendall(0, 0.0, 0.0, 1.0)
+    s = 0
+    for i in range(n - 1):
+        vi = values[i]
+        for j in range(i + 1, n):
+            d = values[j] - vi
+            if d > 0:
+                s += 1
+            elif d < 0:
+                s -= 1
+    counts: dict[float, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    ties = sum(t * (t - 1) * (2 * t + 5) for t in counts.values() if t > 1)
+    var = (n * (n - 1) * (2 * n + 5) - ties) / 18.0
+    if var <= 0:
+        return MannKendall(s, 0.0, 0.0, 1.0)
+    if s > 0:
+        z = (s - 1) / math.sqrt(var)
+    elif s < 0:
+        z = (s + 1) / math.sqrt(var)
+    else:
+        z = 0.0
+    # One-sided upper tail of the standard normal.
+    p = 0.5 * math.erfc(z / math.sqrt(2.0))
+    return MannKendall(s, var, z, p)
+
+
+def theil_sen(times: Sequence[float], values: Sequence[float]) -> tuple[float, float]:
+    """(slope, intercept) by the median of pairwise slopes; pairs with equal times are skipped."""
+    n = len(times)
+    if n != len(values):
+        raise ValueError("times and values differ in length")
+    slopes: list[float] = []
+    for i in range(n - 1):
+        ti, vi = times[i], values[i]
+        for j in range(i + 1, n):
+            dt = times[j] - ti
+            if dt > 0:
+                slopes.append((values[j] - vi) / dt)
+    if not slopes:
+        return 0.0, (_median(list(values)) if n else 0.0)
+    slope = _median(slopes)
+    intercept = _median([v - slope * t for t, v in zip(times, values)])
+    return slope, intercept
+
+
+def ols(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:
+    """Least squares y = a + b x: (a, b, r_squared). r_squared is 0 when x or y is constant."""
+    n = len(xs)
+    if n != len(ys):
+        raise ValueError("xs and ys differ in length")
+    if n < 2:
+        return (ys[0] if n else 0.0), 0.0, 0.0
+    mx = sum(xs) / n
+    my = sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    if sxx <= 0:
+        return my, 0.0, 0.0
+    b = sxy / sxx
+    a = my - b * mx
+    r2 = (sxy * sxy) / (sxx * syy) if syy > 0 else 0.0
+    return a, b, r2
+
+
+def _median(xs: list[float]) -> float:
+    xs.sort()
+    n = len(xs)
+    mid = n // 2
+    return xs[mid] if n % 2 else 0.5 * (xs[mid - 1] + xs[mid])
+
+
+class Shape(str, Enum):
+    GROWING = "growing"  # a leak
+    FLAT = "flat"  # no significant trend at all
+    LEVELLED = "levelled"  # grew, then stopped: warm-up cache or startup step
+    DRAINING = "draining"  # keeps dropping back: sawtooth / flushed buffer
+    SLOW = "slow"  # a real trend, below the minimum slope worth reporting
+    SHORT = "short"  # not enough data yet
+
+
+@dataclass(frozen=True, slots=True)
+class TrendConfig:
+    """Thresholds of `classify`. Defaults suit ~0.5-1 s sampling and leaks of >= ~10 KB/s."""
+
+    alpha: float = 0.01  # whole-window significance
+    recent_alpha: float = 0.05  # recent-half significance (fewer points, so looser)
+    min_slope: float = 8 * 1024.0  # bytes/s below which growth is not worth a report
+    recent_ratio: float = 0.35  # recent slope must be >= this fraction of the whole slope
+    floor_ratio: float = 0.25  # the recent floor must rise >= this fraction of slope * half-span
+    min_points: int = 8
+    min_span_s: float = 3.0
+
+    def __post_init__(self) -> None:
+        if not (0 < self.alpha < 1 and 0 < self.recent_alpha < 1):
+            raise ValueError("alpha and recent_alpha must be in (0, 1)")
+        if self.min_slope < 0 or self.min_points < 4 or self.min_span_s < 0:
+            raise ValueError("min_slope >= 0, min_points >= 4 and min_span_s >= 0 are required")
+
+
+@dataclass(frozen=True, slots=True)
+class Trend:
+    shape: Shape
+    slope: float  # Theil-Sen over the whole window, units per second
+    recent_slope: float
+    p_value: float  # Mann-Kendall one-sided p over the whole window
+    recent_p_value: float
+    floor_rise: float  # lowest value of the recent half minus lowest of the early half
+
+    @property
+    def growing(self) -> bool:
+        return self.shape is Shape.GROWING
+
+
+def classify(times: Sequence[float], values: Sequence[float], config: TrendConfig = TrendConfig()) -> Trend:
+    """Decide whether a series (times ascending, seconds) is still growing."""
+    n = len(values)
+    if n != len(times):
+        raise ValueError("times and values differ in length")
+    if n < config.min_points or times[-1] - times[0] < config.min_span_s:
+        return Trend(Shape.SHORT, 0.0, 0.0, 1.0, 1.0, 0.0)
+    mk = mann_kendall(values)
+    slope, _ = theil_sen(times, values)
+    t_mid = 0.5 * (times[0] + times[-1])
+    k = next(i for i, t in enumerate(times) if t >= t_mid)
+    k = min(k, n - config.min_points // 2)  # keep enough points in the recent half
+    rt, rv = times[k:], values[k:]
+    rmk = mann_kendall(rv)
+    rslope, _ = theil_sen(rt, rv)
+    # The floor of each half: its lowest value. A leak's floor rises with it; a
+    # sawtooth's falls back to the baseline on every flush, in both halves.
+    floor_rise = min(rv) - min(values[:k])
+    trend = Trend(Shape.FLAT, slope, rslope, mk.p_increasing, rmk.p_increasing, floor_rise)
+    if mk.p_increasing >= config.alpha or slope <= 0:
+        return _with(trend, Shape.FLAT)
+    if slope < config.min_slope:
+        return _with(trend, Shape.SLOW)
+    if not (rmk.p_increasing < config.recent_alpha and rslope >= config.recent_ratio * slope):
+        return _with(trend, Shape.LEVELLED)
+    if floor_rise < config.floor_ratio * slope * (rt[0] - times[0]):
+        return _with(trend, Shape.DRAINING)
+    return _with(trend, Shape.GROWING)
+
+
+def _with(trend: Trend, shape: Shape) -> Trend:
+    return Trend(shape, trend.slope, trend.recent_slope, trend.p_value, trend.recent_p_value, trend.floor_rise)

@@ -1,0 +1,170 @@
+"""stdlib logging -> OTLP log records with trace/span ids; a console format that shows them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from opentelemetry import trace
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.context import get_current
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
+
+from ._ratelimit import RateLimitedLogger
+from .config import Settings
+
+CONSOLE_FORMAT = (
+    "%(asctime)s %(levelname)s [%(name)s] [trace_id=%(otelTraceID)s span_id=%(otelSpanID)s] %(message)s"
+)
+
+# Records from these loggers never go to OTLP: an exporter logging its own failure would
+# otherwise feed the queue it cannot drain.
+_SELF_LOGGERS = ("opentelemetry", "leaktrace.export", "grpc", "urllib3")
+
+_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "otelTraceID", "otelSpanID"}
+
+_SEVERITY = (
+    (logging.CRITICAL, SeverityNumber.FATAL, "FATAL"),
+    (logging.ERROR, SeverityNumber.ERROR, "ERROR"),
+    (logging.WARNING, SeverityNumber.WARN, "WARN"),
+    (logging.INFO, SeverityNumber.INFO, "INFO"),
+    (logging.DEBUG, SeverityNumber.DEBUG, "DEBUG"),
+)
+
+
+def _severity(levelno: int) -> tuple[SeverityNumber, str]:
+    for threshold, number, text in _SEVERITY:
+        if levelno >= threshold:
+            return number, text
+    return SeverityNumber.TRACE, "TRACE"
+
+
+class TraceContextFilter(logging.Filter):
+    """Adds otelTraceID / otelSpanID (hex, or 0) to every record, for the console format."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ctx = trace.get_current_span().get_span_context()
+        record.otelTraceID = format(ctx.trace_id, "032x") if ctx.is_valid else "0"
+        record.otelSpanID = format(ctx.span_id, "016x") if ctx.is_valid else "0"
+        return True
+
+
+class OTLPLogHandler(logging.Handler):
+    """Sends stdlib records through an OTel LoggerProvider; the current context carries the ids."""
+
+    def __init__(self, logger_provider: LoggerProvider, level: int = logging.NOTSET) -> None:
+        super().__init__(level)
+        self._provider = logger_provider
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(_SELF_LOGGERS):
+            return
+        try:
+            severity, text = _severity(record.levelno)
+            attributes: dict[str, object] = {
+                k: v if isinstance(v, (str, bool, int, float)) else repr(v)
+                for k, v in vars(record).items()
+                if k not in _RESERVED
+            }
+            attributes["code.file.path"] = record.pathname
+            attributes["code.function.name"] = record.funcName
+            attributes["code.line.number"] = record.lineno
+            attributes["logger.name"] = record.name
+            if record.exc_info and record.exc_info[0] is not None:
+                attributes["exception.type"] = record.exc_info[0].__name__
+                attributes["exception.message"] = str(record.exc_info[1])
+            self._provider.get_logger(record.name).emit(
+                timestamp=int(record.created * 1e9),
+                observed_timestamp=time.time_ns(),
+                context=get_current(),
+                severity_number=severity,
+                severity_text=text,
+                body=record.getMessage(),
+                attributes=attributes,  # type: ignore[arg-type]
+            )
+        except Exception:
+            self.handleError(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        # logging's default prints a traceback to stderr per record; telemetry stays quiet.
+        return
+
+
+class GuardedLogExporter(LogRecordExporter):
+    def __init__(self, inner: LogRecordExporter, warn: RateLimitedLogger) -> None:
+        self._inner = inner
+        self._warn = warn
+
+    def export(self, batch: Sequence[object]) -> LogRecordExportResult:  # type: ignore[override]
+        try:
+            result = self._inner.export(batch)  # type: ignore[arg-type]
+        except Exception as exc:
+            self._warn.warning("log-export-raised", "leaktrace: log exporter raised %r; logs dropped", exc)
+            return LogRecordExportResult.FAILURE
+        if result is not LogRecordExportResult.SUCCESS:
+            self._warn.warning("log-export-failed", "leaktrace: could not export %d log records", len(batch))
+        return result
+
+    def shutdown(self) -> None:
+        try:
+            self._inner.shutdown()
+        except Exception:
+            pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        try:
+            return bool(self._inner.force_flush(timeout_millis))
+        except Exception:
+            return False
+
+
+def make_log_exporter(settings: Settings) -> LogRecordExporter:
+    if settings.logs_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcExporter
+
+        endpoint = settings.logs_endpoint
+        return GrpcExporter(
+            endpoint=endpoint.split("://", 1)[-1],
+            insecure=not endpoint.startswith("https://"),
+            headers=dict(settings.logs_headers),
+            timeout=settings.logs_timeout_s,
+        )
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpExporter
+
+    return HttpExporter(
+        endpoint=settings.logs_endpoint, headers=dict(settings.logs_headers), timeout=settings.logs_timeout_s
+    )
+
+
+def build_logger_provider(
+    settings: Settings,
+    *,
+    resource: object,
+    warn: RateLimitedLogger,
+    exporter: LogRecordExporter | None = None,
+) -> LoggerProvider:
+    provider = LoggerProvider(resource=resource)  # type: ignore[arg-type]
+    if exporter is None and settings.logs_enabled:
+        try:
+            exporter = make_log_exporter(settings)
+        except Exception as exc:
+            warn.warning("log-exporter-init", "leaktrace: cannot build the OTLP log exporter (%r); logs are not exported", exc)
+    if exporter is not None:
+        provider.add_log_record_processor(
+            BatchLogRecordProcessor(
+                GuardedLogExporter(exporter, warn),
+                max_queue_size=settings.log_queue_size,
+                export_timeout_millis=int(settings.logs_timeout_s * 1000),
+            )
+        )
+    return provider
+
+
+def console_handler(level: int = logging.NOTSET) -> logging.Handler:
+    handler = logging.StreamHandler()
+    handler.setLevel(level)
+    handler.addFilter(TraceContextFilter())
+    handler.setFormatter(logging.Formatter(CONSOLE_FORMAT))
+    return handler

@@ -1,0 +1,319 @@
+"""Memory gauges, watched containers and the request histogram, on an injected registry."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, GCCollector, Histogram, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .config import Settings
+
+_log = logging.getLogger("leaktrace.metrics")
+
+# Request durations in seconds: OTel's recommended http.server.request.duration buckets.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+
+
+# --- container size estimation ----------------------------------------------------------------
+def _shallow_deep_size(obj: object, budget: int = 64) -> int:
+    """Bytes of obj plus what it directly holds, two levels deep, at most `budget` objects.
+
+    An estimate, not an exact walk: it is run on a few sampled entries every few seconds, so it
+    must be cheap and must not follow the object graph into shared state.
+    """
+    seen: set[int] = set()
+    total = 0
+    stack: list[tuple[object, int]] = [(obj, 0)]
+    while stack and budget > 0:
+        item, depth = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        budget -= 1
+        try:
+            total += sys.getsizeof(item)
+        except Exception:
+            continue
+        if depth >= 2 or isinstance(item, (str, bytes, bytearray, int, float, type)):
+            continue
+        children: Iterable[object] = ()
+        if isinstance(item, dict):
+            children = itertools.chain.from_iterable(itertools.islice(item.items(), 16))
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            children = itertools.islice(item, 16)
+        elif hasattr(item, "__dict__"):
+            try:
+                children = itertools.islice(vars(item).values(), 16)
+            except TypeError:
+                pass
+        for child in children:
+            stack.append((child, depth + 1))
+    return total
+
+
+def estimate_container_bytes(container: Any, sample: int = 16, rng: random.Random | None = None) -> int:
+    """Estimate bytes held by a container: its own size + len() x mean size of sampled entries."""
+    rng = rng or random.Random()
+    own = sys.getsizeof(container)
+    try:
+        n = len(container)
+    except TypeError:
+        return own
+    if n == 0:
+        return own
+    entries: list[object] = []
+    try:
+        if isinstance(container, Mapping):
+            start = rng.randrange(max(1, n - sample + 1))
+            entries = [(k, v) for k, v in itertools.islice(container.items(), start, start + sample)]
+        elif hasattr(container, "__getitem__") and not isinstance(container, (str, bytes)):
+            entries = [container[rng.randrange(n)] for _ in range(min(sample, n))]
+        else:
+            entries = list(itertools.islice(iter(container), sample))
+    except (RuntimeError, IndexError, KeyError):
+        # Mutated by another thread while sampling: report the container alone this round.
+        return own
+    if not entries:
+        return own
+    per_entry = sum(_shallow_deep_size(e) for e in entries) / len(entries)
+    return int(own + per_entry * n)
+
+
+@dataclass(frozen=True)
+class WatchReading:
+    entries: int
+    bytes: int
+    at: float
+
+
+class ContainerWatch:
+    """Containers registered with `watch()`, measured at most once per interval."""
+
+    def __init__(self, *, interval_s: float, clock: Callable[[], float], max_watches: int = 64) -> None:
+        self._interval = interval_s
+        self._clock = clock
+        self._max = max_watches
+        self._containers: dict[str, Any] = {}
+        self._readings: dict[str, WatchReading] = {}
+        self._lock = threading.Lock()
+        self._rng = random.Random()
+
+    def watch(self, name: str, container: Any) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError("watch() needs a non-empty name")
+        try:
+            len(container)
+        except TypeError:
+            raise TypeError(f"watch({name!r}): the container must support len()") from None
+        with self._lock:
+            if name not in self._containers and len(self._containers) >= self._max:
+                raise ValueError(f"at most {self._max} containers can be watched")
+            self._containers[name] = container
+            self._readings.pop(name, None)
+
+    def unwatch(self, name: str) -> None:
+        with self._lock:
+            self._containers.pop(name, None)
+            self._readings.pop(name, None)
+
+    def containers(self) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._containers)
+
+    def readings(self) -> dict[str, WatchReading]:
+        now = self._clock()
+        out: dict[str, WatchReading] = {}
+        for name, container in self.containers().items():
+            reading = self._readings.get(name)
+            try:
+                entries = len(container)
+            except Exception:
+                continue
+            if reading is None or now - reading.at >= self._interval:
+                reading = WatchReading(entries, estimate_container_bytes(container, rng=self._rng), now)
+                with self._lock:
+                    if name in self._containers:
+                        self._readings[name] = reading
+            elif reading.entries != entries:
+                # len() is cheap and exact; scale the sampled bytes between estimates.
+                per = reading.bytes / reading.entries if reading.entries else 0.0
+                reading = WatchReading(entries, int(per * entries) if per else reading.bytes, reading.at)
+            out[name] = reading
+        return out
+
+
+class LoopRegistry:
+    """Event loops seen by the ASGI wrapper, weakly held, for the asyncio task gauge."""
+
+    def __init__(self) -> None:
+        self._loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+    def add(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loops.add(loop)
+
+    def task_count(self) -> int | None:
+        loops = [loop for loop in list(self._loops) if not loop.is_closed()]
+        if not loops:
+            return None
+        total = 0
+        for loop in loops:
+            try:
+                total += len(asyncio.all_tasks(loop))
+            except RuntimeError:
+                continue
+        return total
+
+
+class RuntimeCollector(Collector):
+    """Threads, asyncio tasks, watched containers, heap estimate and the service info gauge."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        watch: ContainerWatch,
+        loops: LoopRegistry,
+        heap_live_bytes: Callable[[], float | None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._watch = watch
+        self._loops = loops
+        self._heap_live_bytes = heap_live_bytes
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._settings
+        info = GaugeMetricFamily(
+            "leaktrace_info",
+            "leaktrace is running in this process",
+            labels=["service_name", "service_version", "deployment_environment", "service_instance_id"],
+        )
+        info.add_metric([s.service_name, s.service_version, s.deployment_environment, s.service_instance_id], 1)
+        yield info
+        yield GaugeMetricFamily("leaktrace_threads", "Live Python threads", value=threading.active_count())
+        tasks = self._loops.task_count()
+        if tasks is not None:
+            yield GaugeMetricFamily("leaktrace_asyncio_tasks", "Tasks of the running asyncio loop(s)", value=tasks)
+        if self._heap_live_bytes is not None:
+            try:
+                live = self._heap_live_bytes()
+            except Exception:
+                live = None
+            if live is not None:
+                yield GaugeMetricFamily(
+                    "leaktrace_heap_live_bytes", "Estimated live Python heap tracked by the heap sampler", value=live
+                )
+        readings = self._watch.readings()
+        entries = GaugeMetricFamily("leaktrace_watched_entries", "len() of a watched container", labels=["container"])
+        size = GaugeMetricFamily(
+            "leaktrace_watched_bytes", "Sampled estimate of bytes held by a watched container", labels=["container"]
+        )
+        for name, reading in sorted(readings.items()):
+            entries.add_metric([name], reading.entries)
+            size.add_metric([name], reading.bytes)
+        yield entries
+        yield size
+
+
+class RequestMetrics:
+    """http.server.request.duration as a Prometheus histogram with trace_id exemplars."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.histogram = Histogram(
+            "http_server_request_duration_seconds",
+            "Duration of HTTP server requests",
+            ["http_request_method", "http_route", "http_response_status_code"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+
+    def observe(self, seconds: float, method: str, route: str, status: int, trace_id: int, span_id: int) -> None:
+        exemplar = (
+            {"trace_id": format(trace_id, "032x"), "span_id": format(span_id, "016x")} if trace_id else None
+        )
+        self.histogram.labels(method, route, str(status)).observe(seconds, exemplar=exemplar)
+
+
+class RuntimeMetrics:
+    """Owns every collector leaktrace registers, so shutdown can unregister them all."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: CollectorRegistry,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        heap_live_bytes: Callable[[], float | None] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.watch = ContainerWatch(interval_s=settings.watch_interval_s, clock=clock)
+        self.loops = LoopRegistry()
+        runtime = RuntimeCollector(settings, watch=self.watch, loops=self.loops, heap_live_bytes=heap_live_bytes)
+        registry.register(runtime)
+        # The stock collectors register themselves on the registry they are given.
+        self._collectors: list[Collector] = [
+            runtime,
+            ProcessCollector(registry=registry),
+            GCCollector(registry=registry),
+        ]
+        self.requests = RequestMetrics(registry)
+        self._collectors.append(self.requests.histogram)
+
+    def close(self) -> None:
+        for collector in self._collectors:
+            try:
+                self.registry.unregister(collector)
+            except KeyError:
+                pass
+        self._collectors.clear()
+
+
+class MetricsServer:
+    """The /metrics HTTP endpoint (OpenMetrics when the scraper asks, so exemplars survive)."""
+
+    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+        self._registry = registry
+        self._host = host
+        self._port = port
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.port: int | None = None
+
+    def start(self) -> int | None:
+        from prometheus_client import start_http_server
+
+        try:
+            server, thread = start_http_server(self._port, addr=self._host, registry=self._registry)
+        except OSError as exc:
+            _log.warning(
+                "leaktrace: cannot serve metrics on %s:%d (%s); metrics are not served", self._host, self._port, exc
+            )
+            return None
+        self._server, self._thread = server, thread
+        self.port = int(server.server_port)
+        _log.info("leaktrace: serving metrics on http://%s:%d/metrics", self._host, self.port)
+        return self.port
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+        self.port = None

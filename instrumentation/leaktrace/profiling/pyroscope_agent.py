@@ -1,0 +1,139 @@
+"""pyroscope-io (CPU, and memory when leaktrace's own heap sampler is not running).
+
+pyroscope-io is a process-wide native agent: this class is its one owner in a process, started
+and stopped by Telemetry, and any failure of it is logged and contained.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from ..config import Settings
+
+_log = logging.getLogger("leaktrace.profiling")
+
+
+class PyroscopeProfiler:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        memory: bool,
+        tags: Mapping[str, str] | None = None,
+        agent: Any = None,
+    ) -> None:
+        """`agent` is the pyroscope module (injectable for tests); imported lazily otherwise."""
+        self._settings = settings
+        self._memory = memory
+        self._tags = dict(tags or {})
+        self._agent = agent
+        self.running = False
+        self._lock = threading.Lock()
+
+    @property
+    def memory(self) -> bool:
+        return self._memory
+
+    def start(self) -> bool:
+        s = self._settings
+        with self._lock:
+            if self.running:
+                return True
+            try:
+                agent = self._agent
+                if agent is None:
+                    import pyroscope as agent
+
+                    self._agent = agent
+                headers = {"Authorization": f"Bearer {s.pyroscope_auth_token}"} if s.pyroscope_auth_token else {}
+                ok = agent.configure(
+                    application_name=s.profile_application_name,
+                    server_address=s.pyroscope_server_address,
+                    basic_auth_username=s.pyroscope_basic_auth_username,
+                    basic_auth_password=s.pyroscope_basic_auth_password,
+                    tenant_id=s.pyroscope_tenant_id,
+                    http_headers=headers,
+                    sample_rate=s.pyroscope_sample_rate,
+                    upload_interval=s.pyroscope_upload_interval_s,
+                    tags=self._tags,
+                    mem_enabled=self._memory,
+                    mem_heap_sample_size=s.heap_sample_bytes,
+                    mem_max_nframe=s.heap_max_frames,
+                )
+            except Exception as exc:
+                _log.warning("leaktrace: the CPU profiler could not start (%r); continuing without it", exc)
+                return False
+            if ok is False:
+                _log.warning("leaktrace: pyroscope-io refused to start; continuing without CPU profiles")
+                return False
+            self.running = True
+            return True
+
+    def stop(self) -> None:
+        with self._lock:
+            if not self.running:
+                return
+            self.running = False
+            try:
+                self._agent.shutdown()
+            except Exception as exc:
+                _log.warning("leaktrace: pyroscope-io shutdown raised %r", exc)
+
+    def span_processor(self) -> SpanProcessor:
+        return _GuardedPyroscopeSpanProcessor(self)
+
+
+
+class _GuardedPyroscopeSpanProcessor(SpanProcessor):
+    """pyroscope-otel's PyroscopeSpanProcessor, called only while the agent runs, never raising.
+
+    It sets `pyroscope.profile.id` on root spans and tags the thread's CPU samples with
+    span_id/trace_id, which is what Grafana's "profiles for this span" needs.
+    """
+
+    def __init__(self, profiler: PyroscopeProfiler) -> None:
+        self._profiler = profiler
+        self._inner: SpanProcessor | None = None
+
+    def _delegate(self) -> SpanProcessor | None:
+        if not self._profiler.running:
+            return None
+        if self._inner is None:
+            try:
+                from pyroscope.otel import PyroscopeSpanProcessor
+
+                self._inner = PyroscopeSpanProcessor()
+            except Exception:
+                return None
+        return self._inner
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        inner = self._delegate()
+        if inner is not None:
+            try:
+                inner.on_start(span, parent_context)
+            except Exception:
+                pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        inner = self._delegate()
+        if inner is not None:
+            try:
+                inner.on_end(span)
+            except Exception:
+                pass
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+ProfilerFactory = Callable[[Settings], PyroscopeProfiler]

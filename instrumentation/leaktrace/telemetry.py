@@ -1,0 +1,333 @@
+"""Telemetry: the composition root of leaktrace in a process, and its lifecycle.
+
+Everything is built from Settings plus injected collaborators, started by `start()` and torn
+down by `shutdown()`, which is bounded in time: a dead collector or Pyroscope cannot hold the
+host's exit for longer than `settings.shutdown_timeout_s`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Protocol, TypeVar
+
+from opentelemetry import trace
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
+from prometheus_client import CollectorRegistry
+
+from ._ratelimit import OTEL_EXPORT_LOGGERS, RateLimitedLogger, RateLimiter, RateLimitFilter
+from .config import Settings
+from .logs import OTLPLogHandler, build_logger_provider, console_handler
+from .metrics import MetricsServer, RuntimeMetrics
+from .resource import build_resource
+from .tracing import build_tracer_provider, traced
+from .web import ASGIApp, WSGIApp, wrap_asgi, wrap_wsgi
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_log = logging.getLogger("leaktrace")
+
+
+class Profiler(Protocol):
+    running: bool
+
+    def start(self) -> bool: ...
+    def stop(self) -> None: ...
+
+
+class Stoppable(Protocol):
+    def start(self) -> Any: ...
+    def stop(self) -> None: ...
+
+
+class Telemetry:
+    """Traces, logs, memory gauges and profiles for one service, from one object.
+
+    Collaborators are keyword arguments so services and tests inject them; whatever is not
+    given is built from `settings`. Use `leaktrace.init()` for the usual case.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        logger_provider: LoggerProvider | None = None,
+        registry: CollectorRegistry | None = None,
+        profiler: Profiler | None = None,
+        heap_profiler: Any | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        set_global: bool = False,
+        serve_metrics: bool = True,
+        install_log_handlers: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._set_global = set_global
+        self._serve_metrics = serve_metrics and settings.metrics_enabled and not settings.sdk_disabled
+        self._install_log_handlers = install_log_handlers
+        self._warn = RateLimitedLogger(logging.getLogger("leaktrace.export"), RateLimiter(60.0, clock=clock))
+        self._export_filter = RateLimitFilter(RateLimiter(60.0, clock=clock))
+        self._lock = threading.Lock()
+        self._started = False
+        self._stopped = False
+        self._handlers: list[logging.Handler] = []
+        self._root_level: int | None = None
+        self._background: list[Stoppable] = []
+
+        resource = build_resource(settings)
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self.heap_profiler = heap_profiler if heap_profiler is not None else self._build_heap_profiler()
+        self.profiler = profiler if profiler is not None else self._build_profiler()
+
+        processors = []
+        span_processor = getattr(self.profiler, "span_processor", None)
+        if callable(span_processor):
+            processors.append(span_processor())
+        self.tracer_provider: trace.TracerProvider
+        if tracer_provider is not None:
+            self.tracer_provider = tracer_provider
+            if isinstance(tracer_provider, TracerProvider):
+                for p in processors:
+                    tracer_provider.add_span_processor(p)
+        elif settings.sdk_disabled:
+            self.tracer_provider = trace.NoOpTracerProvider()
+        else:
+            self.tracer_provider = build_tracer_provider(
+                settings, resource=resource, warn=self._warn, processors=processors
+            )
+        if logger_provider is not None:
+            self.logger_provider = logger_provider
+        else:
+            self.logger_provider = build_logger_provider(
+                settings if not settings.sdk_disabled else _no_export(settings), resource=resource, warn=self._warn
+            )
+        self.tracer: Tracer = self.tracer_provider.get_tracer("leaktrace")
+        heap_live = getattr(self.heap_profiler, "live_bytes", None)
+        self.metrics = RuntimeMetrics(settings, self.registry, clock=clock, heap_live_bytes=heap_live)
+        self._metrics_server = MetricsServer(self.registry, settings.metrics_host, settings.metrics_port)
+
+    # --- building -------------------------------------------------------------------------
+    def _profiling_on(self) -> bool:
+        return self.settings.profiling_enabled and not self.settings.sdk_disabled
+
+    def _build_heap_profiler(self) -> Any | None:
+        if not (self._profiling_on() and self.settings.heap_enabled):
+            return None
+        try:
+            from .profiling.heap import HeapProfiler
+        except ImportError:
+            return None
+        if not HeapProfiler.is_supported():
+            _log.warning("leaktrace: the span-linked heap sampler is not supported here; using pyroscope-io's")
+            return None
+        s = self.settings
+        return HeapProfiler(
+            sample_bytes=s.heap_sample_bytes,
+            max_frames=s.heap_max_frames,
+            max_tracked=s.heap_max_tracked,
+            registry=self.registry,
+        )
+
+    def _build_profiler(self) -> Profiler | None:
+        if not self._profiling_on():
+            return None
+        from .profiling.pyroscope_agent import PyroscopeProfiler
+
+        # The heap is never sampled twice: with our sampler on, pyroscope-io does CPU only.
+        return PyroscopeProfiler(self.settings, memory=self.heap_profiler is None)
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def start(self) -> Telemetry:
+        with self._lock:
+            if self._started:
+                return self
+            self._started = True
+        for name in OTEL_EXPORT_LOGGERS:
+            logging.getLogger(name).addFilter(self._export_filter)
+        if self._set_global:
+            self._install_globals()
+        if self._install_log_handlers:
+            self._install_logging()
+        if self._serve_metrics:
+            self._metrics_server.start()
+        if self.heap_profiler is not None:
+            self._start_heap()
+        if self.profiler is not None:
+            self.profiler.start()
+        return self
+
+    def _start_heap(self) -> None:
+        assert self.heap_profiler is not None
+        try:
+            self.heap_profiler.start()
+        except Exception as exc:
+            _log.warning("leaktrace: the heap sampler could not start (%r)", exc)
+            self.heap_profiler = None
+            return
+        try:
+            from .profiling.exporter import HeapExporter
+            from .profiling.push import PyroscopePusher
+        except ImportError:
+            return
+        s = self.settings
+        pusher = PyroscopePusher(
+            s.pyroscope_server_address,
+            auth_token=s.pyroscope_auth_token,
+            basic_auth=(s.pyroscope_basic_auth_username, s.pyroscope_basic_auth_password)
+            if s.pyroscope_basic_auth_username
+            else None,
+            tenant_id=s.pyroscope_tenant_id,
+        )
+        exporter = HeapExporter(
+            self.heap_profiler,
+            pusher,
+            interval_s=s.heap_export_interval_s,
+            application_name=s.profile_application_name,
+        )
+        exporter.start()
+        self._background.append(exporter)
+
+    def _install_globals(self) -> None:
+        from opentelemetry import _logs
+
+        trace.set_tracer_provider(self.tracer_provider)
+        if trace.get_tracer_provider() is not self.tracer_provider:
+            _log.warning("leaktrace: a global tracer provider was already set; leaving it in place")
+        _logs.set_logger_provider(self.logger_provider)
+
+    def _install_logging(self) -> None:
+        root = logging.getLogger()
+        unconfigured = not root.handlers
+        if self.settings.logs_enabled and not self.settings.sdk_disabled:
+            self._handlers.append(OTLPLogHandler(self.logger_provider))
+        if self.settings.log_console and unconfigured:
+            self._handlers.append(console_handler())
+        for handler in self._handlers:
+            root.addHandler(handler)
+        if unconfigured and self._handlers:
+            # An unconfigured root drops INFO before any handler sees it.
+            self._root_level = root.level
+            root.setLevel(min(root.level, self.settings.log_level))
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush and stop everything; True if it all finished within the timeout."""
+        with self._lock:
+            if self._stopped:
+                return True
+            self._stopped = True
+        deadline = timeout if timeout is not None else self.settings.shutdown_timeout_s
+        root = logging.getLogger()
+        for handler in self._handlers:
+            root.removeHandler(handler)
+        if self._root_level is not None:
+            root.setLevel(self._root_level)
+        self._handlers.clear()
+        done = threading.Event()
+
+        def work() -> None:
+            steps: list[Callable[[], Any]] = [b.stop for b in reversed(self._background)]
+            if self.profiler is not None:
+                steps.append(self.profiler.stop)
+            if self.heap_profiler is not None:
+                steps.append(self.heap_profiler.stop)
+            steps.append(self._metrics_server.stop)
+            for provider in (self.tracer_provider, self.logger_provider):
+                stop = getattr(provider, "shutdown", None)
+                if callable(stop):
+                    steps.append(stop)
+            for step in steps:
+                try:
+                    step()
+                except Exception as exc:
+                    _log.warning("leaktrace: error during shutdown (%r)", exc)
+            done.set()
+
+        worker = threading.Thread(target=work, name="leaktrace-shutdown", daemon=True)
+        worker.start()
+        finished = done.wait(deadline)
+        if not finished:
+            _log.warning("leaktrace: shutdown did not finish in %.1fs; unsent telemetry is dropped", deadline)
+        self.metrics.close()
+        for name in OTEL_EXPORT_LOGGERS:
+            logging.getLogger(name).removeFilter(self._export_filter)
+        return finished
+
+    def __enter__(self) -> Telemetry:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.shutdown()
+
+    # --- what services use ----------------------------------------------------------------
+    @property
+    def metrics_port(self) -> int | None:
+        """The bound /metrics port (useful with LEAKTRACE_METRICS_PORT=0), or None."""
+        return self._metrics_server.port
+
+    def traced(self, name: str | None = None) -> Callable[[F], F]:
+        return traced(self.tracer, name)
+
+    def wrap_asgi(self, app: ASGIApp) -> ASGIApp:
+        return wrap_asgi(
+            app, tracer_provider=self.tracer_provider, requests=self.metrics.requests, loops=self.metrics.loops
+        )
+
+    def wrap_wsgi(self, app: WSGIApp) -> WSGIApp:
+        return wrap_wsgi(app, tracer_provider=self.tracer_provider, requests=self.metrics.requests)
+
+    def metrics_asgi_app(self) -> ASGIApp:
+        from prometheus_client import make_asgi_app
+
+        return make_asgi_app(self.registry)  # type: ignore[no-any-return]
+
+    def watch(self, name: str, container: Any) -> None:
+        """Report len() and a sampled byte estimate of `container` as leaktrace_watched_*."""
+        self.metrics.watch.watch(name, container)
+
+    def unwatch(self, name: str) -> None:
+        self.metrics.watch.unwatch(name)
+
+    def watched(self) -> dict[str, Any]:
+        return self.metrics.watch.containers()
+
+
+def _no_export(settings: Settings) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, logs_enabled=False, traces_enabled=False)
+
+
+def init(service_name: str | None = None, *, set_global: bool = False, **overrides: Any) -> Telemetry:
+    """Build Telemetry from arguments and the environment, start it and return it.
+
+    Keyword overrides are Settings fields (for example `metrics_port=0`) and win over the env.
+    Collaborators (`tracer_provider=`, `registry=`, `profiler=`, `clock=` ...) pass through to
+    `Telemetry`.
+    """
+    collaborators = {
+        k: overrides.pop(k)
+        for k in (
+            "tracer_provider",
+            "logger_provider",
+            "registry",
+            "profiler",
+            "heap_profiler",
+            "clock",
+            "serve_metrics",
+            "install_log_handlers",
+        )
+        if k in overrides
+    }
+    environ = overrides.pop("environ", None)
+    if service_name is not None:
+        overrides["service_name"] = service_name
+    settings = Settings.resolve(environ, **overrides)
+    return Telemetry(settings, set_global=set_global, **collaborators).start()

@@ -1,0 +1,125 @@
+"""Tracer provider with a bounded, failure-contained OTLP export path, and `traced()`."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import Tracer
+
+from ._ratelimit import RateLimitedLogger
+from .config import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_log = logging.getLogger("leaktrace.tracing")
+
+
+def make_span_exporter(settings: Settings) -> SpanExporter:
+    """The OTLP span exporter for the configured protocol (grpc or http/protobuf)."""
+    if settings.traces_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        endpoint = settings.traces_endpoint
+        insecure = not endpoint.startswith("https://")
+        return GrpcExporter(
+            endpoint=endpoint.split("://", 1)[-1],
+            insecure=insecure,
+            headers=dict(settings.traces_headers),
+            timeout=settings.traces_timeout_s,
+        )
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    return HttpExporter(
+        endpoint=settings.traces_endpoint,
+        headers=dict(settings.traces_headers),
+        timeout=settings.traces_timeout_s,
+    )
+
+
+class GuardedSpanExporter(SpanExporter):
+    """Turns an exporter that raises into a failed export and one rate-limited warning."""
+
+    def __init__(self, inner: SpanExporter, warn: RateLimitedLogger) -> None:
+        self._inner = inner
+        self._warn = warn
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self._inner.export(spans)
+        except Exception as exc:  # the host must never see an exporter's bug
+            self._warn.warning("span-export-raised", "leaktrace: span exporter raised %r; spans dropped", exc)
+            return SpanExportResult.FAILURE
+        if result is not SpanExportResult.SUCCESS:
+            self._warn.warning("span-export-failed", "leaktrace: could not export %d spans", len(spans))
+        return result
+
+    def shutdown(self) -> None:
+        try:
+            self._inner.shutdown()
+        except Exception as exc:
+            self._warn.warning("span-export-shutdown", "leaktrace: span exporter shutdown raised %r", exc)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        try:
+            return bool(self._inner.force_flush(timeout_millis))
+        except Exception:
+            return False
+
+
+def build_tracer_provider(
+    settings: Settings,
+    *,
+    resource: Resource,
+    warn: RateLimitedLogger,
+    exporter: SpanExporter | None = None,
+    processors: Sequence[SpanProcessor] = (),
+) -> TracerProvider:
+    provider = TracerProvider(resource=resource)
+    for processor in processors:
+        provider.add_span_processor(processor)
+    if exporter is None and settings.traces_enabled:
+        try:
+            exporter = make_span_exporter(settings)
+        except Exception as exc:
+            warn.warning("span-exporter-init", "leaktrace: cannot build the OTLP span exporter (%r); traces are not exported", exc)
+    if exporter is not None:
+        provider.add_span_processor(
+            BatchSpanProcessor(
+                GuardedSpanExporter(exporter, warn),
+                max_queue_size=settings.span_queue_size,
+                export_timeout_millis=int(settings.traces_timeout_s * 1000),
+            )
+        )
+    return provider
+
+
+def traced(tracer: Tracer, name: str | None = None) -> Callable[[F], F]:
+    """Decorate a sync or async function so each call runs in its own span."""
+
+    def decorate(func: F) -> F:
+        span_name = name or func.__qualname__
+        attrs = {"code.function.name": func.__qualname__, "code.namespace": func.__module__}
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with tracer.start_as_current_span(span_name, attributes=attrs):
+                    return await func(*args, **kwargs)
+
+            return cast(F, async_wrapper)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with tracer.start_as_current_span(span_name, attributes=attrs):
+                return func(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate
