@@ -96,18 +96,26 @@ class GuardedLogExporter(LogRecordExporter):
     def __init__(self, inner: LogRecordExporter, warn: RateLimitedLogger) -> None:
         self._inner = inner
         self._warn = warn
+        self._closed = False
+        self.failing = False
 
     def export(self, batch: Sequence[object]) -> LogRecordExportResult:  # type: ignore[override]
+        if self._closed:
+            return LogRecordExportResult.FAILURE
         try:
             result = self._inner.export(batch)  # type: ignore[arg-type]
         except Exception as exc:
             self._warn.warning("log-export-raised", "leaktrace: log exporter raised %r; logs dropped", exc)
-            return LogRecordExportResult.FAILURE
-        if result is not LogRecordExportResult.SUCCESS:
+            result = LogRecordExportResult.FAILURE
+        self.failing = result is not LogRecordExportResult.SUCCESS
+        if self.failing:
             self._warn.warning("log-export-failed", "leaktrace: could not export %d log records", len(batch))
         return result
 
     def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         try:
             self._inner.shutdown()
         except Exception:
@@ -144,22 +152,24 @@ def build_logger_provider(
     resource: object,
     warn: RateLimitedLogger,
     exporter: LogRecordExporter | None = None,
-) -> LoggerProvider:
-    provider = LoggerProvider(resource=resource)  # type: ignore[arg-type]
+) -> tuple[LoggerProvider, GuardedLogExporter | None]:
+    provider = LoggerProvider(resource=resource, shutdown_on_exit=False)  # type: ignore[arg-type]
+    guarded = None
     if exporter is None and settings.logs_enabled:
         try:
             exporter = make_log_exporter(settings)
         except Exception as exc:
             warn.warning("log-exporter-init", "leaktrace: cannot build the OTLP log exporter (%r); logs are not exported", exc)
     if exporter is not None:
+        guarded = GuardedLogExporter(exporter, warn)
         provider.add_log_record_processor(
             BatchLogRecordProcessor(
-                GuardedLogExporter(exporter, warn),
+                guarded,
                 max_queue_size=settings.log_queue_size,
                 export_timeout_millis=int(settings.logs_timeout_s * 1000),
             )
         )
-    return provider
+    return provider, guarded
 
 
 def console_handler(level: int = logging.NOTSET) -> logging.Handler:

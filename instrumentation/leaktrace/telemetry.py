@@ -79,6 +79,7 @@ class Telemetry:
         self._handlers: list[logging.Handler] = []
         self._root_level: int | None = None
         self._background: list[Stoppable] = []
+        self._export_guards: list[Any] = []
 
         resource = build_resource(settings)
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
@@ -98,15 +99,17 @@ class Telemetry:
         elif settings.sdk_disabled:
             self.tracer_provider = trace.NoOpTracerProvider()
         else:
-            self.tracer_provider = build_tracer_provider(
+            self.tracer_provider, span_guard = build_tracer_provider(
                 settings, resource=resource, warn=self._warn, processors=processors
             )
+            self._export_guards.append(span_guard)
         if logger_provider is not None:
             self.logger_provider = logger_provider
         else:
-            self.logger_provider = build_logger_provider(
+            self.logger_provider, log_guard = build_logger_provider(
                 settings if not settings.sdk_disabled else _no_export(settings), resource=resource, warn=self._warn
             )
+            self._export_guards.append(log_guard)
         self.tracer: Tracer = self.tracer_provider.get_tracer("leaktrace")
         heap_live = getattr(self.heap_profiler, "live_bytes", None)
         self.metrics = RuntimeMetrics(settings, self.registry, clock=clock, heap_live_bytes=heap_live)
@@ -230,6 +233,8 @@ class Telemetry:
         self._handlers.clear()
         done = threading.Event()
 
+        providers = [p for p in (self.tracer_provider, self.logger_provider) if hasattr(p, "force_flush")]
+
         def work() -> None:
             steps: list[Callable[[], Any]] = [b.stop for b in reversed(self._background)]
             if self.profiler is not None:
@@ -237,10 +242,12 @@ class Telemetry:
             if self.heap_profiler is not None:
                 steps.append(self.heap_profiler.stop)
             steps.append(self._metrics_server.stop)
-            for provider in (self.tracer_provider, self.logger_provider):
-                stop = getattr(provider, "shutdown", None)
-                if callable(stop):
-                    steps.append(stop)
+            # Flush with part of the budget; then close the exporters, which aborts any retry
+            # back-off against a dead collector, so the providers' own shutdown is quick.
+            flush_ms = int(deadline * 600 / max(1, len(providers)))
+            steps += [lambda p=p: p.force_flush(flush_ms) for p in providers]
+            steps += [g.shutdown for g in self._export_guards if g is not None]
+            steps += [p.shutdown for p in providers]
             for step in steps:
                 try:
                     step()

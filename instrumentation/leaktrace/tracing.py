@@ -49,18 +49,27 @@ class GuardedSpanExporter(SpanExporter):
     def __init__(self, inner: SpanExporter, warn: RateLimitedLogger) -> None:
         self._inner = inner
         self._warn = warn
+        self._closed = False
+        #: True while the last export failed; shutdown then aborts retries instead of waiting.
+        self.failing = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._closed:
+            return SpanExportResult.FAILURE
         try:
             result = self._inner.export(spans)
         except Exception as exc:  # the host must never see an exporter's bug
             self._warn.warning("span-export-raised", "leaktrace: span exporter raised %r; spans dropped", exc)
-            return SpanExportResult.FAILURE
-        if result is not SpanExportResult.SUCCESS:
+            result = SpanExportResult.FAILURE
+        self.failing = result is not SpanExportResult.SUCCESS
+        if self.failing:
             self._warn.warning("span-export-failed", "leaktrace: could not export %d spans", len(spans))
         return result
 
     def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         try:
             self._inner.shutdown()
         except Exception as exc:
@@ -80,8 +89,9 @@ def build_tracer_provider(
     warn: RateLimitedLogger,
     exporter: SpanExporter | None = None,
     processors: Sequence[SpanProcessor] = (),
-) -> TracerProvider:
-    provider = TracerProvider(resource=resource)
+) -> tuple[TracerProvider, GuardedSpanExporter | None]:
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    guarded = None
     for processor in processors:
         provider.add_span_processor(processor)
     if exporter is None and settings.traces_enabled:
@@ -90,14 +100,15 @@ def build_tracer_provider(
         except Exception as exc:
             warn.warning("span-exporter-init", "leaktrace: cannot build the OTLP span exporter (%r); traces are not exported", exc)
     if exporter is not None:
+        guarded = GuardedSpanExporter(exporter, warn)
         provider.add_span_processor(
             BatchSpanProcessor(
-                GuardedSpanExporter(exporter, warn),
+                guarded,
                 max_queue_size=settings.span_queue_size,
                 export_timeout_millis=int(settings.traces_timeout_s * 1000),
             )
         )
-    return provider
+    return provider, guarded
 
 
 def traced(tracer: Tracer, name: str | None = None) -> Callable[[F], F]:

@@ -64,7 +64,13 @@ def user_frames(frames: Sequence[Frame], frame_filter: FrameFilter) -> tuple[Fra
 def call_path_key(frames: Sequence[Frame], frame_filter: FrameFilter, depth: int = 2) -> CallPathKey:
     """Grouping key: the first `depth` user frames (library frames between them are skipped)."""
     trimmed = user_frames(frames, frame_filter)
-    picked = [f for f in trimmed if frame_filter.is_user(f.file)][:depth]
+    picked: list[Frame] = []
+    for f in trimmed:
+        # Skip library frames, and repeats of one line (a 3.11 comprehension is its own frame).
+        if frame_filter.is_user(f.file) and not (picked and (picked[-1].file, picked[-1].line) == (f.file, f.line)):
+            picked.append(f)
+            if len(picked) == depth:
+                break
     return tuple(picked) if picked else tuple(trimmed[:depth])
 
 
