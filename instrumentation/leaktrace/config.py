@@ -160,6 +160,7 @@ class _Env:
     def __init__(self, environ: Mapping[str, str], warn: Callable[[str], None]) -> None:
         self._environ = environ
         self._warn = warn
+        self._warned: set[str] = set()  # a generic var read for two signals warns once
 
     def get(self, names: tuple[str, ...], parse: Callable[[str], T], default: T) -> T:
         # First name that is set wins (signal-specific before generic); a malformed value of
@@ -171,7 +172,9 @@ class _Env:
             try:
                 return parse(raw)
             except ValueError as exc:
-                self._warn(f"ignoring {name}={raw!r}: {exc}; using default {default!r}")
+                if name not in self._warned:
+                    self._warned.add(name)
+                    self._warn(f"ignoring {name}={raw!r}: {exc}; using default {default!r}")
                 return default
         return default
 

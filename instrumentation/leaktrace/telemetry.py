@@ -242,11 +242,7 @@ class Telemetry:
             if self.heap_profiler is not None:
                 steps.append(self.heap_profiler.stop)
             steps.append(self._metrics_server.stop)
-            # Flush with part of the budget; then close the exporters, which aborts any retry
-            # back-off against a dead collector, so the providers' own shutdown is quick.
-            flush_ms = int(deadline * 600 / max(1, len(providers)))
-            steps += [lambda p=p: p.force_flush(flush_ms) for p in providers]
-            steps += [g.shutdown for g in self._export_guards if g is not None]
+            steps.append(lambda: self._flush_then_abort(providers, deadline * 0.6))
             steps += [p.shutdown for p in providers]
             for step in steps:
                 try:
@@ -264,6 +260,20 @@ class Telemetry:
         for name in OTEL_EXPORT_LOGGERS:
             logging.getLogger(name).removeFilter(self._export_filter)
         return finished
+
+    def _flush_then_abort(self, providers: list[Any], budget: float) -> None:
+        # force_flush() waits for an export in progress however long its retries take, so the
+        # flushes run in threads under a budget; then closing the exporters aborts any retry
+        # back-off against a dead collector and the providers' own shutdown is quick.
+        flushers = [threading.Thread(target=p.force_flush, name="leaktrace-flush", daemon=True) for p in providers]
+        for t in flushers:
+            t.start()
+        end = time.monotonic() + budget
+        for t in flushers:
+            t.join(max(0.0, end - time.monotonic()))
+        for guard in self._export_guards:
+            if guard is not None:
+                guard.shutdown()
 
     def __enter__(self) -> Telemetry:
         return self.start()

@@ -65,16 +65,17 @@ class _ASGIRecorder:
             nonlocal status
             if message.get("type") == "http.response.start":
                 status = int(message.get("status", 500))
+                # Routing is done by now, and the server span ends with the response body, so
+                # this is the moment to give it its route name.
+                _name_span(str(scope.get("method", "GET")), _route(scope))
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            method = str(scope.get("method", "GET"))
-            route = _route(scope)
-            _name_span(method, route)
             if scope.get("path") != "/metrics":
-                self._requests.observe(self._clock() - start, method, route, status, ctx.trace_id, ctx.span_id)
+                method = str(scope.get("method", "GET"))
+                self._requests.observe(self._clock() - start, method, _route(scope), status, ctx.trace_id, ctx.span_id)
 
 
 def wrap_asgi(

@@ -13,7 +13,7 @@ Memory bounds (each independent of run time and of the host's allocation pattern
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from leaktrace.analysis.callpath import CallPathKey, FrameFilter, call_path_key, user_frames
@@ -75,7 +75,7 @@ class _Path:
         # objects are kept in lockstep with bytes (same timestamps) for the report.
         self.bytes = Series(capacity)
         self.objects = Series(capacity)
-        self.first_seen: dict[int, float] = {}
+        self.first_seen: dict[int, tuple[float, int]] = {}  # trace id -> (first seen live, span id)
 
 
 class LeakAnalyzer:
@@ -128,7 +128,7 @@ class LeakAnalyzer:
         cfg = self._config
         agg: dict[CallPathKey, list[float]] = {}  # key -> [bytes, objects, best_bytes]
         best: dict[CallPathKey, tuple[Frame, ...]] = {}
-        traces: dict[CallPathKey, set[int]] = {}
+        traces: dict[CallPathKey, dict[int, int]] = {}
         for s in snapshot.samples:
             if s.inuse_bytes <= 0:
                 continue
@@ -142,7 +142,7 @@ class LeakAnalyzer:
                 a[2] = s.inuse_bytes
                 best[key] = s.frames
             if s.trace_id:
-                traces.setdefault(key, set()).add(s.trace_id)
+                traces.setdefault(key, {})[s.trace_id] = s.span_id
         for key, path in self._paths.items():
             if key not in agg:
                 path.bytes.append(t, 0.0)
@@ -162,7 +162,7 @@ class LeakAnalyzer:
                 path.frames = user_frames(best[key], self._filter)[: cfg.max_frames]
             path.bytes.append(t, nbytes)
             path.objects.append(t, nobj)
-            path.first_seen = _keep_oldest(path.first_seen, traces.get(key, ()), t, cfg.max_traces_per_path)
+            path.first_seen = _keep_oldest(path.first_seen, traces.get(key, {}), t, cfg.max_traces_per_path)
         self._total.append(t, snapshot.inuse_bytes)
         if rss_bytes is not None:
             self._rss.append(t, float(rss_bytes))
@@ -194,6 +194,7 @@ class LeakAnalyzer:
             tr = classify(series.times, series.values, cfg.trend)
             if tr.shape is not Shape.GROWING:
                 continue
+            retained = self._retained_traces(path)
             suspects.append(
                 Suspect(
                     frames=path.frames,
@@ -201,7 +202,8 @@ class LeakAnalyzer:
                     retained_bytes=int(series.last),
                     objects=int(path.objects.last),
                     p_value=tr.p_value,
-                    trace_ids=self._retained_traces(path),
+                    trace_ids=tuple(format(tid, "032x") for tid, _ in retained),
+                    span_ids=tuple(format(sid, "016x") for _, sid in retained),
                     key=path.key,
                 )
             )
@@ -219,19 +221,26 @@ class LeakAnalyzer:
             notes=tuple(notes),
         )
 
-    def _retained_traces(self, path: _Path) -> tuple[str, ...]:
+    def _retained_traces(self, path: _Path) -> list[tuple[int, int]]:
+        """(trace id, span id) of requests whose allocations here stayed live long enough.
+
+        A request's transient allocations are freed when it ends, so they are rarely in a
+        snapshot and never for long; what is still live `min_trace_age_s` later was kept.
+        """
         if self._last_t is None:
-            return ()
+            return []
         cutoff = self._last_t - self._config.min_trace_age_s
-        old = sorted((t0, tid) for tid, t0 in path.first_seen.items() if t0 <= cutoff)
-        return tuple(format(tid, "032x") for _, tid in old[: self._config.max_reported_traces])
+        old = sorted((t0, tid, sid) for tid, (t0, sid) in path.first_seen.items() if t0 <= cutoff)
+        return [(tid, sid) for _, tid, sid in old[: self._config.max_reported_traces]]
 
 
-def _keep_oldest(first_seen: dict[int, float], live: Iterable[int], now: float, cap: int) -> dict[int, float]:
+def _keep_oldest(
+    first_seen: dict[int, tuple[float, int]], live: Mapping[int, int], now: float, cap: int
+) -> dict[int, tuple[float, int]]:
     """Trace ids live now, with the time each was first seen live; the `cap` oldest kept."""
-    out = {tid: first_seen.get(tid, now) for tid in live}
+    out = {tid: first_seen.get(tid, (now, sid)) for tid, sid in live.items()}
     if len(out) > cap:
-        out = dict(sorted(out.items(), key=lambda kv: kv[1])[:cap])
+        out = dict(sorted(out.items(), key=lambda kv: kv[1][0])[:cap])
     return out
 
 

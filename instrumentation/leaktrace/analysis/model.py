@@ -39,6 +39,7 @@ class Suspect:
     trace_ids: tuple[str, ...] = ()  # 32-hex, requests whose allocations here are still live
     holder: Holder | None = None
     key: tuple[Frame, ...] = ()  # the grouping key (see callpath); not part of the JSON
+    span_ids: tuple[str, ...] = ()  # 16-hex, parallel to trace_ids; not part of the JSON
 
     @property
     def retained_by(self) -> str | None:

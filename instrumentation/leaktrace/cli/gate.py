@@ -32,8 +32,8 @@ def register(subparsers: Any) -> None:
         "gate",
         help="decide whether a canary may continue, from its memory against the baseline's",
         description=(
-            "Compare avg_over_time(canary[canary-window]) with "
-            "avg_over_time(baseline[baseline-window]) in Prometheus, averaged over the "
+            "Compare avg_over_time(canary[canary-window]) with\n"
+            "avg_over_time(baseline[baseline-window]) in Prometheus, each averaged over the\n"
             "matching series, and decide: continue, pause or rollback."
         ),
         epilog=_EPILOG,

@@ -1,0 +1,42 @@
+"""Leak analysis: heap snapshots in, verdicts out.
+
+- `trend`: Mann-Kendall / Theil-Sen and the leak-vs-plateau classifier (pure).
+- `callpath`: what "the call path" of an allocation is (first user frames).
+- `analyzer`: `LeakAnalyzer` / `analyze()`: bounded per-path series -> `Report` (pure).
+- `retention`: `ContainerCensus`: which container holds a suspect (budgeted steps).
+- `hunter`: `Hunter`: the thread that drives the above and publishes metrics/logs/spans.
+- `tracemalloc_source`: `TracemallocSource`, the fallback snapshot source (no trace ids).
+- `handoff`: the report file between a hunted child and `leaktrace hunt`.
+"""
+
+from leaktrace.analysis.analyzer import AnalyzerConfig, LeakAnalyzer, analyze
+from leaktrace.analysis.callpath import FrameFilter
+from leaktrace.analysis.handoff import LEAKTRACE_HUNT_REPORT, read_report, write_report
+from leaktrace.analysis.hunter import Hunter, HunterConfig
+from leaktrace.analysis.model import LEAK, NO_LEAK, Holder, Report, Suspect
+from leaktrace.analysis.retention import ContainerCensus, RetentionConfig
+from leaktrace.analysis.trend import Shape, TrendConfig, classify
+from leaktrace.analysis.tracemalloc_source import TracemallocSource
+
+__all__ = [
+    "AnalyzerConfig",
+    "ContainerCensus",
+    "FrameFilter",
+    "Holder",
+    "Hunter",
+    "HunterConfig",
+    "LEAK",
+    "LEAKTRACE_HUNT_REPORT",
+    "LeakAnalyzer",
+    "NO_LEAK",
+    "Report",
+    "RetentionConfig",
+    "Shape",
+    "Suspect",
+    "TracemallocSource",
+    "TrendConfig",
+    "analyze",
+    "classify",
+    "read_report",
+    "write_report",
+]

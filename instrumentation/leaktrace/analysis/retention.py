@@ -1,0 +1,417 @@
+"""Retention search: which container keeps a growing call path's memory alive.
+
+The model is "map growth against heap growth": a leak's live bytes grow because some
+container gains entries, so over the same window
+
+    bytes(t) ~= a + b * entries(t)
+
+fits well (high R^2), with b the bytes each entry retains. A `ContainerCensus` measures
+the len() of every candidate holder a little at a time (a time budget per step, resumed
+from a cursor), and `attribute` fits each candidate against a suspect's bytes series and
+picks the best, using two independent checks to break the tie between containers that
+all grow linearly:
+
+- size consistency: b against the measured size of recently added entries;
+- provenance: where a recently added entry (or its direct children) was allocated, when
+  an `object_site` function is available (tracemalloc fallback: get_object_traceback).
+
+Candidates: watched containers (telemetry.watch), module-level globals of user modules,
+dict values one level down, attributes of user classes and of module-level instances of
+user classes, `functools.lru_cache` wrappers (cache_info().currsize), closure cells of
+module-level functions, live threads grouped by target, and asyncio tasks grouped by
+coroutine (when a task source is given).
+
+The census never keeps user objects: it stores names, numbers and frames. Objects are
+referenced only while one step runs.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import math
+import os
+import sys
+import threading
+import time
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from leaktrace.analysis.analyzer import Series
+from leaktrace.analysis.callpath import CallPathKey, FrameFilter, user_frames
+from leaktrace.analysis.model import Holder
+from leaktrace.analysis.trend import ols, theil_sen
+from leaktrace.profiling.samples import Frame
+
+ObjectSite = Callable[[object], "tuple[Frame, ...] | None"]
+
+_GROWABLE: tuple[type, ...] = (dict, list, set, collections.deque, bytearray)
+_UNSIZED_KINDS = frozenset({"lru_cache", "threads", "tasks"})
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    step_budget_s: float = 0.05  # wall time one census step may use
+    max_candidates: int = 4096
+    max_points: int = 120
+    dict_fanout: int = 64  # look into the values of dicts with at most this many keys
+    min_entries_growth: int = 3
+    min_r_squared: float = 0.5
+    sample_entries: int = 3  # recently added entries sized and located per grown candidate
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    name: str
+    kind: str
+    size: int
+    obj: Any  # only during one step
+
+
+class _Candidate:
+    __slots__ = ("name", "kind", "series", "entry_sizes", "sites", "last_cycle")
+
+    def __init__(self, name: str, kind: str, capacity: int) -> None:
+        self.name = name
+        self.kind = kind
+        self.series = Series(capacity)
+        self.entry_sizes: collections.deque[float] = collections.deque(maxlen=16)
+        self.sites: collections.deque[tuple[str, int]] = collections.deque(maxlen=32)
+        self.last_cycle = 0
+
+
+class ContainerCensus:
+    """Measures candidate holders over time. Call `step()` periodically from one thread."""
+
+    def __init__(
+        self,
+        config: RetentionConfig = RetentionConfig(),
+        *,
+        containers: Callable[[], Mapping[str, object]] = dict,
+        tasks: Callable[[], Iterable[Any]] | None = None,
+        object_site: ObjectSite | None = None,
+        frame_filter: FrameFilter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        modules: Callable[[], Mapping[str, types.ModuleType]] = lambda: sys.modules,
+    ) -> None:
+        self._config = config
+        self._containers = containers
+        self._tasks = tasks
+        self._object_site = object_site
+        self._filter = frame_filter or FrameFilter.default()
+        self._clock = clock
+        self._modules = modules
+        self._candidates: dict[str, _Candidate] = {}
+        self._user_module: dict[str, bool] = {}
+        self._work: list[str] = []
+        self._cycle = 0
+        self.errors = 0  # items skipped because they changed under us or raised
+
+    @property
+    def candidates(self) -> int:
+        return len(self._candidates)
+
+    def series(self, name: str) -> tuple[Sequence[float], Sequence[float]]:
+        c = self._candidates.get(name)
+        return (tuple(c.series.times), tuple(c.series.values)) if c else ((), ())
+
+    def step(self, now: float | None = None) -> bool:
+        """Measure candidates until the budget is spent. True when a full cycle completed."""
+        t = self._clock() if now is None else now
+        deadline = time.monotonic() + self._config.step_budget_s
+        if not self._work:
+            self._cycle += 1
+            mods = self._modules()
+            self._work = ["@threads", "@tasks", "@watched"] + sorted(
+                n for n in list(mods) if self._is_user_module(n, mods.get(n))
+            )
+            self._work.reverse()  # pop() from the end
+        while self._work:
+            item = self._work.pop()
+            try:
+                for seen in self._enumerate(item):
+                    self._record(seen, t)
+            except Exception:  # noqa: BLE001 - user objects may raise anything from len() or vars()
+                self.errors += 1
+            if time.monotonic() >= deadline:
+                break
+        if self._work:
+            return False
+        stale = [n for n, c in self._candidates.items() if c.last_cycle < self._cycle - 2]
+        for n in stale:
+            del self._candidates[n]
+        return True
+
+    def _is_user_module(self, name: str, mod: object) -> bool:
+        known = self._user_module.get(name)
+        if known is None:
+            file = getattr(mod, "__file__", None)
+            known = isinstance(file, str) and self._filter.is_user(file)
+            if len(self._user_module) > 65536:
+                self._user_module.clear()
+            self._user_module[name] = known
+        return known
+
+    def _record(self, seen: _Seen, t: float) -> None:
+        c = self._candidates.get(seen.name)
+        if c is None:
+            if len(self._candidates) >= self._config.max_candidates:
+                return
+            c = self._candidates[seen.name] = _Candidate(seen.name, seen.kind, self._config.max_points)
+        grew = len(c.series) > 0 and seen.size > c.series.last
+        c.series.append(t, float(seen.size))
+        c.last_cycle = self._cycle
+        if grew and seen.obj is not None:
+            for entry in _recent_entries(seen.obj, self._config.sample_entries):
+                c.entry_sizes.append(float(_deep_size(entry)))
+                if self._object_site is not None:
+                    for obj in (entry, *_children(entry)):
+                        site = self._object_site(obj)
+                        if site:
+                            top = user_frames(site, self._filter)[0]
+                            if (top.file, top.line) not in c.sites:
+                                c.sites.append((top.file, top.line))
+
+    # --- enumeration ---------------------------------------------------------------------
+    def _enumerate(self, item: str) -> Iterator[_Seen]:
+        if item == "@threads":
+            yield from self._threads()
+        elif item == "@tasks":
+            if self._tasks is not None:
+                yield from self._grouped_tasks()
+        elif item == "@watched":
+            for name, obj in list(self._containers().items()):
+                yield _Seen(f"{name}", type(obj).__name__, _size_of(obj), obj)
+        else:
+            mod = self._modules().get(item)
+            if mod is not None:
+                yield from self._module(item, mod)
+
+    def _threads(self) -> Iterator[_Seen]:
+        groups: dict[str, int] = {}
+        for th in threading.enumerate():
+            target = getattr(th, "_target", None)
+            label = _qualname(target) if target is not None else _qualname(type(th))
+            groups[label] = groups.get(label, 0) + 1
+        for label, n in groups.items():
+            yield _Seen(f"threads running {label}", "threads", n, None)
+
+    def _grouped_tasks(self) -> Iterator[_Seen]:
+        assert self._tasks is not None
+        groups: dict[str, int] = {}
+        for task in list(self._tasks()):
+            coro = task.get_coro() if hasattr(task, "get_coro") else None
+            label = getattr(coro, "__qualname__", None) or type(task).__name__
+            groups[label] = groups.get(label, 0) + 1
+        for label, n in groups.items():
+            yield _Seen(f"tasks running {label}", "tasks", n, None)
+
+    def _module(self, modname: str, mod: types.ModuleType) -> Iterator[_Seen]:
+        display = _module_display_name(modname, mod)
+        for name, value in list(vars(mod).items()):
+            if name.startswith("__"):
+                continue
+            path = f"{display}.{name}"
+            yield from self._value(path, value, modname, depth=0)
+            if isinstance(value, type) and value.__module__ == modname:
+                for attr, cval in list(vars(value).items()):
+                    if not attr.startswith("__"):
+                        yield from self._value(f"{display}.{value.__qualname__}.{attr}", cval, modname, depth=1)
+            elif isinstance(value, types.FunctionType) and value.__module__ == modname:
+                yield from self._closure(path, value)
+            elif self._is_user_instance(value):
+                for attr, ival in list(getattr(value, "__dict__", {}).items()):
+                    yield from self._value(f"{path}.{attr}", ival, modname, depth=1)
+
+    def _value(self, path: str, value: object, modname: str, depth: int) -> Iterator[_Seen]:
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        if isinstance(value, _GROWABLE):
+            yield _Seen(path, type(value).__name__, _size_of(value), value)
+            if depth == 0 and isinstance(value, dict) and len(value) <= self._config.dict_fanout:
+                for key, inner in list(value.items()):
+                    if isinstance(inner, _GROWABLE) and isinstance(key, (str, int)):
+                        yield _Seen(f"{path}[{key!r}]", type(inner).__name__, _size_of(inner), inner)
+        elif callable(getattr(value, "cache_info", None)) and hasattr(value, "cache_clear"):
+            try:
+                size = int(value.cache_info().currsize)  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001
+                return
+            yield _Seen(path, "lru_cache", size, None)
+        elif isinstance(value, types.FunctionType) and depth == 1:
+            yield from self._closure(path, value)
+
+    def _closure(self, path: str, fn: types.FunctionType) -> Iterator[_Seen]:
+        cells = fn.__closure__ or ()
+        for var, cell in zip(fn.__code__.co_freevars, cells):
+            try:
+                inner = cell.cell_contents
+            except ValueError:  # empty cell
+                continue
+            if isinstance(inner, _GROWABLE):
+                yield _Seen(f"{path}.<closure>.{var}", type(inner).__name__, _size_of(inner), inner)
+
+    def _is_user_instance(self, value: object) -> bool:
+        cls = type(value)
+        modname = getattr(cls, "__module__", "")
+        mods = self._modules()
+        return hasattr(value, "__dict__") and not isinstance(value, type) and self._is_user_module(
+            modname, mods.get(modname)
+        ) and not isinstance(value, types.ModuleType)
+
+    # --- attribution ---------------------------------------------------------------------
+    def attribute(
+        self, site: CallPathKey, times: Sequence[float], values: Sequence[float], growth_bytes_per_s: float
+    ) -> Holder | None:
+        """The candidate that best explains `values` (a suspect's live bytes over `times`)."""
+        if len(times) < 4 or not site:
+            return None
+        cfg = self._config
+        t0 = times[0]
+        top = (site[0].file, site[0].line)
+        best: tuple[float, Holder] | None = None
+        for c in list(self._candidates.values()):
+            ct, cv = c.series.times, c.series.values
+            if len(ct) < 3 or ct[-1] <= t0:
+                continue
+            xs, ys = _align(ct, cv, times, values)
+            if len(xs) < 4:
+                continue
+            growth = xs[-1] - min(xs)
+            if growth < cfg.min_entries_growth:
+                continue
+            _, b, r2 = ols(xs, ys)
+            if b <= 0 or r2 < cfg.min_r_squared:
+                continue
+            confirmed = top in c.sites
+            if c.kind in _UNSIZED_KINDS or not c.entry_sizes:
+                consistency = 0.5
+            else:
+                entry = sorted(c.entry_sizes)[len(c.entry_sizes) // 2]
+                consistency = math.exp(-abs(math.log(b / entry))) if entry > 0 else 0.0
+            score = r2 + consistency + (2.0 if confirmed else 0.0)
+            # Measured on the census's own clock, over the part that overlaps the suspect.
+            idx = [i for i, t in enumerate(ct) if t >= t0] or [0]
+            first = idx[0]
+            span = ct[-1] - ct[first]
+            holder = Holder(
+                name=c.name,
+                kind=c.kind,
+                entries_growth=int(cv[-1] - cv[first]),
+                span_s=span,
+                bytes_per_entry=b,
+                r_squared=r2,
+                confirmed=confirmed,
+            )
+            if best is None or score > best[0]:
+                best = (score, holder)
+        return best[1] if best else None
+
+
+def entries_slope(times: Sequence[float], values: Sequence[float]) -> float:
+    return theil_sen(times, values)[0] if len(times) >= 2 else 0.0
+
+
+def _align(
+    ct: Sequence[float], cv: Sequence[float], times: Sequence[float], values: Sequence[float]
+) -> tuple[list[float], list[float]]:
+    """Pairs (entries, bytes): for each suspect time, the last census value at or before it."""
+    xs: list[float] = []
+    ys: list[float] = []
+    j = -1
+    for t, y in zip(times, values):
+        while j + 1 < len(ct) and ct[j + 1] <= t:
+            j += 1
+        if j >= 0:
+            xs.append(cv[j])
+            ys.append(y)
+    return xs, ys
+
+
+def _size_of(obj: object) -> int:
+    try:
+        return len(obj)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001
+        return 0
+
+
+def _recent_entries(obj: object, n: int) -> list[object]:
+    """The last `n` entries added, where insertion order is known (dict, list, deque)."""
+    out: list[object] = []
+    try:
+        if isinstance(obj, dict):
+            it = reversed(obj.items())
+            for _ in range(n):
+                k, v = next(it)
+                out.append((k, v))
+        elif isinstance(obj, (list, collections.deque)):
+            out.extend(obj[-i] for i in range(1, min(n, len(obj)) + 1))
+        elif isinstance(obj, set):
+            out.extend(itertools.islice(iter(obj), n))
+    except (StopIteration, RuntimeError, IndexError):
+        pass
+    return out
+
+
+def _children(obj: object) -> list[object]:
+    """Direct referents worth sizing or locating: tuple items, dict values, closure cells, attrs."""
+    try:
+        if isinstance(obj, tuple):
+            return list(obj[:8])
+        if isinstance(obj, dict):
+            return list(itertools.islice(iter(obj.values()), 8))
+        if isinstance(obj, (list, collections.deque)):
+            return list(itertools.islice(iter(obj), 8))
+    except RuntimeError:  # mutated by another thread while we looked
+        return []
+    if isinstance(obj, types.FunctionType):
+        out = []
+        for cell in obj.__closure__ or ():
+            try:
+                out.append(cell.cell_contents)
+            except ValueError:
+                continue
+        return out[:8]
+    d = getattr(obj, "__dict__", None)
+    if isinstance(d, dict) and not isinstance(obj, type):
+        try:
+            return list(itertools.islice(iter(d.values()), 8))
+        except RuntimeError:
+            return []
+    return []
+
+
+def _deep_size(obj: object, depth: int = 2) -> int:
+    """Shallow size plus children, `depth` levels deep (bounded fan-out): an entry's cost."""
+    try:
+        size = sys.getsizeof(obj)
+    except TypeError:
+        return 0
+    if depth > 0:
+        for child in _children(obj):
+            size += _deep_size(child, depth - 1)
+    return size
+
+
+def _qualname(obj: object) -> str:
+    mod = getattr(obj, "__module__", None) or ""
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or type(obj).__name__
+    if mod == "__main__":
+        main = sys.modules.get("__main__")
+        mod = _module_display_name("__main__", main) if main is not None else mod
+    return f"{mod}.{name}" if mod else str(name)
+
+
+def _module_display_name(modname: str, mod: object) -> str:
+    """`__main__` is named after what ran: `-m pkg.mod` keeps its spec name, a script its stem."""
+    if modname != "__main__":
+        return modname
+    spec = getattr(mod, "__spec__", None)
+    if spec is not None and getattr(spec, "name", None):
+        return str(spec.name)
+    file = getattr(mod, "__file__", None)
+    if isinstance(file, str):
+        return os.path.splitext(os.path.basename(file))[0]
+    return modname

@@ -1,0 +1,1 @@
+"""Pieces shared by the sample services: input validation, serving, telemetry glue."""

@@ -1,0 +1,1 @@
+"""The profile store the leaky and fixed services call over HTTP."""

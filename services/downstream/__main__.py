@@ -1,0 +1,5 @@
+import sys
+
+from services.downstream.main import main
+
+sys.exit(main())

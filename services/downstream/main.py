@@ -1,0 +1,23 @@
+"""Composition root of the profile store: ``python -m services.downstream --port 8000``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import leaktrace
+
+from services.common.web import add_server_args, serve
+from services.downstream.app import create_app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.downstream", description=__doc__)
+    add_server_args(parser, default_port=8000)
+    args = parser.parse_args(argv)
+    telemetry = leaktrace.init("downstream", serve_metrics=False)
+    try:
+        serve(create_app(telemetry=telemetry), args.host, args.port)
+    finally:
+        telemetry.shutdown()
+    return 0

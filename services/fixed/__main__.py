@@ -1,0 +1,5 @@
+import sys
+
+from services.fixed.main import main
+
+sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from services.leaky.main import main
+
+sys.exit(main())

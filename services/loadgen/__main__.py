@@ -1,0 +1,5 @@
+import sys
+
+from services.loadgen.main import main
+
+sys.exit(main())

@@ -1,0 +1,130 @@
+"""The trend test on synthetic series: leaks must be found, plateaus, steps and sawtooths not."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from leaktrace.analysis.trend import Shape, TrendConfig, classify, mann_kendall, ols, theil_sen
+
+DT = 0.5
+N = 40  # 20 s at 2 Hz
+
+
+def times(n: int = N) -> list[float]:
+    return [i * DT for i in range(n)]
+
+
+def test_mann_kendall_matches_hand_computation() -> None:
+    # GIVEN 1,3,2,4: pairs (+,+,+,-,+,+) -> S = 4, var = 4*3*13/18
+    mk = mann_kendall([1, 3, 2, 4])
+    assert mk.s == 4
+    assert mk.variance == pytest.approx(4 * 3 * 13 / 18)
+    assert mk.z == pytest.approx(3 / math.sqrt(4 * 3 * 13 / 18))
+    # THEN a strictly decreasing series has p close to 1 for "increasing"
+    assert mann_kendall([5, 4, 3, 2, 1, 0]).p_increasing > 0.99
+
+
+def test_mann_kendall_tie_correction_reduces_variance() -> None:
+    no_ties = mann_kendall([1, 2, 3, 4, 5, 6])
+    ties = mann_kendall([1, 1, 1, 2, 2, 2])
+    # n=6: var = 6*5*17/18; two groups of 3 ties subtract 2*3*2*11/18
+    assert no_ties.variance == pytest.approx(6 * 5 * 17 / 18)
+    assert ties.variance == pytest.approx((6 * 5 * 17 - 2 * 3 * 2 * 11) / 18)
+
+
+def test_theil_sen_ignores_an_outlier_that_breaks_least_squares() -> None:
+    ts = [float(i) for i in range(11)]
+    ys = [2.0 * t + 1 for t in ts]
+    ys[10] = 1000.0
+    slope, intercept = theil_sen(ts, ys)
+    assert slope == pytest.approx(2.0)
+    assert intercept == pytest.approx(1.0)
+    _, b, _ = ols(ts, ys)
+    assert abs(b - 2.0) > 1  # the comparison that motivates Theil-Sen
+
+
+def test_ols_recovers_line_and_r2() -> None:
+    a, b, r2 = ols([0, 1, 2, 3], [1, 3, 5, 7])
+    assert (a, b, r2) == (pytest.approx(1), pytest.approx(2), pytest.approx(1))
+    assert ols([1, 1, 1], [1, 2, 3])[2] == 0.0
+
+
+def noisy(values: list[float], sigma: float, seed: int) -> list[float]:
+    rnd = random.Random(seed)
+    return [max(0.0, v + rnd.gauss(0, sigma)) for v in values]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_linear_leak_with_sampling_noise_is_growing(seed: int) -> None:
+    # GIVEN 100 KB/s on a 5 MB baseline, noise of 150 KB per sample
+    ys = noisy([5e6 + 100e3 * t for t in times()], 150e3, seed)
+    tr = classify(times(), ys)
+    assert tr.shape is Shape.GROWING
+    assert tr.slope == pytest.approx(100e3, rel=0.15)
+    assert tr.p_value < 1e-6
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_warm_up_cache_that_levels_off_is_not_a_leak(seed: int) -> None:
+    # GIVEN a bounded cache filling at 300 KB/s for 6 s, then full and flat
+    ys = noisy([min(t, 6.0) * 300e3 for t in times()], 50e3, seed)
+    tr = classify(times(), ys)
+    assert tr.shape is Shape.LEVELLED
+    assert tr.p_value < 0.01  # the whole window did trend up: only the recent check saves us
+
+
+@pytest.mark.parametrize("step_at", [0.0, 2.0, 7.0])
+def test_one_time_startup_allocation_is_not_a_leak(step_at: float) -> None:
+    ys = noisy([50e6 if t >= step_at else 1e6 for t in times()], 30e3, 1)
+    assert classify(times(), ys).shape in (Shape.FLAT, Shape.LEVELLED, Shape.SLOW)
+    # and the same step followed by a real leak is one
+    leak = [y + 80e3 * t for t, y in zip(times(), ys)]
+    assert classify(times(), leak).shape is Shape.GROWING
+
+
+@pytest.mark.parametrize("period", [2.0, 3.0, 4.5])
+def test_sawtooth_buffer_filled_and_flushed_is_not_a_leak(period: float) -> None:
+    # GIVEN a buffer filling at 400 KB/s and flushed every `period` seconds
+    ys = noisy([(t % period) * 400e3 for t in times()], 20e3, 2)
+    tr = classify(times(), ys)
+    assert tr.shape in (Shape.DRAINING, Shape.FLAT)
+
+
+def test_sawtooth_over_a_leak_is_still_a_leak() -> None:
+    # GIVEN the buffer's flushes do not give everything back: 60 KB/s accumulates
+    ys = [(t % 2.0) * 400e3 + 60e3 * t for t in times()]
+    assert classify(times(), ys).shape is Shape.GROWING
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_pure_noise_is_flat(seed: int) -> None:
+    ys = noisy([5e6] * N, 500e3, seed)
+    assert classify(times(), ys).shape is not Shape.GROWING
+
+
+def test_slow_trend_below_min_slope_is_not_reported() -> None:
+    ys = [1e6 + 1000.0 * t for t in times()]
+    tr = classify(times(), ys, TrendConfig(min_slope=8192))
+    assert tr.shape is Shape.SLOW
+    assert classify(times(), ys, TrendConfig(min_slope=500)).shape is Shape.GROWING
+
+
+def test_too_few_points_or_too_short_a_span_is_short() -> None:
+    assert classify(times(5), [1e6 * i for i in range(5)]).shape is Shape.SHORT
+    ts = [i * 0.05 for i in range(20)]  # 1 s only
+    assert classify(ts, [1e6 * t for t in ts]).shape is Shape.SHORT
+
+
+def test_leak_that_starts_late_in_the_window_is_growing() -> None:
+    ys = [2e6 + max(0.0, t - 8.0) * 150e3 for t in times()]
+    assert classify(times(), ys).shape is Shape.GROWING
+
+
+def test_bad_config_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        TrendConfig(alpha=0)
+    with pytest.raises(ValueError):
+        classify([0.0, 1.0], [1.0])

@@ -1,0 +1,214 @@
+"""Telemetry with in-memory exporters and a fresh registry per test: no global state."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from opentelemetry import trace
+from prometheus_client import CollectorRegistry
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+import leaktrace
+from leaktrace.testing import in_memory_telemetry
+
+
+def _app() -> Starlette:
+    async def item(request: Request) -> JSONResponse:
+        return JSONResponse({"id": request.path_params["item_id"]})
+
+    async def boom(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("nope", status_code=418)
+
+    return Starlette(routes=[Route("/items/{item_id}", item), Route("/teapot", boom)])
+
+
+def test_public_api_is_declared_and_import_has_no_side_effects() -> None:
+    assert set(leaktrace.__all__) >= {"init", "Telemetry", "Settings"}
+    for name in leaktrace.__all__:
+        assert hasattr(leaktrace, name)
+
+
+def test_traced_decorator_makes_spans_for_sync_and_async() -> None:
+    with in_memory_telemetry() as t:
+        tel = t.telemetry
+
+        @tel.traced()
+        def work(x: int) -> int:
+            return x * 2
+
+        @tel.traced("custom-name")
+        async def awork() -> str:
+            await asyncio.sleep(0)
+            return "ok"
+
+        assert work(21) == 42
+        assert asyncio.run(awork()) == "ok"
+    names = [s.name for s in t.spans()]
+    assert names == ["test_traced_decorator_makes_spans_for_sync_and_async.<locals>.work", "custom-name"]
+    assert t.spans()[0].resource.attributes["service.name"] == "test-service"
+
+
+def test_traced_records_exceptions_and_reraises() -> None:
+    with in_memory_telemetry() as t:
+
+        @t.telemetry.traced()
+        def fail() -> None:
+            raise KeyError("k")
+
+        with pytest.raises(KeyError):
+            fail()
+    (span,) = t.spans()
+    assert not span.status.is_ok
+    assert span.events[0].name == "exception"
+
+
+def test_wrap_asgi_gives_semconv_server_span_and_histogram_with_exemplar() -> None:
+    registry = CollectorRegistry()
+    with in_memory_telemetry(registry=registry) as t:
+        client = TestClient(t.telemetry.wrap_asgi(_app()))
+        assert client.get("/items/7").json() == {"id": "7"}
+        assert client.get("/teapot").status_code == 418
+        assert client.get("/missing").status_code == 404
+        exposition = openmetrics(registry).decode()
+        counts = {
+            (route, code): registry.get_sample_value(
+                "http_server_request_duration_seconds_count",
+                {"http_request_method": "GET", "http_route": route, "http_response_status_code": code},
+            )
+            for route, code in (("/items/{item_id}", "200"), ("/teapot", "418"), ("unmatched", "404"))
+        }
+    spans = {s.name: s for s in t.spans()}
+    server = spans["GET /items/{item_id}"]
+    assert server.kind == trace.SpanKind.SERVER
+    assert server.attributes["http.route"] == "/items/{item_id}"
+    assert server.attributes.get("http.response.status_code", server.attributes.get("http.status_code")) == 200
+    assert server.attributes.get("http.request.method", server.attributes.get("http.method")) == "GET"
+    # Unknown paths collapse into one route label: cardinality stays bounded.
+    assert counts == {("/items/{item_id}", "200"): 1.0, ("/teapot", "418"): 1.0, ("unmatched", "404"): 1.0}
+    trace_id = format(server.context.trace_id, "032x")
+    assert f'trace_id="{trace_id}"' in exposition
+
+
+def test_wrap_asgi_continues_an_incoming_w3c_trace() -> None:
+    with in_memory_telemetry() as t:
+        client = TestClient(t.telemetry.wrap_asgi(_app()))
+        parent_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+        client.get("/items/1", headers={"traceparent": f"00-{parent_trace}-00f067aa0ba902b7-01"})
+    (server,) = [s for s in t.spans() if s.kind == trace.SpanKind.SERVER]
+    assert format(server.context.trace_id, "032x") == parent_trace
+    assert format(server.parent.span_id, "016x") == "00f067aa0ba902b7"
+
+
+def test_wrap_wsgi_gives_server_span_and_histogram() -> None:
+    registry = CollectorRegistry()
+
+    def app(environ: dict, start_response: object) -> list[bytes]:
+        environ["leaktrace.route"] = "/hello"
+        start_response("201 Created", [("Content-Type", "text/plain")])  # type: ignore[operator]
+        return [b"hi"]
+
+    from wsgiref.util import setup_testing_defaults
+
+    with in_memory_telemetry(registry=registry) as t:
+        wrapped = t.telemetry.wrap_wsgi(app)
+        environ: dict = {}
+        setup_testing_defaults(environ)
+        statuses: list[str] = []
+        body = b"".join(wrapped(environ, lambda s, h, e=None: statuses.append(s)))
+        count = registry.get_sample_value(
+            "http_server_request_duration_seconds_count",
+            {"http_request_method": "GET", "http_route": "/hello", "http_response_status_code": "201"},
+        )
+    assert body == b"hi" and statuses == ["201 Created"]
+    (span,) = t.spans()
+    assert span.kind == trace.SpanKind.SERVER and span.name == "GET /hello"
+    assert count == 1.0
+
+
+def test_logs_carry_trace_and_span_ids_and_console_shows_trace_id(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers = []  # an unconfigured root, as in a plain script
+    try:
+        with in_memory_telemetry() as t:
+            with t.telemetry.tracer.start_as_current_span("req") as span:
+                logging.getLogger("app").warning("inside %s", "span")
+            logging.getLogger("app").warning("outside")
+    finally:
+        root.handlers = saved
+    inside, outside = t.logs()
+    record = inside.log_record
+    assert record.body == "inside span"
+    assert record.trace_id == span.get_span_context().trace_id
+    assert record.span_id == span.get_span_context().span_id
+    assert outside.log_record.trace_id in (0, None)
+    err = capsys.readouterr().err
+    assert f"trace_id={format(span.get_span_context().trace_id, '032x')}" in err
+
+
+def test_memory_gauges_threads_and_watched_containers() -> None:
+    registry = CollectorRegistry()
+    with in_memory_telemetry(registry=registry, watch_interval_s=0.001) as t:
+        cache: dict[int, bytes] = {}
+        t.telemetry.watch("cache", cache)
+        for i in range(200):
+            cache[i] = b"x" * 1000
+        assert registry.get_sample_value("process_resident_memory_bytes") > 10_000_000
+        assert registry.get_sample_value("process_open_fds") > 0
+        assert registry.get_sample_value("leaktrace_threads") >= 1
+        assert registry.get_sample_value("leaktrace_watched_entries", {"container": "cache"}) == 200
+        est = registry.get_sample_value("leaktrace_watched_bytes", {"container": "cache"})
+        # 200 entries of ~1 KB each: the sampled estimate is within a factor that matters.
+        assert 200_000 <= est <= 260_000, est
+        assert registry.get_sample_value("python_gc_collections_total", {"generation": "0"}) is not None
+        t.telemetry.unwatch("cache")
+        assert registry.get_sample_value("leaktrace_watched_entries", {"container": "cache"}) is None
+    # Shutdown unregisters everything it registered.
+    assert registry.get_sample_value("process_resident_memory_bytes") is None
+
+
+def test_asyncio_task_gauge_counts_tasks_of_the_served_loop() -> None:
+    registry = CollectorRegistry()
+    with in_memory_telemetry(registry=registry) as t:
+        seen: list[float | None] = []
+
+        async def endpoint(request: Request) -> PlainTextResponse:
+            blockers = [asyncio.create_task(asyncio.sleep(0.2)) for _ in range(5)]
+            await asyncio.sleep(0)
+            seen.append(registry.get_sample_value("leaktrace_asyncio_tasks"))
+            for b in blockers:
+                b.cancel()
+            return PlainTextResponse("ok")
+
+        client = TestClient(t.telemetry.wrap_asgi(Starlette(routes=[Route("/", endpoint)])))
+        client.get("/")
+    assert seen and seen[0] is not None and seen[0] >= 5
+
+
+def test_two_instances_do_not_share_state() -> None:
+    r1, r2 = CollectorRegistry(), CollectorRegistry()
+    with in_memory_telemetry("a", registry=r1) as a, in_memory_telemetry("b", registry=r2) as b:
+        a.telemetry.watch("only-in-a", [1, 2, 3])
+        with a.telemetry.tracer.start_as_current_span("in-a"):
+            pass
+        assert r1.get_sample_value("leaktrace_watched_entries", {"container": "only-in-a"}) == 3
+        assert r2.get_sample_value("leaktrace_watched_entries", {"container": "only-in-a"}) is None
+    assert [s.name for s in a.spans()] == ["in-a"] and b.spans() == ()
+    assert r1.get_sample_value("leaktrace_info", {"service_name": "a", "service_version": "unknown",
+                                                  "deployment_environment": "development",
+                                                  "service_instance_id": a.telemetry.settings.service_instance_id}) == 1
+
+
+def test_watch_rejects_what_it_cannot_measure() -> None:
+    with in_memory_telemetry() as t:
+        with pytest.raises(TypeError, match="len"):
+            t.telemetry.watch("gen", (i for i in range(3)))
+        with pytest.raises(ValueError, match="name"):
+            t.telemetry.watch("", [])
