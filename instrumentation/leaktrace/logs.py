@@ -106,7 +106,8 @@ class GuardedLogExporter(LogRecordExporter):
             result = self._inner.export(batch)  # type: ignore[arg-type]
         except Exception as exc:
             self._warn.warning("log-export-raised", "leaktrace: log exporter raised %r; logs dropped", exc)
-            result = LogRecordExportResult.FAILURE
+            self.failing = True
+            return LogRecordExportResult.FAILURE
         self.failing = result is not LogRecordExportResult.SUCCESS
         if self.failing:
             self._warn.warning("log-export-failed", "leaktrace: could not export %d log records", len(batch))
@@ -166,6 +167,8 @@ def build_logger_provider(
             BatchLogRecordProcessor(
                 guarded,
                 max_queue_size=settings.log_queue_size,
+                # the SDK refuses a batch larger than the queue; a small queue is a valid setting
+                max_export_batch_size=min(512, settings.log_queue_size),
                 export_timeout_millis=int(settings.logs_timeout_s * 1000),
             )
         )

@@ -60,7 +60,8 @@ class GuardedSpanExporter(SpanExporter):
             result = self._inner.export(spans)
         except Exception as exc:  # the host must never see an exporter's bug
             self._warn.warning("span-export-raised", "leaktrace: span exporter raised %r; spans dropped", exc)
-            result = SpanExportResult.FAILURE
+            self.failing = True
+            return SpanExportResult.FAILURE
         self.failing = result is not SpanExportResult.SUCCESS
         if self.failing:
             self._warn.warning("span-export-failed", "leaktrace: could not export %d spans", len(spans))
@@ -105,6 +106,8 @@ def build_tracer_provider(
             BatchSpanProcessor(
                 guarded,
                 max_queue_size=settings.span_queue_size,
+                # the SDK refuses a batch larger than the queue; a small queue is a valid setting
+                max_export_batch_size=min(512, settings.span_queue_size),
                 export_timeout_millis=int(settings.traces_timeout_s * 1000),
             )
         )

@@ -8,6 +8,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -33,10 +34,9 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": reason}, status_code=exc.status_code, headers=exc.headers)
 
 
-EXCEPTION_HANDLERS: Mapping[Any, Callable[[Request, Exception], Any]] = {
-    ApiError: api_error_handler,
-    HTTPException: http_error_handler,
-}
+EXCEPTION_HANDLERS: Mapping[Any, Callable[[Request, Exception], Any]] = MappingProxyType(
+    {ApiError: api_error_handler, HTTPException: http_error_handler}
+)
 
 
 class RequestCounter:

@@ -29,8 +29,8 @@ class LoadConfig:
     target: str
     rate: float = 50.0
     duration_s: float = 30.0
-    users: int = 20
-    churn: float = 1.0
+    users: int = 10
+    churn: float = 0.5
     max_requests: int | None = None
     concurrency: int = 64
     timeout_s: float = 5.0

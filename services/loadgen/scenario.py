@@ -18,10 +18,10 @@ from typing import Any
 class Mix:
     """Relative weights of the requests sent for a user that is already logged in."""
 
-    profile: float = 0.70
-    job: float = 0.10
-    relogin: float = 0.05
-    health: float = 0.15
+    profile: float = 0.74
+    job: float = 0.08
+    relogin: float = 0.01
+    health: float = 0.17
 
     def __post_init__(self) -> None:
         weights = (self.profile, self.job, self.relogin, self.health)

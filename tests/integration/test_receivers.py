@@ -473,21 +473,19 @@ def pyro() -> Iterator[PyroscopeReceiver]:
 
 
 def test_ingest_multipart_with_sample_type_config(pyro: PyroscopeReceiver) -> None:
+    # GIVEN a multipart /ingest body with the profile and sample_type_config fields
     config = {"inuse_space": {"units": "bytes", "aggregation": "average"}}
-    body, ctype = _multipart(
-        {"profile": _pprof(), "sample_type_config": json.dumps(config).encode()}
-    )
-    url = f"{pyro.endpoint}/ingest?name=shop.inuse_space%7Benv%3Dprod%2Cregion%3Deu%7D&from=1700000000&until=1700000010&format=pprof&sampleRate=100&spyName=leaktrace"
-    status, _ = _post(url, body, {"Content-Type": ctype})
+    fields = {"profile": _pprof(), "sample_type_config": json.dumps(config).encode()}
+    body, ctype = _multipart(fields)
+    query = "name=shop.inuse_space%7Benv%3Dprod%2Cregion%3Deu%7D&from=1700000000&until=1700000010"
+    query += "&sampleRate=100&spyName=leaktrace"
+    # WHEN it is posted without format= (as the server requires for multipart)
+    status, _ = _post(f"{pyro.endpoint}/ingest?{query}", body, {"Content-Type": ctype})
+    # THEN name, labels, times, config and the decoded pprof are all recovered
     assert status == 200
     (p,) = pyro.profiles()
-    assert (p.api, p.app_name, p.format, p.spy_name, p.sample_rate) == (
-        "ingest",
-        "shop.inuse_space",
-        "pprof",
-        "leaktrace",
-        100,
-    )
+    assert (p.api, p.app_name, p.format) == ("ingest", "shop.inuse_space", "multipart")
+    assert (p.spy_name, p.sample_rate) == ("leaktrace", 100)
     assert dict(p.labels) == {
         "env": "prod",
         "region": "eu",
@@ -497,6 +495,11 @@ def test_ingest_multipart_with_sample_type_config(pyro: PyroscopeReceiver) -> No
     assert (p.from_ts, p.until_ts) == (1700000000.0, 1700000010.0)
     assert p.sample_type_config == config
     assert p.value_in("leaky_handler", "inuse_space") == 4096
+    # AND multipart with format=pprof is read as a raw pprof, like the server's switch does
+    status, _ = _post(f"{pyro.endpoint}/ingest?{query}&format=pprof", body, {"Content-Type": ctype})
+    assert status == 200
+    wrong = pyro.profiles()[-1]
+    assert wrong.format == "pprof" and wrong.profile is None and wrong.decode_error
 
 
 def test_ingest_raw_pprof_body_and_bad_name(pyro: PyroscopeReceiver) -> None:

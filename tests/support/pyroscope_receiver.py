@@ -73,7 +73,7 @@ class ReceivedProfile:
     labels: Mapping[str, str]  # includes __name__ and service_name
     from_ts: float | None  # unix seconds: ingest from=, or pprof time_nanos for push
     until_ts: float | None  # ingest until=, or time + duration for push
-    format: str  # "pprof" for push; the ingest format= value (or "multipart" when absent)
+    format: str  # "pprof" for push; ingest: the format= value, "multipart", or "groups" (server default)
     spy_name: str  # ingest spyName=, or the pyroscope-rs user-agent spy for push ("" if unknown)
     sample_rate: int | None
     profile_id: str  # push sample ID ("" for ingest)
@@ -386,7 +386,7 @@ class PyroscopeReceiver:
         return self._profiles.snapshot()
 
     def memory_profiles(self) -> list[ReceivedProfile]:
-        return [p for p in self.profiles() if p.is_cpu]
+        return [p for p in self.profiles() if p.is_memory]
 
     def cpu_profiles(self) -> list[ReceivedProfile]:
         return [p for p in self.profiles() if p.is_cpu]
@@ -487,7 +487,9 @@ class PyroscopeReceiver:
         fmt = query.get("format", "")
         config: Mapping[str, Any] | None = None
         prev: bytes | None = None
-        if content_type == "multipart/form-data":
+        # Same precedence as the server's switch: an explicit format wins over a multipart body,
+        # so multipart + format=pprof is read as raw pprof there (and fails to decode here too).
+        if content_type == "multipart/form-data" and fmt not in _EXPLICIT_INGEST_FORMATS:
             fields = _multipart_fields(data, full_content_type)
             if "profile" not in fields:
                 raise BadRequest("multipart body has no 'profile' field")
@@ -497,7 +499,7 @@ class PyroscopeReceiver:
                     config = MappingProxyType(json.loads(fields["sample_type_config"]))
                 except (ValueError, TypeError) as exc:
                     raise BadRequest(f"sample_type_config is not a JSON object: {exc}") from exc
-            fmt = fmt or "multipart"
+            fmt = "multipart"
         else:
             raw = data
             fmt = fmt or "groups"  # the server's default format: "foo;bar 100" lines

@@ -200,10 +200,10 @@ def test_two_instances_do_not_share_state() -> None:
             pass
         assert r1.get_sample_value("leaktrace_watched_entries", {"container": "only-in-a"}) == 3
         assert r2.get_sample_value("leaktrace_watched_entries", {"container": "only-in-a"}) is None
+        info = {"service_name": "a", "service_version": "unknown", "deployment_environment": "development",
+                "service_instance_id": a.telemetry.settings.service_instance_id}
+        assert r1.get_sample_value("leaktrace_info", info) == 1
     assert [s.name for s in a.spans()] == ["in-a"] and b.spans() == ()
-    assert r1.get_sample_value("leaktrace_info", {"service_name": "a", "service_version": "unknown",
-                                                  "deployment_environment": "development",
-                                                  "service_instance_id": a.telemetry.settings.service_instance_id}) == 1
 
 
 def test_watch_rejects_what_it_cannot_measure() -> None:

@@ -201,11 +201,11 @@ static void lt_live_insert(uintptr_t p, size_t size, double weight, uint32_t sta
     if (*c != 255) (*c)++;
 }
 
-static void lt_untrack(void *ptr) {
-    uintptr_t p = (uintptr_t)ptr;
-    uint64_t h = lt_mix(p);
-    uint8_t *c = &g_filter[lt_filter_idx(h)];
-    if (*c == 0) return;
+#define LT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define LT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* The slow parts are kept out of line so the hooks stay a few instructions with no frame. */
+__attribute__((noinline)) static void lt_untrack_slow(uintptr_t p, uint64_t h, uint8_t *c) {
     size_t i = (size_t)(h >> g_live_shift) & g_live_mask;
     while (g_live[i].ptr != p) {
         if (g_live[i].ptr == 0) return;
@@ -229,6 +229,13 @@ static void lt_untrack(void *ptr) {
         }
     }
     g_live[i].ptr = 0;
+}
+
+static inline void lt_untrack(void *ptr) {
+    uintptr_t p = (uintptr_t)ptr;
+    uint64_t h = lt_mix(p);
+    uint8_t *c = &g_filter[lt_filter_idx(h)];
+    if (LT_UNLIKELY(*c != 0)) lt_untrack_slow(p, h, c);
 }
 
 /* --- alloc aggregation -------------------------------------------------------------------- */
@@ -371,7 +378,7 @@ static void lt_current_span(uint64_t *thi, uint64_t *tlo, uint64_t *span) {
 }
 
 /* --- the sampling slow path ---------------------------------------------------------------- */
-static void lt_sample(void *p, size_t size) {
+__attribute__((noinline, cold)) static void lt_sample(void *p, size_t size) {
     g_countdown = lt_draw();
     if (t_guard || !g_enabled || size == 0) return;
     PyThreadState *ts = LT_TSTATE();
@@ -432,7 +439,7 @@ static void lt_sample(void *p, size_t size) {
 static void *lt_malloc(void *ctx, size_t n) {
     lt_hook_ctx *h = (lt_hook_ctx *)ctx;
     void *p = h->orig.malloc(h->orig.ctx, n);
-    if (p != NULL && (g_countdown -= (int64_t)n) <= 0) lt_sample(p, n);
+    if (LT_UNLIKELY((g_countdown -= (int64_t)n) <= 0) && p != NULL) lt_sample(p, n);
     return p;
 }
 
@@ -459,7 +466,7 @@ static void *lt_realloc(void *ctx, void *old, size_t n) {
 
 static void lt_free(void *ctx, void *p) {
     lt_hook_ctx *h = (lt_hook_ctx *)ctx;
-    if (p != NULL && g_live_count != 0) lt_untrack(p);
+    if (LT_UNLIKELY(g_live_count != 0) && p != NULL) lt_untrack(p);
     h->orig.free(h->orig.ctx, p);
 }
 

@@ -94,11 +94,12 @@ class _HeapCollector(Collector):
         if prof is None or not prof.running:
             return
         stats = prof.stats()
-        yield GaugeMetricFamily(
-            "leaktrace_heap_live_bytes",
-            "Estimated live heap bytes from the span-linked heap sampler",
-            value=float(stats["live_bytes"]),
-        )
+        if prof._live_bytes_metric:
+            yield GaugeMetricFamily(
+                "leaktrace_heap_live_bytes",
+                "Estimated live heap bytes from the span-linked heap sampler",
+                value=float(stats["live_bytes"]),
+            )
         yield CounterMetricFamily(
             "leaktrace_heap_samples_dropped",
             "Sampled blocks the heap sampler's live table could not track (table full)",
@@ -124,8 +125,12 @@ class HeapProfiler:
         max_stacks: int = DEFAULT_MAX_STACKS,
         clock: Callable[[], float] = time.time,
         registry: CollectorRegistry | None = None,
+        live_bytes_metric: bool = True,
         native: ModuleType | None = None,
     ) -> None:
+        """`registry` gets leaktrace_heap_samples_dropped_total and, unless live_bytes_metric is
+        False (when another collector already reports it from live_bytes()), leaktrace_heap_live_bytes.
+        `native` replaces the extension module (tests)."""
         if sample_bytes < 1:
             raise ValueError("sample_bytes must be >= 1")
         if not 1 <= max_frames <= 512:
@@ -139,6 +144,7 @@ class HeapProfiler:
         self._clock = clock
         self._registry = registry
         self._native = native
+        self._live_bytes_metric = live_bytes_metric
         self._collector: _HeapCollector | None = None
         self._lock = threading.Lock()
         self._running = False
@@ -248,7 +254,10 @@ class HeapProfiler:
             return {"running": False, "live_bytes": 0.0, "dropped": 0, "live_count": 0}
         return dict(native.stats())
 
-    def live_bytes(self) -> float:
+    def live_bytes(self) -> float | None:
+        """Estimated live heap bytes, or None when not sampling (the gauge is then absent)."""
+        if not self._running:
+            return None
         return float(self.stats()["live_bytes"])
 
     @property
