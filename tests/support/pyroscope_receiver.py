@@ -64,6 +64,8 @@ _INGEST_TYPE_SUFFIXES = frozenset(
         "lock_count", "lock_duration", "live", "exceptions", "bytes",
     }
 )  # fmt: skip
+# format= values the server's switch handles before looking at a multipart Content-Type.
+_EXPLICIT_INGEST_FORMATS = frozenset({"pprof", "jfr", "speedscope", "trie", "tree", "lines"})
 
 
 @dataclass(frozen=True)
@@ -614,6 +616,8 @@ def _make_pyroscope_handler(receiver: PyroscopeReceiver) -> type[TrackedHandler]
                 return 415, str(exc)
             except BadRequest as exc:
                 return 400, str(exc)
+            except Exception as exc:  # noqa: BLE001 - a receiver bug must reach the client as a 500
+                return 500, f"receiver error: {type(exc).__name__}: {exc}"
             return 200, ""
 
         def do_GET(self) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import linecache
 import os
+import re
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -33,19 +34,27 @@ _MISSING = object()
 
 
 class FunctionNamer:
-    """(file, line) -> qualified function name, from the source's AST. tracemalloc frames
-    carry no function name. Bounded: at most `max_files` files are indexed at once."""
+    """(file, line) -> function name. tracemalloc frames carry none.
 
-    def __init__(self, max_files: int = 512) -> None:
+    User files (`is_user`) are parsed once into qualified names (`Class.method`,
+    `outer.<locals>.inner`); library files, which are many and large, get the nearest
+    enclosing `def` found by scanning lines upwards, which is cheap and good enough for
+    frames that are never the reported allocation site. At most `max_files` are indexed.
+    """
+
+    def __init__(self, is_user: Callable[[str], bool] = lambda f: True, max_files: int = 512) -> None:
+        self._is_user = is_user
         self._max_files = max_files
-        self._index: dict[str, list[tuple[int, int, str]]] = {}
+        self._index: dict[str, list[tuple[int, int, str]] | None] = {}
 
     def __call__(self, file: str, line: int) -> str:
-        spans = self._index.get(file)
-        if spans is None:
+        if file not in self._index:
             if len(self._index) >= self._max_files:
                 self._index.clear()
-            spans = self._index[file] = self._build(file)
+            self._index[file] = self._build(file) if self._is_user(file) else None
+        spans = self._index[file]
+        if spans is None:
+            return _scan_def(file, line)
         best = "<module>"
         best_len = -1
         for start, end, name in spans:
@@ -64,23 +73,49 @@ class FunctionNamer:
             return []
         spans: list[tuple[int, int, str]] = []
 
-        def visit(node: ast.AST, prefix: str) -> None:
-            for child in ast.iter_child_nodes(node):
-                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                    qual = f"{prefix}{child.name}"
-                    if not isinstance(child, ast.ClassDef):
-                        first = min([child.lineno] + [d.lineno for d in child.decorator_list])
-                        spans.append((first, child.end_lineno or child.lineno, qual))
-                        visit(child, qual + ".<locals>.")
-                    else:
-                        visit(child, qual + ".")
-                elif isinstance(child, ast.Lambda):
-                    spans.append((child.lineno, child.end_lineno or child.lineno, f"{prefix}<lambda>"))
+        def visit(body: list[ast.stmt], prefix: str) -> None:
+            # Statements only: defs can hide in if/try/with/for bodies, never in expressions.
+            for node in body:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    qual = f"{prefix}{node.name}"
+                    first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                    spans.append((first, node.end_lineno or node.lineno, qual))
+                    visit(node.body, qual + ".<locals>.")
+                elif isinstance(node, ast.ClassDef):
+                    visit(node.body, f"{prefix}{node.name}.")
                 else:
-                    visit(child, prefix)
+                    for attr in ("body", "orelse", "finalbody"):
+                        inner = getattr(node, attr, None)
+                        if isinstance(inner, list):
+                            visit(inner, prefix)
+                    for handler in getattr(node, "handlers", None) or ():
+                        visit(handler.body, prefix)
+                    for case in getattr(node, "cases", None) or ():
+                        visit(case.body, prefix)
 
-        visit(tree, "")
+        visit(tree.body, "")
         return spans
+
+
+_DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+(\w+)")
+
+
+def _scan_def(file: str, line: int, max_lines: int = 1000) -> str:
+    lines = linecache.getlines(file)
+    if not lines or line < 1:
+        return "?"
+    target = lines[min(line, len(lines)) - 1]
+    indent = len(target) - len(target.lstrip())
+    if indent == 0:
+        return "<module>"
+    for i in range(min(line, len(lines)) - 1, max(-1, line - 1 - max_lines), -1):
+        text = lines[i]
+        if "def" not in text:
+            continue
+        m = _DEF.match(text)
+        if m and len(m.group(1)) < indent:
+            return m.group(2)
+    return "<module>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +137,11 @@ class TracemallocSource:
     ) -> None:
         self._config = config
         self._clock = clock
-        self._namer = namer or FunctionNamer()
+        if namer is None:
+            from leaktrace.analysis.callpath import FrameFilter
+
+            namer = FunctionNamer(FrameFilter.default().is_user)
+        self._namer = namer
         self._started_here = False
         self._start_t = 0.0
         self._excluded_top = frozenset({tracemalloc.__file__, linecache.__file__, "<unknown>"})
