@@ -25,95 +25,29 @@ import asyncio
 import json
 import math
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, IO
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import psutil  # noqa: E402
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
-from services.common.web import READY_PREFIX  # noqa: E402
-from services.loadgen import LoadConfig, LoadReport, Progress, drive  # noqa: E402
-from services.loadgen.driver import format_progress  # noqa: E402
+from services.common.launch import ServiceProcess as Service
+from services.common.launch import running
+from services.loadgen import LoadConfig, LoadReport, Progress, drive
+from services.loadgen.driver import format_progress
 
 MIB = 1024 * 1024
-
-
-# --- processes ------------------------------------------------------------------------------
-@dataclass
-class Service:
-    name: str
-    url: str
-    process: subprocess.Popen[str]
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-
-def _drain(stream: IO[str], sink: IO[str]) -> None:
-    for line in stream:
-        sink.write(line)
-        sink.flush()
-
-
-@contextmanager
-def running(module: str, env: dict[str, str], log_dir: Path, *, timeout_s: float = 30.0) -> Iterator[Service]:
-    """Start ``python -m services.<module>`` on a free port; stop it (TERM, then KILL) on exit."""
-    log = (log_dir / f"{module}.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", f"services.{module}", "--host", "127.0.0.1", "--port", "0"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        url = _await_ready(proc, proc.stdout, module, timeout_s, log_dir)
-        threading.Thread(target=_drain, args=(proc.stdout, log), daemon=True).start()
-        yield Service(module, url, proc)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        log.close()
-
-
-def _await_ready(proc: subprocess.Popen[str], stdout: IO[str], module: str, timeout_s: float, log_dir: Path) -> str:
-    found: list[str] = []
-
-    def read() -> None:
-        for line in stdout:
-            if line.startswith(READY_PREFIX):
-                found.append(line[len(READY_PREFIX) :].strip())
-                return
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    reader.join(timeout_s)
-    if not found:
-        proc.kill()
-        raise RuntimeError(f"{module} did not start within {timeout_s:.0f}s; see {log_dir / (module + '.log')}")
-    return found[0]
 
 
 # --- sampling -------------------------------------------------------------------------------

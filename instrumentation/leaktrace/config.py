@@ -261,7 +261,7 @@ class Settings:
 
         env = _Env(env_map, warn)
         d = cls()
-        attrs = env.get((OTEL_RESOURCE_ATTRIBUTES,), parse_key_values, {})
+        attrs: dict[str, str] = env.get((OTEL_RESOURCE_ATTRIBUTES,), parse_key_values, dict[str, str]())
         disabled = env.get((OTEL_SDK_DISABLED,), _parse_bool, False)
 
         service_name = env.get((OTEL_SERVICE_NAME,), str.strip, "") or attrs.get("service.name", "")
@@ -302,9 +302,9 @@ class Settings:
             service_name=service_name,
             service_version=attrs.get("service.version", d.service_version),
             service_instance_id=attrs.get("service.instance.id", "") or str(uuid.uuid4()),
-            deployment_environment=attrs.get(
-                "deployment.environment.name", attrs.get("deployment.environment", d.deployment_environment)
-            ),
+            deployment_environment=attrs.get("deployment.environment.name")
+            or attrs.get("deployment.environment")
+            or d.deployment_environment,
             resource_attributes=attrs,
             sdk_disabled=disabled,
             traces_enabled=env.get((LEAKTRACE_TRACES_ENABLED,), _parse_bool, True) and exporter_enabled(OTEL_TRACES_EXPORTER),

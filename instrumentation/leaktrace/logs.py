@@ -63,7 +63,7 @@ class OTLPLogHandler(logging.Handler):
             return
         try:
             severity, text = _severity(record.levelno)
-            attributes: dict[str, object] = {
+            attributes: dict[str, str | bool | int | float] = {
                 k: v if isinstance(v, (str, bool, int, float)) else repr(v)
                 for k, v in vars(record).items()
                 if k not in _RESERVED
@@ -82,7 +82,7 @@ class OTLPLogHandler(logging.Handler):
                 severity_number=severity,
                 severity_text=text,
                 body=record.getMessage(),
-                attributes=attributes,  # type: ignore[arg-type]
+                attributes=attributes,
             )
         except Exception:
             self.handleError(record)
@@ -118,7 +118,7 @@ class GuardedLogExporter(LogRecordExporter):
             return
         self._closed = True
         try:
-            self._inner.shutdown()
+            self._inner.shutdown()  # type: ignore[no-untyped-call]
         except Exception:
             pass
 

@@ -231,29 +231,39 @@ class Telemetry:
         if self._root_level is not None:
             root.setLevel(self._root_level)
         self._handlers.clear()
-        done = threading.Event()
 
-        providers = [p for p in (self.tracer_provider, self.logger_provider) if hasattr(p, "force_flush")]
+        providers: list[Any] = [p for p in (self.tracer_provider, self.logger_provider) if hasattr(p, "force_flush")]
 
-        def work() -> None:
-            steps: list[Callable[[], Any]] = [b.stop for b in reversed(self._background)]
-            if self.profiler is not None:
-                steps.append(self.profiler.stop)
-            if self.heap_profiler is not None:
-                steps.append(self.heap_profiler.stop)
-            steps.append(self._metrics_server.stop)
-            steps.append(lambda: self._flush_then_abort(providers, deadline * 0.6))
-            steps += [p.shutdown for p in providers]
+        def run_all(steps: list[Callable[[], Any]]) -> None:
             for step in steps:
                 try:
                     step()
                 except Exception as exc:
                     _log.warning("leaktrace: error during shutdown (%r)", exc)
-            done.set()
 
-        worker = threading.Thread(target=work, name="leaktrace-shutdown", daemon=True)
-        worker.start()
-        finished = done.wait(deadline)
+        # Independent chains run side by side, so a hung Pyroscope upload cannot keep the
+        # traces and logs from being flushed. Within a chain, order matters: the heap exporter
+        # makes its final push before the sampler stops.
+        heap_chain: list[Callable[[], Any]] = [b.stop for b in reversed(self._background)]
+        if self.heap_profiler is not None:
+            heap_chain.append(self.heap_profiler.stop)
+        cpu_chain: list[Callable[[], Any]] = [self.profiler.stop] if self.profiler is not None else []
+        otel_chain: list[Callable[[], Any]] = [
+            self._metrics_server.stop,
+            lambda: self._flush_then_abort(providers, deadline * 0.6),
+            *[p.shutdown for p in providers],
+        ]
+        workers = [
+            threading.Thread(target=run_all, args=(chain,), name="leaktrace-shutdown", daemon=True)
+            for chain in (heap_chain, cpu_chain, otel_chain)
+            if chain
+        ]
+        end = time.monotonic() + deadline
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(max(0.0, end - time.monotonic()))
+        finished = not any(w.is_alive() for w in workers)
         if not finished:
             _log.warning("leaktrace: shutdown did not finish in %.1fs; unsent telemetry is dropped", deadline)
         self.metrics.close()
@@ -303,7 +313,7 @@ class Telemetry:
     def metrics_asgi_app(self) -> ASGIApp:
         from prometheus_client import make_asgi_app
 
-        return make_asgi_app(self.registry)  # type: ignore[no-any-return]
+        return make_asgi_app(self.registry)
 
     def watch(self, name: str, container: Any) -> None:
         """Report len() and a sampled byte estimate of `container` as leaktrace_watched_*."""

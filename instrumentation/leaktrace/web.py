@@ -136,6 +136,6 @@ def wrap_wsgi(
 ) -> WSGIApp:
     from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 
-    return OpenTelemetryMiddleware(  # type: ignore[no-any-return]
+    return OpenTelemetryMiddleware(
         _WSGIRecorder(app, requests, clock), tracer_provider=tracer_provider, meter_provider=NoOpMeterProvider()
     )

@@ -30,7 +30,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.common.profiles import fetch_profile, login_view
 from services.common.stats import ServiceStatsCollector, glibc_malloc_in_use
 from services.common.telemetry import TelemetryLike
-from services.common.validation import ApiError, JobRequest, LoginRequest, read_json_object, validate_user_id
+from services.common.validation import (
+    ApiError,
+    JobRequest,
+    LoginRequest,
+    read_json_object,
+    validate_user_id,
+)
 from services.common.web import EXCEPTION_HANDLERS, CountRequests, RequestCounter, metrics_route
 from services.fixed.container import Container, Lifetime, RequestScope, Resolver
 from services.fixed.jobs import JobInput, JobRunner, QueueFull
@@ -83,7 +89,7 @@ class SessionService:
         return view
 
     def _session(self, user_id: str) -> Session:
-        session = self._store.get(user_id)
+        session = self._store.lookup(user_id)
         if session is None:
             raise ApiError(404, f"no session for user {user_id!r}; POST /login first")
         return session
@@ -123,7 +129,11 @@ def compose(
             ),
         )
 
-    container.register(httpx.Client, http_client and (lambda _: http_client()) or shared_client, Lifetime.SINGLETON)
+    if http_client is not None:
+        injected = http_client
+        container.register(httpx.Client, lambda _: injected(), Lifetime.SINGLETON)
+    else:
+        container.register(httpx.Client, shared_client, Lifetime.SINGLETON)
     container.register(
         Sessions, lambda _: Sessions(max_entries=config.max_sessions, ttl_s=config.session_ttl_s), Lifetime.SINGLETON
     )

@@ -14,7 +14,7 @@ import enum
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, Self, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -124,7 +124,7 @@ class RequestScope:
         for instance in reversed(owned):
             _close(instance)
 
-    def __enter__(self) -> RequestScope:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -62,7 +62,8 @@ class SessionStore(Mapping[str, V], Generic[V]):
     """LRU map with a capacity and a sliding TTL. Thread-safe; evicted values are closed
     outside the lock so a slow close() never blocks other requests.
 
-    It is a read-only Mapping (``store[key]`` peeks without refreshing the entry) so that
+    It is a read-only Mapping (``store[key]`` and ``get`` peek without refreshing the entry;
+    ``lookup`` is the refreshing read) so that
     ``telemetry.watch`` can sample its entries like any dict."""
 
     def __init__(self, *, max_entries: int, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -106,7 +107,8 @@ class SessionStore(Mapping[str, V], Generic[V]):
                 self._evicted_capacity += 1
         _close_all(victims, keep=value)
 
-    def get(self, key: str) -> V | None:
+    def lookup(self, key: str) -> V | None:
+        """The live value for key (refreshing its TTL and LRU position), or None."""
         now = self._clock()
         with self._lock:
             victims = self._expired_locked(now)

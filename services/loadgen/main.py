@@ -6,15 +6,15 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from services.loadgen.driver import LoadConfig, Progress, format_progress, run_load
 
 
-def _number(kind: type, *, minimum: float, allow_equal: bool) -> object:
-    def parse(raw: str) -> object:
+def _number(kind: type, *, minimum: float, allow_equal: bool) -> Callable[[str], Any]:
+    def parse(raw: str) -> Any:
         try:
             value = kind(raw)
         except ValueError:
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def progress_printer(stream: TextIO) -> "object":
+def progress_printer(stream: TextIO) -> object:
     tty = stream.isatty()
 
     def show(p: Progress) -> None:
@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except ValueError as exc:
         parser.error(str(exc))
-    report = run_load(config, progress=None if args.quiet else progress_printer(sys.stderr))  # type: ignore[arg-type]
+    report = run_load(config, progress=None if args.quiet else progress_printer(sys.stderr))
     if not args.quiet and sys.stderr.isatty():
         sys.stderr.write("\n")
     print(report.summary())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import runpy
 import sys
 import time
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", required=True)
     p.add_argument("--interval", type=float, default=0.5)
     a = p.parse_args(argv)
+    case = os.path.abspath(a.case)
 
     from leaktrace.analysis import Hunter, HunterConfig, TracemallocSource
 
@@ -38,9 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     hunter.start()
     saved_argv = sys.argv
-    sys.argv = [a.case, "--duration", str(a.duration)]
+    sys.argv = [case, "--duration", str(a.duration)]
     try:
-        runpy.run_path(a.case, run_name="__main__")
+        runpy.run_path(case, run_name="__main__")
     finally:
         sys.argv = saved_argv
         report = hunter.stop()

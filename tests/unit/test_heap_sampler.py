@@ -225,8 +225,10 @@ def test_full_live_table_counts_drops_and_reports_them(make_profiler: Callable[.
     kept = retain_known(2_000, 4096)  # ~8 MB at 4 KiB: far more than 50 sampled blocks
     snap = prof.snapshot()
     assert kept and 40 <= snap.tracked <= 50  # bounded; a few tracked blocks may have been freed
-    assert snap.dropped > 0 and prof.dropped == snap.dropped
-    assert registry.get_sample_value("leaktrace_heap_samples_dropped_total") == snap.dropped
+    # (pytest itself keeps allocating, so the counters can only have grown since the snapshot)
+    assert snap.dropped > 0 and prof.dropped >= snap.dropped
+    dropped_metric = registry.get_sample_value("leaktrace_heap_samples_dropped_total")
+    assert dropped_metric is not None and dropped_metric >= snap.dropped
     live = registry.get_sample_value("leaktrace_heap_live_bytes")
     assert live is not None and live > 0
     # WHEN stopped THEN the sampler's metrics are absent, not stale

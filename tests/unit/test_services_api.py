@@ -11,7 +11,7 @@ import json
 import urllib.parse
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Self
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,14 +19,14 @@ from hypothesis import strategies as st
 
 warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient.*")
 
-import leaktrace  # noqa: E402
-from starlette.testclient import TestClient  # noqa: E402
+import leaktrace
+from starlette.testclient import TestClient
 
-from services.downstream.app import create_app as downstream_app  # noqa: E402
-from services.downstream.app import profile_for  # noqa: E402
-from services.fixed.app import FixedConfig, compose  # noqa: E402
-from services.fixed.app import create_app as fixed_app  # noqa: E402
-from services.leaky import app as leaky_module  # noqa: E402
+from services.downstream.app import create_app as downstream_app
+from services.downstream.app import profile_for
+from services.fixed.app import FixedConfig, compose
+from services.fixed.app import create_app as fixed_app
+from services.leaky import app as leaky_module
 
 SERVICES = ("leaky", "fixed")
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -59,7 +59,7 @@ class Stack:
         fixed = fixed_app(self.container)
         self.clients = {"leaky": TestClient(leaky), "fixed": TestClient(fixed)}
 
-    def __enter__(self) -> Stack:
+    def __enter__(self) -> Self:
         for client in self.clients.values():
             client.__enter__()
         return self

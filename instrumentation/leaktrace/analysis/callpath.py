@@ -54,11 +54,13 @@ class FrameFilter:
 
 
 def user_frames(frames: Sequence[Frame], frame_filter: FrameFilter) -> tuple[Frame, ...]:
-    """The stack from the first user frame outwards; the whole stack if none is user code."""
-    for i, frame in enumerate(frames):
-        if frame_filter.is_user(frame.file):
-            return tuple(frames[i:])
-    return tuple(frames)
+    """The stack from the first to the last user frame (the runner's frames below `main`
+    and the library frames above the allocating line are noise); the whole stack if none
+    is user code."""
+    user = [i for i, frame in enumerate(frames) if frame_filter.is_user(frame.file)]
+    if not user:
+        return tuple(frames)
+    return tuple(frames[user[0] : user[-1] + 1])
 
 
 def call_path_key(frames: Sequence[Frame], frame_filter: FrameFilter, depth: int = 2) -> CallPathKey:

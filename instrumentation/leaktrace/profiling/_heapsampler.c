@@ -42,16 +42,33 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+/* The stack is read from the interpreter's own frame records (like tracemalloc does), not via
+ * PyThreadState_GetFrame/PyFrame_GetBack: those materialise frame objects, and the hook can run
+ * while the top frame is being cleared (its locals' deallocators allocate), where creating a
+ * frame object for it leaves one pointing at a popped frame. Reading f_code and the last
+ * instruction allocates nothing. The layout is private, so only versions built and tested
+ * against are enabled; others report SUPPORTED = 0 and leaktrace falls back to pyroscope-io. */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000 && !defined(Py_GIL_DISABLED)
+#define LT_FRAME_WALK 1
+#ifndef Py_BUILD_CORE
+#define Py_BUILD_CORE 1
+#endif
+#include <internal/pycore_frame.h>
+#undef Py_BUILD_CORE
+#else
+#define LT_FRAME_WALK 0
+#endif
+
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#ifdef Py_GIL_DISABLED
-#define LT_SUPPORTED 0
-#else
+#if LT_FRAME_WALK
 #define LT_SUPPORTED 1
+#else
+#define LT_SUPPORTED 0
 #endif
 
 #if PY_VERSION_HEX >= 0x030D0000
@@ -396,19 +413,21 @@ __attribute__((noinline, cold)) static void lt_sample(void *p, size_t size) {
 
     lt_frame frames[LT_MAX_FRAMES_CAP];
     int n = 0, truncated = 0;
-    PyFrameObject *f = PyThreadState_GetFrame(ts);
-    while (f != NULL && n < g_max_frames) {
-        frames[n].code = (PyObject *)PyFrame_GetCode(f);
-        frames[n].line = PyFrame_GetLineNumber(f);
+#if LT_FRAME_WALK
+    _PyInterpreterFrame *f = ts->cframe->current_frame;
+    for (; f != NULL; f = f->previous) {
+        if (_PyFrame_IsIncomplete(f)) continue;
+        if (n >= g_max_frames) {
+            truncated = 1;
+            break;
+        }
+        PyCodeObject *co = f->f_code;
+        Py_INCREF(co);
+        frames[n].code = (PyObject *)co;
+        frames[n].line = PyCode_Addr2Line(co, _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT));
         n++;
-        PyFrameObject *back = PyFrame_GetBack(f);
-        Py_DECREF(f);
-        f = back;
     }
-    if (f != NULL) {
-        truncated = 1;
-        Py_DECREF(f);
-    }
+#endif
     uint64_t thi, tlo, span;
     lt_current_span(&thi, &tlo, &span);
     PyErr_Clear();

@@ -218,9 +218,9 @@ def decode_profile(data: bytes) -> DecodedProfile:
         a = b = 0
         for f, _, v in iter_fields(msg):
             if f == 1:
-                a = int(v)  # type: ignore[arg-type]
+                a = int(v)
             elif f == 2:
-                b = int(v)  # type: ignore[arg-type]
+                b = int(v)
         return a, b
 
     for f, wire, v in iter_fields(data):
@@ -249,7 +249,7 @@ def decode_profile(data: bytes) -> DecodedProfile:
             lid, lines = 0, []
             for lf, _, lv in iter_fields(v):
                 if lf == 1:
-                    lid = int(lv)  # type: ignore[arg-type]
+                    lid = int(lv)
                 elif lf == 4:
                     assert isinstance(lv, bytes)
                     lines.append(pair(lv))
@@ -259,21 +259,21 @@ def decode_profile(data: bytes) -> DecodedProfile:
             fid = name = filename = 0
             for ff, _, fv in iter_fields(v):
                 if ff == 1:
-                    fid = int(fv)  # type: ignore[arg-type]
+                    fid = int(fv)
                 elif ff == 2:
-                    name = int(fv)  # type: ignore[arg-type]
+                    name = int(fv)
                 elif ff == 4:
-                    filename = int(fv)  # type: ignore[arg-type]
+                    filename = int(fv)
             functions[fid] = (name, filename)
         elif f == _P_PERIOD_TYPE:
             assert isinstance(v, bytes)
             period_type = pair(v)
         elif f == _P_PERIOD:
-            period = _signed(int(v))  # type: ignore[arg-type]
+            period = _signed(int(v))
         elif f == _P_TIME:
-            time_nanos = int(v)  # type: ignore[arg-type]
+            time_nanos = int(v)
         elif f == _P_DURATION:
-            duration_nanos = int(v)  # type: ignore[arg-type]
+            duration_nanos = int(v)
 
     def s(idx: int) -> str:
         if not 0 <= idx < len(strings):
