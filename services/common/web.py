@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import sys
 import threading
@@ -109,7 +110,22 @@ def serve(app: ASGIApp, host: str, port: int, *, announce: Callable[[str], None]
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_keep_alive=5)
     server = uvicorn.Server(config)
     (announce or _print_flush)(f"{READY_PREFIX}http://{host}:{bound}")
-    server.run(sockets=[sock])
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the
+    # handler that was installed before it. With the default handler that kills the process
+    # before main() can flush telemetry; with this one, serve() returns and main() cleans up.
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, _after_graceful_shutdown) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
+
+
+def _after_graceful_shutdown(signum: int, frame: object) -> None:
+    pass
 
 
 def _print_flush(line: str) -> None:

@@ -283,6 +283,16 @@ def test_expression_returns_data(loaded_prometheus: PrometheusServer, expression
     assert result, f"{expression.source}: no series for {expression.expr!r}"
 
 
+def test_request_histogram_keeps_trace_exemplars(loaded_prometheus: PrometheusServer) -> None:
+    # The request-duration panels link exemplars to Tempo: the scrape must keep them.
+    now = time.time()
+    series = loaded_prometheus.query_exemplars(
+        'http_server_request_duration_seconds_bucket{job="leaky"}', now - 120, now)
+    exemplars = [e for s in series for e in s.get("exemplars", [])]
+    assert exemplars, "no exemplars stored: is OpenMetrics negotiated and exemplar storage on?"
+    assert all(re.fullmatch(r"[0-9a-f]{32}", e["labels"].get("trace_id", "")) for e in exemplars)
+
+
 def test_every_shipped_expression_is_covered() -> None:
     # Guards the extraction itself: a refactor that silently found no queries would pass above.
     expressions = all_expressions()

@@ -212,3 +212,41 @@ def test_watch_rejects_what_it_cannot_measure() -> None:
             t.telemetry.watch("gen", (i for i in range(3)))
         with pytest.raises(ValueError, match="name"):
             t.telemetry.watch("", [])
+
+
+class _RunningAgent:
+    def __init__(self) -> None:
+        self.configured: dict[str, object] = {}
+
+    def configure(self, **kwargs: object) -> bool:
+        self.configured = kwargs
+        return True
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_profiler_gets_service_name_and_root_spans_get_the_profile_link() -> None:
+    from leaktrace import Settings, Telemetry
+    from leaktrace.profiling.pyroscope_agent import PyroscopeProfiler
+
+    # GIVEN a running pyroscope agent (faked at the module boundary) owned by Telemetry
+    settings = Settings.resolve({"PYROSCOPE_SERVER_ADDRESS": "http://pyro:4040"}, service_name="linked",
+                                traces_enabled=False, logs_enabled=False)
+    agent = _RunningAgent()
+    profiler = PyroscopeProfiler(settings, memory=False, agent=agent)
+    with in_memory_telemetry(registry=CollectorRegistry()) as t:
+        tel = Telemetry(settings, tracer_provider=t.telemetry.tracer_provider, profiler=profiler,
+                        registry=CollectorRegistry(), serve_metrics=False, install_log_handlers=False).start()
+        with tel.tracer.start_as_current_span("root") as root:
+            with tel.tracer.start_as_current_span("child"):
+                pass
+        tel.shutdown()
+    # THEN pyroscope-io was configured for this service, CPU only, and the root span carries
+    # pyroscope.profile.id (what Grafana's "profiles for this span" looks for), children do not
+    assert agent.configured["application_name"] == "linked"
+    assert agent.configured["server_address"] == "http://pyro:4040"
+    assert agent.configured["mem_enabled"] is False
+    spans = {s.name: s for s in t.spans()}
+    assert spans["root"].attributes["pyroscope.profile.id"] == format(root.get_span_context().span_id, "016x")
+    assert "pyroscope.profile.id" not in spans["child"].attributes

@@ -110,8 +110,13 @@ class Hunter:
         self._thread = threading.Thread(target=self._run, name="leaktrace-hunter", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0, *, final_tick: bool = True) -> Report:
-        """Stop the thread (bounded by `timeout`), take a last look, return the final report."""
+    def stop(self, timeout: float = 5.0, *, final_tick: bool = False) -> Report:
+        """Stop the thread (bounded by `timeout`) and return the last report.
+
+        No final snapshot by default: stop() usually runs during the host's shutdown, after
+        it may have released what it leaked (joined threads, cleared caches), which would
+        turn a leak into a last-second drop. Pass final_tick=True to look once more.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)

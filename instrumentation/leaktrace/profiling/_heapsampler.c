@@ -17,13 +17,13 @@
  * GIL serialises the hooks: a Poisson process over the interleaved stream of all threads is a
  * Poisson process over each thread's stream.
  *
- * Reentrancy. The slow path (sampling) calls CPython APIs that allocate (frame objects are
- * materialised by PyFrame_GetBack). A thread-local guard makes those allocations pass through
- * unsampled; a sample point landing in the profiler's own bytes is discarded, which biases
- * nothing because Poisson points in disjoint byte ranges are independent. The slow path never
- * runs Python bytecode (no method calls, only C-level reads) and disables the cyclic GC for
- * its duration, because on 3.11 a GC-tracked allocation can start a collection and this hook
- * may run while the caller holds an object in an inconsistent state (e.g. mid list resize).
+ * Reentrancy. The slow path (sampling) reads frames and the span without allocating, but a
+ * thread-local guard still makes any allocation made while sampling or snapshotting pass
+ * through unsampled; a sample point landing in the profiler's own bytes is discarded, which
+ * biases nothing because Poisson points in disjoint byte ranges are independent. The slow path
+ * never runs Python bytecode (no method calls, only C-level reads: a call could release the GIL
+ * while the caller holds an object half-updated) and keeps the cyclic GC off for its duration,
+ * because on 3.11 a GC-tracked allocation can start a collection right inside this hook.
  *
  * Tables (all bounded, allocated with libc calloc so they never re-enter the hooks):
  *  - live: open-addressing (linear probing, backward-shift delete) pointer -> sampled block.
