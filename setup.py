@@ -8,7 +8,15 @@ setup(
         Extension(
             "leaktrace.profiling._heapsampler",
             sources=["instrumentation/leaktrace/profiling/_heapsampler.c"],
-            extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers", "-Wno-cast-function-type"],
+            extra_compile_args=[
+                "-O2",
+                "-std=c11",
+                "-Wall",
+                "-Wextra",
+                "-Wno-unused-parameter",
+                "-Wno-missing-field-initializers",
+                "-Wno-cast-function-type",
+            ],
             libraries=["m"],
             optional=False,
         )

@@ -79,9 +79,16 @@ SETUP = {
 
 
 def run_once(config: str, iterations: int, sample_bytes: int) -> float:
-    code = SETUP[config].replace("SAMPLE_BYTES", str(sample_bytes)) + WORKLOAD.replace("N)", f"{iterations})")
+    code = SETUP[config].replace("SAMPLE_BYTES", str(sample_bytes)) + WORKLOAD.replace(
+        "N)", f"{iterations})"
+    )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONHASHSEED": "0"}
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
     )
     if out.returncode != 0:
         raise RuntimeError(f"{config} run failed: {out.stderr[-2000:]}")
@@ -89,11 +96,17 @@ def run_once(config: str, iterations: int, sample_bytes: int) -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--iterations", type=int, default=300_000)
     ap.add_argument("--sample-bytes", type=int, default=512 * 1024)
-    ap.add_argument("--no-pyroscope", action="store_true", help="skip the pyroscope-io memory profiler comparison")
+    ap.add_argument(
+        "--no-pyroscope",
+        action="store_true",
+        help="skip the pyroscope-io memory profiler comparison",
+    )
     args = ap.parse_args()
     configs = ["off", "leaktrace"] + ([] if args.no_pyroscope else ["pyroscope_mem"])
     times: dict[str, list[float]] = {c: [] for c in configs}

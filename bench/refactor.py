@@ -102,6 +102,11 @@ def compare(before: Sample, after: Sample, load: LoadReport) -> dict[str, Any]:
     heap_start = before.metrics.get(heap_key) if heap_key else None
     heap_end = after.metrics.get(heap_key) if heap_key else None
     heap_growth = None if heap_start is None or heap_end is None else int(heap_end - heap_start)
+    def growth(key: str) -> int | None:
+        if key in before.metrics and key in after.metrics:
+            return int(after.metrics[key] - before.metrics[key])
+        return None
+
     requests = int(after.metrics.get("service_requests_total", 0) - before.metrics.get("service_requests_total", 0))
     blocks = after.metrics.get("service_allocated_blocks", 0.0) - before.metrics.get("service_allocated_blocks", 0.0)
     per_request = requests > 0
@@ -113,6 +118,10 @@ def compare(before: Sample, after: Sample, load: LoadReport) -> dict[str, Any]:
         "heap_live_end_bytes": None if heap_end is None else int(heap_end),
         "heap_growth_bytes": heap_growth,
         "heap_method": heap_method,
+        # Both heap readings, whichever was chosen above: the sampler sees Python allocations
+        # only, mallinfo2 sees C allocations (OpenSSL contexts, buffers) but not pymalloc arenas.
+        "heap_sampler_growth_bytes": growth("leaktrace_heap_live_bytes"),
+        "malloc_in_use_growth_bytes": growth("service_malloc_in_use_bytes"),
         "open_fds_start": before.open_fds,
         "open_fds_end": after.open_fds,
         "open_fds_growth": after.open_fds - before.open_fds,

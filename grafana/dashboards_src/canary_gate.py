@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from .panels import Grid, Json, dashboard, dashboard_links, prom, row, service_variable, stat, timeseries
+from .panels import (
+    Grid,
+    Json,
+    dashboard,
+    dashboard_links,
+    prom,
+    row,
+    service_variable,
+    stat,
+    timeseries,
+)
 
 UID = "leaktrace-canary-gate"
 SEL = 'job=~"$service"'

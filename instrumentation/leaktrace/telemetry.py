@@ -80,16 +80,22 @@ class Telemetry:
         self._root_level: int | None = None
         self._background: list[Stoppable] = []
         self._export_guards: list[Any] = []
+        #: Periodic heap profile export; its subscribe() feeds in-process consumers (the hunter).
+        self.heap_exporter: Any | None = None
 
         resource = build_resource(settings)
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.heap_profiler = heap_profiler if heap_profiler is not None else self._build_heap_profiler()
         self.profiler = profiler if profiler is not None else self._build_profiler()
 
-        processors = []
+        processors: list[Any] = []
         span_processor = getattr(self.profiler, "span_processor", None)
         if callable(span_processor):
             processors.append(span_processor())
+        if self.heap_profiler is not None:
+            from .profiling.span_link import SpanProfileLinkProcessor
+
+            processors.append(SpanProfileLinkProcessor(lambda: self.heap_profiler is not None))
         self.tracer_provider: trace.TracerProvider
         if tracer_provider is not None:
             self.tracer_provider = tracer_provider
@@ -135,6 +141,7 @@ class Telemetry:
             max_frames=s.heap_max_frames,
             max_tracked=s.heap_max_tracked,
             registry=self.registry,
+            live_bytes_metric=False,  # RuntimeCollector reports it from live_bytes()
         )
 
     def _build_profiler(self) -> Profiler | None:
@@ -143,6 +150,7 @@ class Telemetry:
         from .profiling.pyroscope_agent import PyroscopeProfiler
 
         # The heap is never sampled twice: with our sampler on, pyroscope-io does CPU only.
+        # start() revisits this once it knows whether the sampler really started.
         return PyroscopeProfiler(self.settings, memory=self.heap_profiler is None)
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -162,15 +170,20 @@ class Telemetry:
         if self.heap_profiler is not None:
             self._start_heap()
         if self.profiler is not None:
+            set_memory = getattr(self.profiler, "set_memory", None)
+            if callable(set_memory):
+                set_memory(self.heap_profiler is None)
             self.profiler.start()
         return self
 
     def _start_heap(self) -> None:
         assert self.heap_profiler is not None
         try:
-            self.heap_profiler.start()
-        except Exception as exc:
-            _log.warning("leaktrace: the heap sampler could not start (%r)", exc)
+            started = self.heap_profiler.start()
+        except Exception as exc:  # e.g. another sampler already hooks this process
+            _log.warning("leaktrace: the heap sampler could not start (%r); using pyroscope-io's", exc)
+            started = False
+        if not started:
             self.heap_profiler = None
             return
         try:
@@ -179,8 +192,11 @@ class Telemetry:
         except ImportError:
             return
         s = self.settings
+        # Both bounds fit inside the shutdown budget, so the final push cannot stall exit.
+        budget = s.shutdown_timeout_s
         pusher = PyroscopePusher(
             s.pyroscope_server_address,
+            timeout_s=max(0.5, budget * 0.4),
             auth_token=s.pyroscope_auth_token,
             basic_auth=(s.pyroscope_basic_auth_username, s.pyroscope_basic_auth_password)
             if s.pyroscope_basic_auth_username
@@ -192,8 +208,10 @@ class Telemetry:
             pusher,
             interval_s=s.heap_export_interval_s,
             application_name=s.profile_application_name,
+            stop_timeout_s=max(0.5, budget * 0.4),
         )
         exporter.start()
+        self.heap_exporter = exporter
         self._background.append(exporter)
 
     def _install_globals(self) -> None:

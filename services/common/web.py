@@ -76,7 +76,7 @@ def add_server_args(parser: argparse.ArgumentParser, *, default_port: int) -> No
     parser.add_argument(
         "--port",
         type=_port,
-        default=_port(os.environ.get("PORT", str(default_port))),
+        default=os.environ.get("PORT", str(default_port)),
         help=f"bind port, 0 = any free port (env PORT, default {default_port})",
     )
 
@@ -105,7 +105,11 @@ def serve(app: ASGIApp, host: str, port: int, *, announce: Callable[[str], None]
     """Run uvicorn until SIGINT/SIGTERM; lifespan shutdown releases the app's resources."""
     import uvicorn
 
-    sock = bind_socket(host, port)
+    try:
+        sock = bind_socket(host, port)
+    except OSError as exc:
+        # An address in use or not available is the operator's to fix: a message, not a traceback.
+        raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     bound = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_keep_alive=5)
     server = uvicorn.Server(config)
@@ -153,7 +157,7 @@ def add_downstream_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--downstream-url",
         type=_http_url,
-        default=_http_url(os.environ.get("DOWNSTREAM_URL", "http://127.0.0.1:8000")),
+        default=os.environ.get("DOWNSTREAM_URL", "http://127.0.0.1:8000"),
         help="base URL of the profile store (env DOWNSTREAM_URL, default http://127.0.0.1:8000)",
     )
 

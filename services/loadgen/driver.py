@@ -8,6 +8,7 @@ concurrency (a request due while ``concurrency`` are in flight is skipped and co
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from collections import Counter
@@ -132,8 +133,17 @@ async def drive(
     by_kind: Counter[str] = Counter()
     counts = {"sent": 0, "completed": 0, "ok": 0, "skipped": 0}
     in_flight: set[asyncio.Task[None]] = set()
+    # A user's latest login still in flight: that user's next requests wait for it, so a slow
+    # login under load does not turn the user's profile read into a spurious 404.
+    logins: dict[str, asyncio.Task[None]] = {}
 
-    async def one(plan: PlannedRequest) -> None:
+    def forget_login(user_id: str, task: asyncio.Task[None]) -> None:
+        if logins.get(user_id) is task:
+            del logins[user_id]
+
+    async def one(plan: PlannedRequest, after: asyncio.Task[None] | None) -> None:
+        if after is not None and not after.done():
+            await asyncio.wait({after}, timeout=config.timeout_s)
         began = clock()
         try:
             response = await client.request(plan.method, plan.path, json=plan.json)
@@ -181,9 +191,13 @@ async def drive(
                 counts["skipped"] += 1
             else:
                 counts["sent"] += 1
-                task = asyncio.create_task(one(plan))
+                gate = logins.get(plan.user_id) if plan.user_id is not None and plan.kind not in ("login", "relogin") else None
+                task = asyncio.create_task(one(plan, gate))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
+                if plan.user_id is not None and plan.kind in ("login", "relogin"):
+                    logins[plan.user_id] = task
+                    task.add_done_callback(functools.partial(forget_login, plan.user_id))
             now = clock()
             if now >= next_progress:
                 report_progress(now)

@@ -1,10 +1,12 @@
 """Run one corpus program under the tracemalloc fallback source and a Hunter, in-process.
 
-    python tests/corpus/_harness.py CASE.py --duration 8 --json OUT.json [--interval 0.5]
+    python tests/corpus/_harness.py CASE.py --duration 8 --json OUT.json
+        [--source tracemalloc|native] [--sample-bytes N] [-- CASE ARGS...]
 
 This is what `leaktrace hunt` will do through the `leaktrace run` bootstrap, minus the
-bootstrap: start the snapshot source, start the Hunter, run the program as __main__,
-stop the Hunter, write its final report (plus the holder evidence, under "_debug").
+bootstrap: install an OTel SDK tracer provider (so requests have trace ids), start the
+snapshot source, start the Hunter, run the program as __main__, stop the Hunter, write
+its final report (plus the holder evidence, under "_debug").
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import runpy
 import sys
 import time
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,24 +26,44 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("case")
     p.add_argument("--duration", type=float, required=True)
     p.add_argument("--json", required=True)
-    p.add_argument("--interval", type=float, default=0.5)
-    a = p.parse_args(argv)
+    p.add_argument("--interval", type=float, default=0.25)
+    # The tracemalloc fallback's ticks cost ~0.1 s of CPU; short test runs need the points.
+    p.add_argument("--max-duty", type=float, default=0.5)
+    p.add_argument("--source", choices=("tracemalloc", "native"), default="tracemalloc")
+    p.add_argument("--sample-bytes", type=int, default=16 * 1024, help="native sampler mean bytes per sample")
+    args = list(sys.argv[1:] if argv is None else argv)
+    case_args = args[args.index("--") + 1 :] if "--" in args else []
+    a = p.parse_args(args[: args.index("--")] if "--" in args else args)
     case = os.path.abspath(a.case)
 
-    from leaktrace.analysis import Hunter, HunterConfig, TracemallocSource
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
 
-    source = TracemallocSource()
-    source.start()
+    from leaktrace.analysis import Hunter, HunterConfig, TracemallocSource
+    from leaktrace.profiling.heap import HeapProfiler
+
+    trace.set_tracer_provider(TracerProvider())  # no exporter: ids only
+    source: Any
+    if a.source == "native":
+        source = HeapProfiler(sample_bytes=a.sample_bytes)
+        if not source.start():
+            print("native heap sampler unsupported here", file=sys.stderr)
+            return 3
+        snapshot, object_site = source.snapshot, None
+    else:
+        source = TracemallocSource()
+        source.start()
+        snapshot, object_site = source, source.object_site
     hunter = Hunter(
-        source,
-        object_site=source.object_site,
+        snapshot,
+        object_site=object_site,
         clock=time.time,
         logger=logging.getLogger("corpus.hunter"),
-        config=HunterConfig(interval_s=a.interval),
+        config=HunterConfig(interval_s=a.interval, max_duty=a.max_duty),
     )
     hunter.start()
     saved_argv = sys.argv
-    sys.argv = [case, "--duration", str(a.duration)]
+    sys.argv = [case, "--duration", str(a.duration), *case_args]
     try:
         runpy.run_path(case, run_name="__main__")
     finally:

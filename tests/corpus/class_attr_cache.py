@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import ClassVar
 
 from opentelemetry import trace
 
@@ -11,7 +12,7 @@ tracer = trace.get_tracer("leaktrace.corpus")
 
 
 class Repository:
-    _cache: dict[str, list[bytes]] = {}
+    _cache: ClassVar[dict[str, list[bytes]]] = {}
 
     def load(self, key: str, size: int) -> list[bytes]:
         rows = Repository._cache.get(key)

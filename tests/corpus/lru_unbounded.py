@@ -11,7 +11,7 @@ from opentelemetry import trace
 tracer = trace.get_tracer("leaktrace.corpus")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def render_page(page_id: int, size: int) -> bytes:
     return (b"<p>%d</p>" % page_id) * (size // 10)  # LEAK-SITE
 

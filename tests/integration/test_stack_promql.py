@@ -223,7 +223,7 @@ def supported_compose_flags(prometheus_bin: str) -> tuple[list[str], list[str]]:
     """The compose file's Prometheus feature flags, split by whether this binary knows them."""
     command = yaml.safe_load(COMPOSE.read_text())["services"]["prometheus"]["command"]
     wanted = [f for f in command if f.startswith(("--enable-feature", "--web.enable"))]
-    help_text = subprocess.run([prometheus_bin, "--help"], capture_output=True, text=True, timeout=30)
+    help_text = subprocess.run([prometheus_bin, "--help"], capture_output=True, text=True, timeout=30, check=False)
     known_text = help_text.stdout + help_text.stderr
     supported, missing = [], []
     for flag in wanted:

@@ -6,14 +6,18 @@ import io
 import logging
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Any, Self
 
 import pytest
-
 from leaktrace.profiling.exporter import HeapExporter
 from leaktrace.profiling.pprof import MEMORY_SAMPLE_TYPES, decode_profile
-from leaktrace.profiling.push import PyroscopePusher, RateLimitedLog, encode_push_request, snapshot_to_pprof
+from leaktrace.profiling.push import (
+    PyroscopePusher,
+    encode_push_request,
+    snapshot_to_pprof,
+)
 from leaktrace.profiling.samples import Frame, HeapSample, HeapSnapshot
+
 from tests.support.pyroscope_receiver import parse_push_request
 
 TRACE = 0x0123456789ABCDEF0011223344556677
@@ -44,7 +48,10 @@ def test_pprof_has_four_memory_types_values_labels_and_window() -> None:
     labelled = [s for s in prof.samples if s.labels]
     assert len(labelled) == 1
     s = labelled[0]
-    assert s.labels == {"span_id": "00000000000000ff", "trace_id": "0123456789abcdef0011223344556677"}
+    assert s.labels == {
+        "span_id": "00000000000000ff",
+        "trace_id": "0123456789abcdef0011223344556677",
+    }
     assert len(s.labels["span_id"]) == 16 and len(s.labels["trace_id"]) == 32
     assert s.values == (10, 40_961, 3, 12_288)
     assert [f.function for f in s.frames] == ["make_buffer", "handle"]  # leaf first
@@ -53,16 +60,22 @@ def test_pprof_has_four_memory_types_values_labels_and_window() -> None:
 
 def test_push_request_round_trips_through_the_receiver_parser() -> None:
     raw = snapshot_to_pprof(snapshot())
-    body = encode_push_request({"service_name": "svc", "__delta__": "false", "__name__": "memory"}, raw, "id-1")
+    body = encode_push_request(
+        {"service_name": "svc", "__delta__": "false", "__name__": "memory"}, raw, "id-1"
+    )
     [series] = parse_push_request(body)
-    assert dict(series.labels) == {"service_name": "svc", "__delta__": "false", "__name__": "memory"}
+    assert dict(series.labels) == {
+        "service_name": "svc",
+        "__delta__": "false",
+        "__name__": "memory",
+    }
     assert series.samples == ((raw, "id-1"),)
 
 
 class _Resp(io.BytesIO):
     status = 200
 
-    def __enter__(self) -> _Resp:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *a: object) -> None:
@@ -77,7 +90,9 @@ def test_push_never_raises_and_rate_limits_warnings(caplog: pytest.LogCaptureFix
         calls.append(req)
         raise urllib.error.URLError("connection refused")
 
-    pusher = PyroscopePusher("http://127.0.0.1:9", opener=failing_opener, warn_interval_s=60, clock=lambda: now[0])
+    pusher = PyroscopePusher(
+        "http://127.0.0.1:9", opener=failing_opener, warn_interval_s=60, clock=lambda: now[0]
+    )
     with caplog.at_level(logging.WARNING, logger="leaktrace.profiling.push"):
         results = [pusher.push(snapshot(), application_name="svc") for _ in range(5)]
         now[0] = 61.0
@@ -96,15 +111,26 @@ def test_push_sends_auth_tenant_and_delta_labels() -> None:
         assert timeout == 2.5
         return _Resp(b"")
 
-    pusher = PyroscopePusher("http://127.0.0.1:4040/", opener=opener, timeout_s=2.5, auth_token="tok", tenant_id="t1")
-    assert pusher.push(snapshot(), application_name="svc", labels={"env": "test", "service_name": "dup"})
+    pusher = PyroscopePusher(
+        "http://127.0.0.1:4040/", opener=opener, timeout_s=2.5, auth_token="tok", tenant_id="t1"
+    )
+    assert pusher.push(
+        snapshot(), application_name="svc", labels={"env": "test", "service_name": "dup"}
+    )
     req = seen[0]
     assert req.full_url == "http://127.0.0.1:4040/push.v1.PusherService/Push"
-    assert req.get_header("Authorization") == "Bearer tok" and req.get_header("X-scope-orgid") == "t1"
+    assert (
+        req.get_header("Authorization") == "Bearer tok" and req.get_header("X-scope-orgid") == "t1"
+    )
     assert isinstance(req.data, bytes)
     [series] = parse_push_request(req.data)
     labels = dict(series.labels)
-    assert labels == {"__name__": "memory", "__delta__": "false", "service_name": "svc", "env": "test"}
+    assert labels == {
+        "__name__": "memory",
+        "__delta__": "false",
+        "service_name": "svc",
+        "env": "test",
+    }
 
 
 def test_bad_pusher_configuration_is_a_clear_error() -> None:
@@ -118,15 +144,6 @@ def test_invalid_label_name_degrades_to_a_warning() -> None:
     pusher = PyroscopePusher("http://127.0.0.1:9", opener=lambda req, timeout: _Resp(b""))
     assert pusher.push(snapshot(), application_name="svc", labels={"bad-name": "x"}) is False
     assert pusher.failed == 1
-
-
-def test_rate_limited_log_counts_suppressed() -> None:
-    now = [0.0]
-    log = RateLimitedLog(logging.getLogger("x"), interval_s=10, clock=lambda: now[0])
-    assert log.warning("a") is True
-    assert log.warning("a") is False and log.suppressed == 1
-    now[0] = 10.0
-    assert log.warning("a") is True and log.suppressed == 0
 
 
 class _FakeProfiler:
@@ -151,7 +168,9 @@ class _FakePusher:
 def test_exporter_stop_makes_a_final_push_with_reset_and_feeds_listeners() -> None:
     prof, pusher = _FakeProfiler(), _FakePusher()
     got: list[HeapSnapshot] = []
-    exporter = HeapExporter(prof, pusher, application_name="svc", labels={"env": "t"}, interval_s=3600)
+    exporter = HeapExporter(
+        prof, pusher, application_name="svc", labels={"env": "t"}, interval_s=3600
+    )
     exporter.subscribe(got.append)
     exporter.subscribe(lambda s: 1 / 0)  # a broken listener must not stop the others or the push
     exporter.start()

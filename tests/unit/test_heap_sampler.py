@@ -15,9 +15,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from prometheus_client import CollectorRegistry
-
 from leaktrace.profiling import heap as heap_mod
 from leaktrace.profiling.heap import (
     STACK_TABLE_FULL,
@@ -26,6 +23,8 @@ from leaktrace.profiling.heap import (
     unsupported_reason,
 )
 from leaktrace.profiling.samples import HeapSnapshot
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
 
 pytestmark = pytest.mark.skipif(not HeapProfiler.is_supported(), reason=str(unsupported_reason()))
 
@@ -78,7 +77,9 @@ def named_allocator(name: str) -> Callable[[list[bytes], int], None]:
 
 
 # --- estimates ----------------------------------------------------------------------------
-def test_retained_bytes_estimated_within_ten_percent(make_profiler: Callable[..., HeapProfiler]) -> None:
+def test_retained_bytes_estimated_within_ten_percent(
+    make_profiler: Callable[..., HeapProfiler],
+) -> None:
     # GIVEN a sampler at 16 KiB (about 2500 samples over 40 MB: ~2% standard error)
     prof = make_profiler(sample_bytes=16 * 1024)
     assert prof.start()
@@ -103,7 +104,9 @@ def test_large_blocks_are_not_under_counted(make_profiler: Callable[..., HeapPro
     assert abs(inuse_in(snap, "retain_known") - truth) / truth < 0.05
 
 
-def test_freed_blocks_leave_the_live_heap_but_stay_in_alloc(make_profiler: Callable[..., HeapProfiler]) -> None:
+def test_freed_blocks_leave_the_live_heap_but_stay_in_alloc(
+    make_profiler: Callable[..., HeapProfiler],
+) -> None:
     prof = make_profiler(sample_bytes=16 * 1024)
     assert prof.start()
     kept = retain_known(5_000, 4096)
@@ -146,7 +149,9 @@ def attribution(snap: HeapSnapshot, owners: dict[str, tuple[int, int]]) -> tuple
     return right, total
 
 
-def test_threads_attribute_bytes_to_their_own_span(make_profiler: Callable[..., HeapProfiler], tracer: Any) -> None:
+def test_threads_attribute_bytes_to_their_own_span(
+    make_profiler: Callable[..., HeapProfiler], tracer: Any
+) -> None:
     prof = make_profiler(sample_bytes=8 * 1024)
     assert prof.start()
     owners: dict[str, tuple[int, int]] = {}
@@ -208,17 +213,23 @@ def test_interleaved_asyncio_tasks_attribute_bytes_to_their_own_span(
     assert right / total >= 0.95, (right, total)
 
 
-def test_allocations_outside_any_span_carry_no_ids(make_profiler: Callable[..., HeapProfiler]) -> None:
+def test_allocations_outside_any_span_carry_no_ids(
+    make_profiler: Callable[..., HeapProfiler],
+) -> None:
     prof = make_profiler(sample_bytes=8 * 1024)
     assert prof.start()
     kept = retain_known(2_000, 2048)
-    samples = [s for s in prof.snapshot().samples if any(f.function == "retain_known" for f in s.frames)]
+    samples = [
+        s for s in prof.snapshot().samples if any(f.function == "retain_known" for f in s.frames)
+    ]
     assert samples and kept
     assert all(s.trace_id == 0 and s.span_id == 0 for s in samples)
 
 
 # --- bounds and metrics -------------------------------------------------------------------
-def test_full_live_table_counts_drops_and_reports_them(make_profiler: Callable[..., HeapProfiler]) -> None:
+def test_full_live_table_counts_drops_and_reports_them(
+    make_profiler: Callable[..., HeapProfiler],
+) -> None:
     registry = CollectorRegistry()
     prof = make_profiler(sample_bytes=4096, max_tracked=50, registry=registry)
     assert prof.start()
@@ -237,8 +248,11 @@ def test_full_live_table_counts_drops_and_reports_them(make_profiler: Callable[.
     assert prof.live_bytes() is None
 
 
-def test_full_stack_table_keeps_bytes_under_a_synthetic_frame(make_profiler: Callable[..., HeapProfiler]) -> None:
-    prof = make_profiler(sample_bytes=8 * 1024, max_stacks=2)  # id 0 is reserved: one real stack fits
+def test_full_stack_table_keeps_bytes_under_a_synthetic_frame(
+    make_profiler: Callable[..., HeapProfiler],
+) -> None:
+    # id 0 is reserved for the overflow bucket, so exactly one real stack fits
+    prof = make_profiler(sample_bytes=8 * 1024, max_stacks=2)
     assert prof.start()
     a = retain_known(2_000, 4096)
     b = [bytes(4096) for _ in range(2_000)]
@@ -250,7 +264,9 @@ def test_full_stack_table_keeps_bytes_under_a_synthetic_frame(make_profiler: Cal
     assert abs(total - truth) / truth < 0.15
 
 
-def test_stack_compaction_frees_unreferenced_stacks(make_profiler: Callable[..., HeapProfiler]) -> None:
+def test_stack_compaction_frees_unreferenced_stacks(
+    make_profiler: Callable[..., HeapProfiler],
+) -> None:
     prof = make_profiler(sample_bytes=1024, max_stacks=64)
     assert prof.start()
     fns = [named_allocator(f"site_{i}") for i in range(80)]
@@ -267,7 +283,9 @@ def test_stack_compaction_frees_unreferenced_stacks(make_profiler: Callable[...,
     assert inuse_in(snap, "retain_known") > 0.8 * truth_of(kept)
 
 
-def test_second_sampler_in_the_process_is_refused(make_profiler: Callable[..., HeapProfiler]) -> None:
+def test_second_sampler_in_the_process_is_refused(
+    make_profiler: Callable[..., HeapProfiler],
+) -> None:
     first = make_profiler(sample_bytes=64 * 1024)
     second = make_profiler(sample_bytes=64 * 1024)
     assert first.start()
@@ -298,9 +316,9 @@ def test_pending_exception_survives_sampling(make_profiler: Callable[..., HeapPr
     caught = 0
     for i in range(2_000):
         try:
-            {}["missing-%d" % i]  # noqa: B018
+            {}[f"missing-{i}"]  # the failing lookup is the point
         except KeyError as exc:
-            assert exc.args == ("missing-%d" % i,)
+            assert exc.args == (f"missing-{i}",)
             caught += 1
     prof.stop()
     assert caught == 2_000
@@ -316,7 +334,9 @@ def test_unsupported_interpreter_refuses_with_warning() -> None:
 
 
 def test_free_threaded_build_is_reported_unsupported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(heap_mod.sysconfig, "get_config_var", lambda name: 1 if name == "Py_GIL_DISABLED" else None)
+    monkeypatch.setattr(
+        heap_mod.sysconfig, "get_config_var", lambda name: 1 if name == "Py_GIL_DISABLED" else None
+    )
     reason = unsupported_reason()
     assert reason is not None and "free-threaded" in reason
     assert HeapProfiler.is_supported() is False
@@ -333,3 +353,40 @@ def test_bad_arguments_are_rejected() -> None:
         HeapProfiler(max_frames=0)
     with pytest.raises(ValueError):
         HeapProfiler(max_tracked=0)
+
+
+def test_span_with_python_level_context_is_never_called_from_the_hook(
+    make_profiler: Callable[..., HeapProfiler],
+) -> None:
+    # GIVEN a current "span" whose _context is a property (Python code) and one with __getattr__
+    from opentelemetry import context as otel_context
+    from opentelemetry.trace import set_span_in_context
+
+    calls: list[str] = []
+
+    class PropertySpan:
+        @property
+        def _context(self) -> tuple[int, int]:
+            calls.append("property")
+            return (1, 2)
+
+    class GetattrSpan:
+        def __getattr__(self, name: str) -> tuple[int, int]:
+            calls.append("getattr")
+            return (1, 2)
+
+    prof = make_profiler(sample_bytes=4 * 1024)
+    assert prof.start()
+    kept: list[bytes] = []
+    for span in (PropertySpan(), GetattrSpan()):
+        token = otel_context.attach(set_span_in_context(span))  # type: ignore[arg-type]
+        try:
+            kept += retain_known(1_000, 2048)
+        finally:
+            otel_context.detach(token)
+    samples = [
+        s for s in prof.snapshot().samples if any(f.function == "retain_known" for f in s.frames)
+    ]
+    # THEN the allocator hook ran no Python code and recorded the samples without ids
+    assert calls == []
+    assert samples and all((s.trace_id, s.span_id) == (0, 0) for s in samples)

@@ -11,7 +11,6 @@ import textwrap
 from typing import Any
 
 import pytest
-
 from leaktrace.profiling.heap import HeapProfiler, unsupported_reason
 
 pytestmark = pytest.mark.skipif(not HeapProfiler.is_supported(), reason=str(unsupported_reason()))
@@ -51,8 +50,11 @@ def run(script: str, timeout: float = 60.0) -> dict[str, Any]:
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,
     )
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-5000:]}"
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-5000:]}"
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     assert lines, proc.stdout + proc.stderr
     result: dict[str, Any] = json.loads(lines[-1])

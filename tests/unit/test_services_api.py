@@ -13,14 +13,16 @@ import warnings
 from collections.abc import Iterator
 from typing import Any, Self
 
+import leaktrace
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.exceptions import StarletteDeprecationWarning
 
-warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient.*")
-
-import leaktrace
-from starlette.testclient import TestClient
+with warnings.catch_warnings():
+    # starlette 1.x warns at import that it prefers httpx2; the services use httpx.
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
 
 from services.downstream.app import create_app as downstream_app
 from services.downstream.app import profile_for
@@ -29,7 +31,9 @@ from services.fixed.app import create_app as fixed_app
 from services.leaky import app as leaky_module
 
 SERVICES = ("leaky", "fixed")
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# The `stack` fixture is set up once per fuzz test and shared by its examples (hence the
+# suppressed health check): both services see the same history, so answers stay comparable.
+FUZZ = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def quiet_telemetry(name: str) -> leaktrace.Telemetry:
@@ -77,13 +81,6 @@ class Stack:
 
 @pytest.fixture
 def stack() -> Iterator[Stack]:
-    leaky_module.SESSION_CACHE.clear()
-    with Stack() as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def shared_stack() -> Iterator[Stack]:
     leaky_module.SESSION_CACHE.clear()
     with Stack() as s:
         yield s
@@ -241,16 +238,16 @@ def _check_same_and_never_5xx(answers: dict[str, tuple[int, Any]]) -> None:
 
 @FUZZ
 @given(path=st.sampled_from(["/login", "/jobs"]), body=bodies, ctype=content_types)
-def test_fuzzed_bodies_get_the_same_answer_and_never_a_5xx(shared_stack: Stack, path: str, body: bytes, ctype: str | None) -> None:
+def test_fuzzed_bodies_get_the_same_answer_and_never_a_5xx(stack: Stack, path: str, body: bytes, ctype: str | None) -> None:
     headers = {} if ctype is None else {"content-type": ctype}
-    _check_same_and_never_5xx(both(shared_stack, "POST", path, content=body, headers=headers))
+    _check_same_and_never_5xx(both(stack, "POST", path, content=body, headers=headers))
 
 
 @FUZZ
 @given(user_id=user_ids)
-def test_fuzzed_path_user_ids_get_the_same_answer_and_never_a_5xx(shared_stack: Stack, user_id: str) -> None:
+def test_fuzzed_path_user_ids_get_the_same_answer_and_never_a_5xx(stack: Stack, user_id: str) -> None:
     path = f"/sessions/{urllib.parse.quote(user_id, safe='')}/profile"
-    _check_same_and_never_5xx(both(shared_stack, "GET", path))
+    _check_same_and_never_5xx(both(stack, "GET", path))
 
 
 @FUZZ
@@ -258,11 +255,11 @@ def test_fuzzed_path_user_ids_get_the_same_answer_and_never_a_5xx(shared_stack: 
     method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]),
     path=st.sampled_from(["/login", "/jobs", "/healthz", "/sessions/a/profile", "/profiles/a", "/"]),
 )
-def test_fuzzed_methods_and_routes_never_5xx(shared_stack: Stack, method: str, path: str) -> None:
-    _check_same_and_never_5xx(both(shared_stack, method, path, content=b"{}"))
+def test_fuzzed_methods_and_routes_never_5xx(stack: Stack, method: str, path: str) -> None:
+    _check_same_and_never_5xx(both(stack, method, path, content=b"{}"))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, database=None)
 @given(user_id=user_ids)
 def test_the_profile_store_answers_any_path_id_with_a_profile_or_a_4xx(user_id: str) -> None:
     tel = quiet_telemetry("downstream")

@@ -17,10 +17,12 @@ from concurrent.futures import Future
 from typing import Any
 
 import pytest
+from starlette.exceptions import StarletteDeprecationWarning
 
-warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient.*")
-
-from starlette.testclient import TestClient
+with warnings.catch_warnings():
+    # starlette 1.x warns at import that it prefers httpx2; the services use httpx.
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
 
 from services.common.validation import ApiError, LoginRequest, parse_json_object, read_json_object
 from services.downstream.app import create_app as downstream_app
@@ -366,3 +368,51 @@ def test_leaky_job_threads_pin_replaced_sessions_until_shutdown(leaky_client: Te
     while threading.active_count() <= threads_before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert any(t.name == "job-1" and t.is_alive() for t in threading.enumerate())
+
+
+# --- composition roots: bad configuration is a message and an exit code, not a traceback -------
+QUIET_ENV = {
+    "LEAKTRACE_TRACES_ENABLED": "false",
+    "LEAKTRACE_LOGS_ENABLED": "false",
+    "LEAKTRACE_PROFILING_ENABLED": "false",
+    "LEAKTRACE_LOG_CONSOLE": "false",
+}
+
+
+@pytest.mark.parametrize("module", ["services.downstream.main", "services.leaky.main", "services.fixed.main"])
+def test_bad_arguments_and_env_exit_2_with_a_message(
+    module: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main = importlib.import_module(module).main
+    for key, value in QUIET_ENV.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SystemExit) as exc:
+        main(["--port", "70000"])
+    assert exc.value.code == 2
+    assert "outside 0..65535" in capsys.readouterr().err
+    monkeypatch.setenv("PORT", "eighty")
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 2 and "port must be a number" in capsys.readouterr().err
+    monkeypatch.delenv("PORT")
+    if module != "services.downstream.main":
+        monkeypatch.setenv("DOWNSTREAM_URL", "not-a-url")
+        with pytest.raises(SystemExit) as exc:
+            main(["--port", "0"])
+        assert exc.value.code == 2 and "expected a URL" in capsys.readouterr().err
+
+
+def test_a_port_in_use_is_reported_without_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from services.downstream.main import main
+
+    for key, value in QUIET_ENV.items():
+        monkeypatch.setenv(key, value)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exc:
+            main(["--host", "127.0.0.1", "--port", str(port)])
+    assert f"cannot listen on 127.0.0.1:{port}" in str(exc.value.code)

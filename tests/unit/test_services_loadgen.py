@@ -177,3 +177,43 @@ def test_cli_reports_connection_errors_and_writes_json(tmp_path: Path, capsys: p
     captured = capsys.readouterr()
     assert "errors 10" in captured.out
     assert "[loadgen]" in captured.err  # the progress line
+
+
+class SessionStub:
+    """Answers like the services: /sessions/{u}/profile is 404 until u's slow login finished."""
+
+    def __init__(self, login_delay_s: float) -> None:
+        self.login_delay_s = login_delay_s
+        self.logged_in: set[str] = set()
+        self.profile_reads = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        status = 200
+        if scope["path"] == "/login":
+            await asyncio.sleep(self.login_delay_s)
+            self.logged_in.add(json.loads(body)["user_id"])
+        elif scope["path"].startswith("/sessions/"):
+            self.profile_reads += 1
+            status = 200 if scope["path"].split("/")[2] in self.logged_in else 404
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+
+def test_a_users_requests_wait_for_its_slow_login_instead_of_racing_it() -> None:
+    # GIVEN logins that take 0.8 s, longer than the scenario's 0.5 s grace period
+    app = SessionStub(login_delay_s=0.8)
+
+    async def go() -> Any:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://stub") as client:
+            return await drive(LoadConfig(target="http://stub", rate=40, duration_s=1.5, users=2, churn=0), client=client)
+
+    report = asyncio.run(go())
+    # THEN profile reads were sent, and none of them overtook the login (no 404)
+    assert app.profile_reads > 5
+    assert report.errors == 0, report.error_kinds

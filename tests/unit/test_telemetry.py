@@ -242,11 +242,35 @@ def test_profiler_gets_service_name_and_root_spans_get_the_profile_link() -> Non
             with tel.tracer.start_as_current_span("child"):
                 pass
         tel.shutdown()
-    # THEN pyroscope-io was configured for this service, CPU only, and the root span carries
-    # pyroscope.profile.id (what Grafana's "profiles for this span" looks for), children do not
+    # THEN pyroscope-io was configured for this service, CPU only (leaktrace's heap sampler runs),
+    # and each span carries pyroscope.profile.id = its own span id, which is what Grafana's
+    # "profiles for this span" queries against the span_id label of the heap samples
     assert agent.configured["application_name"] == "linked"
     assert agent.configured["server_address"] == "http://pyro:4040"
     assert agent.configured["mem_enabled"] is False
     spans = {s.name: s for s in t.spans()}
+    for span in spans.values():
+        assert span.attributes["pyroscope.profile.id"] == format(span.context.span_id, "016x")
     assert spans["root"].attributes["pyroscope.profile.id"] == format(root.get_span_context().span_id, "016x")
+
+
+def test_without_the_heap_sampler_pyroscope_io_profiles_memory_and_only_roots_are_linked() -> None:
+    from leaktrace import Settings, Telemetry
+    from leaktrace.profiling.pyroscope_agent import PyroscopeProfiler
+
+    settings = Settings.resolve({}, service_name="cpu-only", heap_enabled=False, traces_enabled=False,
+                                logs_enabled=False)
+    agent = _RunningAgent()
+    profiler = PyroscopeProfiler(settings, memory=True, agent=agent)
+    with in_memory_telemetry(registry=CollectorRegistry()) as t:
+        tel = Telemetry(settings, tracer_provider=t.telemetry.tracer_provider, profiler=profiler,
+                        registry=CollectorRegistry(), serve_metrics=False, install_log_handlers=False).start()
+        with tel.tracer.start_as_current_span("root"):
+            with tel.tracer.start_as_current_span("child"):
+                pass
+        tel.shutdown()
+    assert tel.heap_profiler is None
+    assert agent.configured["mem_enabled"] is True
+    spans = {s.name: s for s in t.spans()}
+    assert "pyroscope.profile.id" in spans["root"].attributes
     assert "pyroscope.profile.id" not in spans["child"].attributes

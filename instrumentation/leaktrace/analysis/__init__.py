@@ -15,20 +15,20 @@ from leaktrace.analysis.handoff import LEAKTRACE_HUNT_REPORT, read_report, write
 from leaktrace.analysis.hunter import Hunter, HunterConfig
 from leaktrace.analysis.model import LEAK, NO_LEAK, Holder, Report, Suspect
 from leaktrace.analysis.retention import ContainerCensus, RetentionConfig
-from leaktrace.analysis.trend import Shape, TrendConfig, classify
 from leaktrace.analysis.tracemalloc_source import TracemallocSource
+from leaktrace.analysis.trend import Shape, TrendConfig, classify
 
 __all__ = [
+    "LEAK",
+    "LEAKTRACE_HUNT_REPORT",
+    "NO_LEAK",
     "AnalyzerConfig",
     "ContainerCensus",
     "FrameFilter",
     "Holder",
     "Hunter",
     "HunterConfig",
-    "LEAK",
-    "LEAKTRACE_HUNT_REPORT",
     "LeakAnalyzer",
-    "NO_LEAK",
     "Report",
     "RetentionConfig",
     "Shape",

@@ -1,8 +1,9 @@
 """The leak analyzer: heap snapshots in, a Report out. No threads, no I/O, bounded memory.
 
 Memory bounds (each independent of run time and of the host's allocation pattern):
-- at most `max_paths` call paths are tracked; when a new one arrives and the table is
-  full, the path with the fewest live bytes is evicted;
+- at most `max_paths` call paths get a full series; the others (at most
+  `max_light_paths`) keep only a baseline and a last value, and an untracked path that
+  grows takes the slot of the tracked path that grew least (see `_promote`);
 - each path keeps at most `max_points` (time, bytes, objects) points; when full, the
   older half is thinned to every other point, so history is kept at a coarser
   resolution while the recent half (what the trend test's "still growing" check reads)
@@ -26,7 +27,9 @@ from leaktrace.profiling.samples import Frame, HeapSnapshot
 class AnalyzerConfig:
     trend: TrendConfig = field(default_factory=TrendConfig)
     key_depth: int = 2
-    max_paths: int = 256
+    max_paths: int = 256  # call paths with a full series (trend-tested)
+    max_light_paths: int = 16384  # untracked call paths watched for growth (two numbers each)
+    promotions_per_snapshot: int = 8
     max_points: int = 120
     max_frames: int = 16  # frames kept per suspect for the report
     max_traces_per_path: int = 256
@@ -43,7 +46,7 @@ class AnalyzerConfig:
 class Series:
     """A bounded (t, y) series with history thinning."""
 
-    __slots__ = ("times", "values", "capacity")
+    __slots__ = ("capacity", "times", "values")
 
     def __init__(self, capacity: int) -> None:
         self.times: list[float] = []
@@ -67,15 +70,38 @@ class Series:
 
 
 class _Path:
-    __slots__ = ("key", "frames", "bytes", "objects", "first_seen")
+    __slots__ = ("bytes", "first_seen", "frames", "key", "low", "objects", "raw")
 
-    def __init__(self, key: CallPathKey, frames: tuple[Frame, ...], capacity: int) -> None:
+    def __init__(self, key: CallPathKey, capacity: int) -> None:
         self.key = key
-        self.frames = frames
+        self.raw: tuple[Frame, ...] = ()  # the biggest sample's stack, as the source gave it
+        self.frames: tuple[Frame, ...] = ()  # ... trimmed to user code, for the report
         # objects are kept in lockstep with bytes (same timestamps) for the report.
         self.bytes = Series(capacity)
         self.objects = Series(capacity)
+        self.low = float("inf")  # lowest live bytes seen while tracked
         self.first_seen: dict[int, tuple[float, int]] = {}  # trace id -> (first seen live, span id)
+
+    def append(self, t: float, nbytes: float, nobj: float) -> None:
+        self.bytes.append(t, nbytes)
+        self.objects.append(t, nobj)
+        self.low = min(self.low, nbytes)
+
+    @property
+    def growth(self) -> float:
+        """Bytes above its low point: what eviction and promotion compare."""
+        return self.bytes.last - self.low
+
+
+class _Light:
+    """An untracked path: just enough to notice that it grows."""
+
+    __slots__ = ("base", "last", "tick")
+
+    def __init__(self, base: float, tick: int) -> None:
+        self.base = base
+        self.last = base
+        self.tick = tick
 
 
 class LeakAnalyzer:
@@ -85,13 +111,15 @@ class LeakAnalyzer:
         self._config = config
         self._filter = frame_filter or FrameFilter.default()
         self._paths: dict[CallPathKey, _Path] = {}
-        self._keys: dict[tuple[Frame, ...], CallPathKey] = {}
+        self._light: dict[CallPathKey, _Light] = {}
+        self._keys: dict[int, tuple[tuple[Frame, ...], CallPathKey]] = {}
         self._total = Series(config.max_points)
         self._rss = Series(config.max_points)
         self._first_t: float | None = None
         self._last_t: float | None = None
         self._snapshots = 0
         self._dropped = 0
+        self._interval = 1.0  # mean bytes per sample of the last snapshot
 
     @property
     def config(self) -> AnalyzerConfig:
@@ -113,12 +141,16 @@ class LeakAnalyzer:
         return tuple(path.bytes.times), tuple(path.bytes.values)
 
     def _key(self, frames: tuple[Frame, ...]) -> CallPathKey:
-        key = self._keys.get(frames)
-        if key is None:
-            if len(self._keys) >= self._config.key_cache_size:
-                self._keys.clear()
-            key = call_path_key(frames, self._filter, self._config.key_depth)
-            self._keys[frames] = key
+        # Keyed by identity: sources hand out the same frames tuple for the same stack
+        # tick after tick, and hashing a tuple of frames per sample is the hot spot. The
+        # stored tuple guards against a recycled id().
+        hit = self._keys.get(id(frames))
+        if hit is not None and hit[0] is frames:
+            return hit[1]
+        if len(self._keys) >= self._config.key_cache_size:
+            self._keys.clear()
+        key = call_path_key(frames, self._filter, self._config.key_depth)
+        self._keys[id(frames)] = (frames, key)
         return key
 
     def observe(self, snapshot: HeapSnapshot, rss_bytes: float | None = None) -> None:
@@ -143,26 +175,23 @@ class LeakAnalyzer:
                 best[key] = s.frames
             if s.trace_id:
                 traces.setdefault(key, {})[s.trace_id] = s.span_id
-        for key, path in self._paths.items():
+        for key, gone in self._paths.items():
             if key not in agg:
-                path.bytes.append(t, 0.0)
-                path.objects.append(t, 0.0)
-                path.first_seen.clear()
+                gone.append(t, 0.0, 0.0)
+                gone.first_seen.clear()
+        tick = self._snapshots
+        growing_light: list[tuple[float, CallPathKey]] = []
         for key, (nbytes, nobj, _) in agg.items():
             path = self._paths.get(key)
             if path is None:
-                if len(self._paths) >= cfg.max_paths:
-                    victim = min(self._paths.values(), key=lambda p: p.bytes.last)
-                    if victim.bytes.last >= nbytes:
-                        continue  # everything tracked is bigger: not worth a slot
-                    del self._paths[victim.key]
-                frames = user_frames(best[key], self._filter)[: cfg.max_frames]
-                path = self._paths[key] = _Path(key, frames, cfg.max_points)
-            else:
-                path.frames = user_frames(best[key], self._filter)[: cfg.max_frames]
-            path.bytes.append(t, nbytes)
-            path.objects.append(t, nobj)
-            path.first_seen = _keep_oldest(path.first_seen, traces.get(key, {}), t, cfg.max_traces_per_path)
+                light = self._light.get(key)
+                if light is None and len(self._paths) < cfg.max_paths:
+                    path = self._paths[key] = _Path(key, cfg.max_points)
+                else:
+                    self._observe_light(key, light, nbytes, tick, growing_light)
+                    continue
+            self._update(path, best[key], t, nbytes, nobj, traces.get(key, {}))
+        self._promote(growing_light, agg, best, traces, t)
         self._total.append(t, snapshot.inuse_bytes)
         if rss_bytes is not None:
             self._rss.append(t, float(rss_bytes))
@@ -171,12 +200,75 @@ class LeakAnalyzer:
         self._last_t = t
         self._snapshots += 1
         self._dropped = snapshot.dropped
+        self._interval = float(snapshot.sample_interval_bytes)
+
+    def _update(
+        self, path: _Path, raw: tuple[Frame, ...], t: float, nbytes: float, nobj: float, traces: Mapping[int, int]
+    ) -> None:
+        if raw is not path.raw:
+            path.raw = raw
+            path.frames = user_frames(raw, self._filter)[: self._config.max_frames]
+        path.append(t, nbytes, nobj)
+        path.first_seen = _keep_oldest(path.first_seen, traces, t, self._config.max_traces_per_path)
+
+    def _observe_light(
+        self, key: CallPathKey, light: _Light | None, nbytes: float, tick: int, growing: list[tuple[float, CallPathKey]]
+    ) -> None:
+        if light is None:
+            if len(self._light) >= self._config.max_light_paths:
+                # Forget the tenth that grew least: amortized, and never the growers.
+                keep = sorted(self._light.items(), key=lambda kv: kv[1].last - kv[1].base, reverse=True)
+                self._light = dict(keep[: self._config.max_light_paths * 9 // 10])
+            self._light[key] = _Light(nbytes, tick)
+            return
+        if light.tick != tick - 1:
+            light.base = 0.0  # it was absent (nothing live) in between
+        light.base = min(light.base, nbytes)
+        light.last = nbytes
+        light.tick = tick
+        if nbytes > light.base:
+            growing.append((nbytes - light.base, key))
+
+    def _promote(
+        self,
+        growing: list[tuple[float, CallPathKey]],
+        agg: Mapping[CallPathKey, list[float]],
+        best: Mapping[CallPathKey, tuple[Frame, ...]],
+        traces: Mapping[CallPathKey, Mapping[int, int]],
+        t: float,
+    ) -> None:
+        """Swap untracked paths that grow for tracked ones that do not.
+
+        The table is for trend tests, so a slot goes to growth, not to size: a big static
+        path (code objects, a startup table) yields to a small one that keeps growing.
+        Only paths tracked for `min_points` snapshots can be evicted, so each newcomer
+        gets a fair look.
+        """
+        if not growing:
+            return
+        growing.sort(reverse=True)
+        min_points = self._config.trend.min_points
+        for gain, key in growing[: self._config.promotions_per_snapshot]:
+            eligible = [p for p in self._paths.values() if len(p.bytes) >= min_points]
+            if not eligible:
+                return
+            victim = min(eligible, key=lambda p: p.growth)
+            if victim.growth >= gain:
+                return
+            del self._paths[victim.key]
+            demoted = _Light(victim.low, self._snapshots)
+            demoted.last = victim.bytes.last
+            self._light[victim.key] = demoted
+            del self._light[key]
+            path = self._paths[key] = _Path(key, self._config.max_points)
+            nbytes, nobj, _ = agg[key]
+            self._update(path, best[key], t, nbytes, nobj, traces.get(key, {}))
 
     def trend(self, key: CallPathKey) -> Trend | None:
         path = self._paths.get(key)
         if path is None:
             return None
-        return classify(path.bytes.times, path.bytes.values, self._config.trend)
+        return classify(path.bytes.times, path.bytes.values, self._config.trend, sample_interval=self._interval)
 
     def report(self) -> Report:
         cfg = self._config
@@ -191,7 +283,7 @@ class LeakAnalyzer:
             # Cheap pre-filter before the O(n^2) tests: most paths are static.
             if series.values[-1] - min(series.values[: max(2, len(series) // 4)]) < min_rise * span:
                 continue
-            tr = classify(series.times, series.values, cfg.trend)
+            tr = classify(series.times, series.values, cfg.trend, sample_interval=self._interval)
             if tr.shape is not Shape.GROWING:
                 continue
             retained = self._retained_traces(path)

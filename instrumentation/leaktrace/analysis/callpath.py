@@ -79,5 +79,5 @@ def call_path_key(frames: Sequence[Frame], frame_filter: FrameFilter, depth: int
 def format_frame(frame: Frame, *, short: bool = True) -> str:
     """`module-ish.function:line` for labels and human output."""
     file = os.path.basename(frame.file) if short else frame.file
-    stem = file[:-3] if file.endswith(".py") else file
+    stem = file.removesuffix(".py")
     return f"{stem}.{frame.function}:{frame.line}"

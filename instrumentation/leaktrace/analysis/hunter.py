@@ -18,11 +18,13 @@ under `max_duty`.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Self
 
 from leaktrace.analysis.analyzer import AnalyzerConfig, LeakAnalyzer
 from leaktrace.analysis.callpath import FrameFilter, format_frame
@@ -40,6 +42,7 @@ class HunterConfig:
     label_max_len: int = 120
     max_duty: float = 0.25  # at most this fraction of one core spent in ticks, on average
     growth_change_ratio: float = 0.5  # a verdict "changes" when its rate moves by this much
+    clear_after: int = 3  # reports in a row without a suspect before it is "cleared"
     analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
 
@@ -73,8 +76,11 @@ class Hunter:
         on_report: Callable[[Report], None] | None = None,
         config: HunterConfig = HunterConfig(),
         frame_filter: FrameFilter | None = None,
+        modules: Callable[[], Mapping[str, types.ModuleType]] = lambda: sys.modules,
+        notes: tuple[str, ...] = (),
     ) -> None:
         self._source = snapshot_source
+        self._notes = notes
         self._rss = rss_source
         self._clock = clock
         self._registry = registry
@@ -85,12 +91,19 @@ class Hunter:
         ff = frame_filter or FrameFilter.default()
         self._analyzer = LeakAnalyzer(config.analyzer, frame_filter=ff)
         self._census = ContainerCensus(
-            config.retention, containers=containers, tasks=tasks, object_site=object_site, frame_filter=ff, clock=clock
+            config.retention,
+            containers=containers,
+            tasks=tasks,
+            object_site=object_site,
+            frame_filter=ff,
+            clock=clock,
+            modules=modules,
         )
         self._lock = threading.Lock()
         self._tick_lock = threading.Lock()
         self._report = Report(duration_s=0.0, rss_growth_bytes_per_s=0.0)
-        self._published: dict[str, Suspect] = {}
+        self._published: dict[str, Suspect] = {}  # last announced state per call path
+        self._missing: dict[str, int] = {}  # consecutive reports without a published suspect
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._collector: SuspectCollector | None = None
@@ -118,10 +131,12 @@ class Hunter:
         turn a leak into a last-second drop. Pass final_tick=True to look once more.
         """
         self._stop.set()
+        stuck = False
         if self._thread is not None:
             self._thread.join(timeout)
+            stuck = self._thread.is_alive()  # a tick outlived the timeout: do not wait on it
             self._thread = None
-        if final_tick:
+        if final_tick and not stuck:
             self.tick()
         if self._collector is not None and self._registry is not None:
             try:
@@ -131,7 +146,7 @@ class Hunter:
             self._collector = None
         return self.report()
 
-    def __enter__(self) -> Hunter:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -170,6 +185,8 @@ class Hunter:
                 self._analyzer.observe(snap, self._rss())
                 self._census.step(now=snap.timestamp)
                 report = self._attach_holders(self._analyzer.report())
+                if self._notes:
+                    report = replace(report, notes=report.notes + self._notes)
                 with self._lock:
                     self._report = report
                 self._publish(report)
@@ -194,17 +211,24 @@ class Hunter:
         return replace(report, suspects=tuple(out))
 
     def _publish(self, report: Report) -> None:
+        # A suspect near the thresholds may drop out of one report and come back in the
+        # next; it is "cleared" only after `clear_after` reports in a row without it.
         current = {_ident(s): s for s in report.suspects}
         for ident, s in current.items():
             old = self._published.get(ident)
+            self._missing.pop(ident, None)
             if old is None:
-                self._announce("new", s, report)
+                self._announce("new", s)
             elif self._changed(old, s):
-                self._announce("changed", s, report)
-        for ident, old in self._published.items():
-            if ident not in current:
-                self._announce("cleared", old, report)
-        self._published = current
+                self._announce("changed", s)
+            else:
+                continue
+            self._published[ident] = s
+        for ident in [i for i in self._published if i not in current]:
+            self._missing[ident] = self._missing.get(ident, 0) + 1
+            if self._missing[ident] >= self._config.clear_after:
+                self._announce("cleared", self._published.pop(ident))
+                del self._missing[ident]
 
     def _changed(self, old: Suspect, new: Suspect) -> bool:
         if (old.holder.name if old.holder else None) != (new.holder.name if new.holder else None):
@@ -214,7 +238,7 @@ class Hunter:
         base = max(abs(old.growth_bytes_per_s), 1.0)
         return abs(new.growth_bytes_per_s - old.growth_bytes_per_s) / base > self._config.growth_change_ratio
 
-    def _announce(self, change: str, s: Suspect, report: Report) -> None:
+    def _announce(self, change: str, s: Suspect) -> None:
         attrs: dict[str, Any] = {
             "leaktrace.event": "leak_verdict",
             "leak.change": change,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -113,6 +114,35 @@ class Report:
                 out.write(f"  requests still holding memory here: {shown}{more}\n")
         for note in self.notes:
             out.write(f"note: {note}\n")
+
+
+def render_json(doc: Mapping[str, Any], file: TextIO | None = None, *, max_frames: int = 6) -> None:
+    """Print a `leaktrace hunt` JSON document (as read back by the parent process)."""
+    out = file if file is not None else sys.stdout
+    suspects = doc.get("suspects") or []
+    head = "LEAK" if doc.get("verdict") == LEAK else "no leak found"
+    out.write(
+        f"leaktrace hunt: {head} after {float(doc.get('duration_s', 0.0)):.1f} s "
+        f"(RSS {_rate(float(doc.get('rss_growth_bytes_per_s', 0.0)))})\n"
+    )
+    for rank, s in enumerate(suspects, 1):
+        frames = s.get("frames") or []
+        top = frames[0] if frames else {"function": "?", "file": "?", "line": 0}
+        stem = str(top["file"]).rsplit("/", 1)[-1].removesuffix(".py")
+        out.write(
+            f"\n#{rank} {stem}.{top['function']}:{top['line']}  growing "
+            f"{_rate(float(s.get('growth_bytes_per_s', 0.0)))}, {_size(s.get('retained_bytes', 0))} live "
+            f"in {int(s.get('objects', 0)):,} objects\n"
+        )
+        for f in frames[:max_frames]:
+            out.write(f"    at {f['function']} ({f['file']}:{f['line']})\n")
+        if len(frames) > max_frames:
+            out.write(f"    ... {len(frames) - max_frames} more frames\n")
+        out.write(f"  retained by: {s.get('retained_by') or 'unknown (no growing container matched)'}\n")
+        traces = s.get("trace_ids") or []
+        if traces:
+            more = f" (+{len(traces) - 5} more)" if len(traces) > 5 else ""
+            out.write(f"  requests still holding memory here: {', '.join(traces[:5])}{more}\n")
 
 
 def _size(n: float) -> str:

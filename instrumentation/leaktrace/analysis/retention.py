@@ -71,7 +71,7 @@ class _Seen:
 
 
 class _Candidate:
-    __slots__ = ("name", "kind", "series", "entry_sizes", "sites", "last_cycle")
+    __slots__ = ("entry_sizes", "kind", "last_cycle", "name", "series", "sites")
 
     def __init__(self, name: str, kind: str, capacity: int) -> None:
         self.name = name
@@ -213,35 +213,47 @@ class ContainerCensus:
         for name, value in list(vars(mod).items()):
             if name.startswith("__"):
                 continue
-            path = f"{display}.{name}"
-            yield from self._value(path, value, modname, depth=0)
-            if isinstance(value, type) and value.__module__ == modname:
-                for attr, cval in list(vars(value).items()):
-                    if not attr.startswith("__"):
-                        yield from self._value(f"{display}.{value.__qualname__}.{attr}", cval, modname, depth=1)
-            elif isinstance(value, types.FunctionType) and value.__module__ == modname:
-                yield from self._closure(path, value)
-            elif self._is_user_instance(value):
-                for attr, ival in list(getattr(value, "__dict__", {}).items()):
-                    yield from self._value(f"{path}.{attr}", ival, modname, depth=1)
+            # One bad global (a proxy whose __class__ raises outside a request, say) must
+            # not hide the rest of its module.
+            try:
+                yield from self._global(display, modname, name, value)
+            except Exception:  # noqa: BLE001
+                self.errors += 1
+
+    def _global(self, display: str, modname: str, name: str, value: object) -> Iterator[_Seen]:
+        path = f"{display}.{name}"
+        yield from self._value(path, value, modname, depth=0)
+        cls = type(value)  # type(), not isinstance(): no __class__ property of a proxy runs
+        if issubclass(cls, type) and getattr(value, "__module__", None) == modname:
+            for attr, cval in list(vars(value).items()):
+                if not attr.startswith("__"):
+                    yield from self._value(f"{display}.{value.__qualname__}.{attr}", cval, modname, depth=1)  # type: ignore[attr-defined]
+        elif cls is types.FunctionType and getattr(value, "__module__", None) == modname:
+            yield from self._closure(path, value)  # type: ignore[arg-type]
+        elif self._is_user_instance(value):
+            for attr, ival in list(object.__getattribute__(value, "__dict__").items()):
+                yield from self._value(f"{path}.{attr}", ival, modname, depth=1)
 
     def _value(self, path: str, value: object, modname: str, depth: int) -> Iterator[_Seen]:
-        if isinstance(value, (staticmethod, classmethod)):
-            value = value.__func__
-        if isinstance(value, _GROWABLE):
-            yield _Seen(path, type(value).__name__, _size_of(value), value)
-            if depth == 0 and isinstance(value, dict) and len(value) <= self._config.dict_fanout:
-                for key, inner in list(value.items()):
-                    if isinstance(inner, _GROWABLE) and isinstance(key, (str, int)):
+        cls = type(value)
+        if cls is staticmethod or cls is classmethod:
+            value = value.__func__  # type: ignore[attr-defined]
+            cls = type(value)
+        if issubclass(cls, _GROWABLE):
+            size = _size_of(value)
+            yield _Seen(path, cls.__name__, size, value)
+            if depth == 0 and issubclass(cls, dict) and size <= self._config.dict_fanout:
+                for key, inner in list(value.items()):  # type: ignore[attr-defined]
+                    if issubclass(type(inner), _GROWABLE) and type(key) in (str, int):
                         yield _Seen(f"{path}[{key!r}]", type(inner).__name__, _size_of(inner), inner)
-        elif callable(getattr(value, "cache_info", None)) and hasattr(value, "cache_clear"):
+        elif _is_lru_cache(value):
             try:
                 size = int(value.cache_info().currsize)  # type: ignore[attr-defined]
             except Exception:  # noqa: BLE001
                 return
             yield _Seen(path, "lru_cache", size, None)
-        elif isinstance(value, types.FunctionType) and depth == 1:
-            yield from self._closure(path, value)
+        elif cls is types.FunctionType and depth == 1:
+            yield from self._closure(path, value)  # type: ignore[arg-type]
 
     def _closure(self, path: str, fn: types.FunctionType) -> Iterator[_Seen]:
         cells = fn.__closure__ or ()
@@ -250,16 +262,20 @@ class ContainerCensus:
                 inner = cell.cell_contents
             except ValueError:  # empty cell
                 continue
-            if isinstance(inner, _GROWABLE):
+            if issubclass(type(inner), _GROWABLE):
                 yield _Seen(f"{path}.<closure>.{var}", type(inner).__name__, _size_of(inner), inner)
 
     def _is_user_instance(self, value: object) -> bool:
         cls = type(value)
+        if issubclass(cls, (type, types.ModuleType)):
+            return False
         modname = getattr(cls, "__module__", "")
-        mods = self._modules()
-        return hasattr(value, "__dict__") and not isinstance(value, type) and self._is_user_module(
-            modname, mods.get(modname)
-        ) and not isinstance(value, types.ModuleType)
+        if not isinstance(modname, str) or not self._is_user_module(modname, self._modules().get(modname)):
+            return False
+        try:
+            return isinstance(object.__getattribute__(value, "__dict__"), dict)
+        except AttributeError:
+            return False
 
     # --- attribution ---------------------------------------------------------------------
     def attribute(
@@ -274,8 +290,8 @@ class ContainerCensus:
         best: tuple[float, Holder] | None = None
         for c in list(self._candidates.values()):
             ct, cv = c.series.times, c.series.values
-            if len(ct) < 3 or ct[-1] <= t0:
-                continue
+            if len(ct) < 3 or ct[-1] <= t0 or cv[-1] - min(cv) < cfg.min_entries_growth:
+                continue  # cheap rejection first: most candidates never grow
             xs, ys = _align(ct, cv, times, values)
             if len(xs) < 4:
                 continue
@@ -328,6 +344,15 @@ def _align(
             xs.append(cv[j])
             ys.append(y)
     return xs, ys
+
+
+def _is_lru_cache(value: object) -> bool:
+    # By type, not by getattr: a user object's __getattr__ may answer anything (and have
+    # side effects). The C wrapper's type is functools._lru_cache_wrapper; the pure-Python
+    # fallback wraps a plain function carrying cache_info.
+    if type(value).__name__ == "_lru_cache_wrapper":
+        return True
+    return isinstance(value, types.FunctionType) and "cache_info" in getattr(value, "__dict__", {})
 
 
 def _size_of(obj: object) -> int:

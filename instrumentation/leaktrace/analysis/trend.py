@@ -120,6 +120,7 @@ class Shape(str, Enum):
     DRAINING = "draining"  # keeps dropping back: sawtooth / flushed buffer
     SLOW = "slow"  # a real trend, below the minimum slope worth reporting
     SHORT = "short"  # not enough data yet
+    NOISE = "noise"  # a trend, but within the heap sampler's own noise
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +134,7 @@ class TrendConfig:
     floor_ratio: float = 0.25  # the recent floor must rise >= this fraction of slope * half-span
     min_points: int = 8
     min_span_s: float = 3.0
+    noise_z: float = 2.0  # growth must exceed this many sampling-noise standard deviations
 
     def __post_init__(self) -> None:
         if not (0 < self.alpha < 1 and 0 < self.recent_alpha < 1):
@@ -155,8 +157,21 @@ class Trend:
         return self.shape is Shape.GROWING
 
 
-def classify(times: Sequence[float], values: Sequence[float], config: TrendConfig = TrendConfig()) -> Trend:
-    """Decide whether a series (times ascending, seconds) is still growing."""
+def classify(
+    times: Sequence[float],
+    values: Sequence[float],
+    config: TrendConfig = TrendConfig(),
+    *,
+    sample_interval: float = 1.0,
+) -> Trend:
+    """Decide whether a series (times ascending, seconds) is still growing.
+
+    `sample_interval` is the heap sampler's mean bytes per sample (1 for exact counts).
+    A sampled estimate's errors are correlated in time (a sampled block stays sampled
+    while it lives), which rank tests assume away: a churning bounded cache's estimate can
+    drift up for seconds. So growth must also pass `sampled_growth_z` >= `noise_z`, over
+    the window and over its recent half.
+    """
     n = len(values)
     if n != len(times):
         raise ValueError("times and values differ in length")
@@ -180,9 +195,30 @@ def classify(times: Sequence[float], values: Sequence[float], config: TrendConfi
         return _with(trend, Shape.SLOW)
     if not (rmk.p_increasing < config.recent_alpha and rslope >= config.recent_ratio * slope):
         return _with(trend, Shape.LEVELLED)
+    if (
+        sampled_growth_z(values, slope * (times[-1] - times[0]), sample_interval) < config.noise_z
+        or sampled_growth_z(rv, rslope * (rt[-1] - rt[0]), sample_interval) < config.noise_z
+    ):
+        return _with(trend, Shape.NOISE)
     if floor_rise < config.floor_ratio * slope * (rt[0] - times[0]):
         return _with(trend, Shape.DRAINING)
     return _with(trend, Shape.GROWING)
+
+
+def sampled_growth_z(values: Sequence[float], growth: float, sample_interval: float) -> float:
+    """How many standard deviations `growth` is above what Poisson sampling alone gives.
+
+    Each sampled block that appears or disappears moves the estimate by about one
+    `sample_interval`, so the series' total variation / interval estimates the number N
+    of such events, and the net growth / interval is arrivals minus departures. With no
+    real trend, arrivals and departures are equally likely: the net is ~ Binomial(N, 1/2)
+    centred, sd sqrt(N). z = growth / sqrt(total_variation * interval). Exact counts
+    (interval 1) make this large for any real growth.
+    """
+    if growth <= 0:
+        return 0.0
+    tv = sum(abs(b - a) for a, b in zip(values, values[1:]))
+    return growth / math.sqrt(max(tv, growth) * max(sample_interval, 1e-9))
 
 
 def _with(trend: Trend, shape: Shape) -> Trend:

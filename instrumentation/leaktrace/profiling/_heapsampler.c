@@ -297,6 +297,14 @@ static uint64_t lt_stack_hash(const lt_frame *f, int n, int truncated) {
     return h ^ (h >> 31);
 }
 
+/* Field by field: memcmp would also compare the struct's uninitialised padding (valgrind found
+ * it), which made identical stacks fail to dedupe. */
+static int lt_frames_equal(const lt_frame *a, const lt_frame *b, int n) {
+    for (int k = 0; k < n; k++)
+        if (a[k].code != b[k].code || a[k].line != b[k].line) return 0;
+    return 1;
+}
+
 static void lt_index_put(uint32_t id) {
     size_t i = (size_t)g_stacks[id].hash & g_stack_index_mask;
     while (g_stack_index[i] != 0) i = (i + 1) & g_stack_index_mask;
@@ -311,7 +319,7 @@ static uint32_t lt_intern_stack(lt_frame *f, int n, int truncated) {
     while ((slot = g_stack_index[i]) != 0) {
         lt_stack *s = &g_stacks[slot - 1];
         if (s->hash == h && s->nframes == (uint32_t)n && s->truncated == (uint32_t)truncated &&
-            memcmp(s->frames, f, sizeof(lt_frame) * (size_t)n) == 0) {
+            lt_frames_equal(s->frames, f, n)) {
             for (int k = 0; k < n; k++) Py_DECREF(f[k].code);
             return slot - 1;
         }
@@ -375,8 +383,11 @@ static void lt_current_span(uint64_t *thi, uint64_t *tlo, uint64_t *span) {
     }
     if (PyDict_Check(ctx)) {
         PyObject *sp = PyDict_GetItemWithError(ctx, g_span_key); /* borrowed */
-        /* Only a plain attribute read: a custom __getattr__ would run bytecode in the hook. */
-        if (sp != NULL && Py_TYPE(sp)->tp_getattro == PyObject_GenericGetAttr) {
+        /* Only a plain attribute read: a custom __getattr__, or a property named _context,
+         * would run bytecode inside the allocator. _PyType_Lookup only reads the type cache. */
+        PyObject *descr = sp != NULL ? _PyType_Lookup(Py_TYPE(sp), g_str_context) : NULL;
+        if (sp != NULL && Py_TYPE(sp)->tp_getattro == PyObject_GenericGetAttr &&
+            (descr == NULL || Py_IS_TYPE(descr, &PyMemberDescr_Type))) {
             PyObject *sc = PyObject_GenericGetAttr(sp, g_str_context);
             if (sc != NULL && PyTuple_Check(sc) && PyTuple_GET_SIZE(sc) >= 2) {
                 uint64_t shi = 0, slo = 0;

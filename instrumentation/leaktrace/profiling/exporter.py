@@ -28,7 +28,13 @@ class _Profiler(Protocol):
 
 
 class _Pusher(Protocol):
-    def push(self, snapshot: HeapSnapshot, *, application_name: str, labels: Mapping[str, str] | None = None) -> bool: ...
+    def push(
+        self,
+        snapshot: HeapSnapshot,
+        *,
+        application_name: str,
+        labels: Mapping[str, str] | None = None,
+    ) -> bool: ...
 
 
 class HeapExporter:
@@ -89,7 +95,7 @@ class HeapExporter:
                 if not self._profiler.running:
                     return False
                 snap = self._profiler.snapshot(reset_alloc=True)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - telemetry must never break the host
                 _log.warning("heap snapshot failed: %s: %s", type(exc).__name__, exc)
                 return False
             self.last_snapshot = snap
@@ -97,11 +103,13 @@ class HeapExporter:
             for listener in list(self._listeners):
                 try:
                     listener(snap)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - a broken listener must not stop export
                     _log.warning("heap snapshot listener %r failed: %s", listener, exc)
             if self._pusher is None or not snap.samples:
                 return False
-            return self._pusher.push(snap, application_name=self.application_name, labels=self._labels)
+            return self._pusher.push(
+                snap, application_name=self.application_name, labels=self._labels
+            )
 
     def stop(self, *, final_push: bool = True) -> None:
         """Stop the thread (bounded by stop_timeout_s) and push a final profile.
@@ -114,7 +122,10 @@ class HeapExporter:
         if thread is not None:
             thread.join(self.stop_timeout_s)
             if thread.is_alive():
-                _log.warning("heap export thread did not stop within %.1fs; skipping final push", self.stop_timeout_s)
+                _log.warning(
+                    "heap export thread did not stop within %.1fs; skipping final push",
+                    self.stop_timeout_s,
+                )
                 return
             self._thread = None
         if final_push:

@@ -13,7 +13,6 @@ import atexit
 import logging
 import os
 import platform
-import sys
 import sysconfig
 import threading
 import time
@@ -52,13 +51,13 @@ def unsupported_reason(native: ModuleType | None = None) -> str | None:
     """Why the native sampler cannot run on this interpreter, or None when it can."""
     if platform.python_implementation() != "CPython":
         return f"needs CPython, this is {platform.python_implementation()}"
-    if sys.version_info < (3, 11):
-        return "needs Python >= 3.11 (frame API)"
     if sysconfig.get_config_var("Py_GIL_DISABLED"):
         return "free-threaded build: the allocator hooks rely on the GIL"
     if native is None:
         try:
-            from . import _heapsampler as native
+            from . import _heapsampler
+
+            native = _heapsampler
         except ImportError as exc:
             return f"native extension not built: {exc}"
     if not getattr(native, "SUPPORTED", 0):
@@ -190,7 +189,9 @@ class HeapProfiler:
                 return False
             var, key = _otel_context_var()
             if var is None:
-                _log.warning("OpenTelemetry runtime context is not contextvars-based: heap samples carry no span ids")
+                _log.warning(
+                    "OpenTelemetry runtime context is not contextvars-based: heap samples carry no span ids"
+                )
             try:
                 native.start(
                     sample_bytes=self.sample_bytes,
@@ -211,7 +212,8 @@ class HeapProfiler:
             self._stack_epoch = -1
             if not self._fork_hook_registered:
                 # At-fork hooks cannot be unregistered: a weakref keeps this harmless once we are gone.
-                os.register_at_fork(after_in_child=lambda r=weakref.ref(self): _after_fork_in_child(r))
+                ref = weakref.ref(self)
+                os.register_at_fork(after_in_child=lambda: _after_fork_in_child(ref))
                 self._fork_hook_registered = True
             # Unhook before interpreter finalization, where reading contextvars is not safe.
             atexit.register(self.stop)
@@ -273,7 +275,9 @@ class HeapProfiler:
             start = self._alloc_start
             native = self._native
             if native is None or not self._running:
-                return HeapSnapshot(timestamp=now, start=start, samples=(), sample_interval_bytes=self.sample_bytes)
+                return HeapSnapshot(
+                    timestamp=now, start=start, samples=(), sample_interval_bytes=self.sample_bytes
+                )
             live, alloc, (over_objects, over_bytes), epoch = native.snapshot(reset_alloc)
             stats = native.stats()
             if reset_alloc:

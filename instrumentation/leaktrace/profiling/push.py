@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .pprof import MEMORY_SAMPLE_TYPES, ProfileBuilder, _int_field, _len_field  # noqa: F401
+from .._ratelimit import RateLimitedLogger, RateLimiter
 from .samples import HeapSnapshot
 
 _log = logging.getLogger("leaktrace.profiling.push")
@@ -50,7 +51,12 @@ def snapshot_to_pprof(snapshot: HeapSnapshot, *, compress: bool = True) -> bytes
         duration_nanos=max(0, int((snapshot.timestamp - start) * 1e9)),
     )
     for s in snapshot.samples:
-        values = [round(s.alloc_objects), round(s.alloc_bytes), round(s.inuse_objects), round(s.inuse_bytes)]
+        values = [
+            round(s.alloc_objects),
+            round(s.alloc_bytes),
+            round(s.inuse_objects),
+            round(s.inuse_bytes),
+        ]
         if not any(values):
             continue
         labels: dict[str, str] = {}
@@ -62,7 +68,9 @@ def snapshot_to_pprof(snapshot: HeapSnapshot, *, compress: bool = True) -> bytes
     return builder.encode_gzip() if compress else builder.encode()
 
 
-def encode_push_request(series_labels: Mapping[str, str], raw_profile: bytes, sample_id: str) -> bytes:
+def encode_push_request(
+    series_labels: Mapping[str, str], raw_profile: bytes, sample_id: str
+) -> bytes:
     """push.v1.PushRequest{series: [RawProfileSeries{labels, samples: [RawSample]}]} in wire format.
 
     Field numbers: PushRequest.series=1; RawProfileSeries.labels=1, samples=2;
@@ -77,28 +85,6 @@ def encode_push_request(series_labels: Mapping[str, str], raw_profile: bytes, sa
 
 class _Opener(Protocol):
     def __call__(self, request: urllib.request.Request, timeout: float) -> Any: ...
-
-
-@dataclass
-class RateLimitedLog:
-    """Log at most one warning per `interval_s`; counts what it suppressed in between."""
-
-    logger: logging.Logger
-    interval_s: float = 60.0
-    clock: Callable[[], float] = time.monotonic
-    _last: float | None = field(default=None, init=False)
-    suppressed: int = field(default=0, init=False)
-
-    def warning(self, msg: str, *args: object) -> bool:
-        now = self.clock()
-        if self._last is not None and now - self._last < self.interval_s:
-            self.suppressed += 1
-            return False
-        extra = f" ({self.suppressed} similar warnings suppressed)" if self.suppressed else ""
-        self.logger.warning(msg + extra, *args)
-        self._last = now
-        self.suppressed = 0
-        return True
 
 
 def _default_opener() -> _Opener:
@@ -129,7 +115,9 @@ class PyroscopePusher:
     ) -> None:
         parsed = urllib.parse.urlsplit(server_address)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValueError(f"Pyroscope server address must be an http(s) URL, got {server_address!r}")
+            raise ValueError(
+                f"Pyroscope server address must be an http(s) URL, got {server_address!r}"
+            )
         if api not in ("push", "ingest"):
             raise ValueError(f"api must be 'push' or 'ingest', got {api!r}")
         if not timeout_s > 0:
@@ -146,16 +134,25 @@ class PyroscopePusher:
         if tenant_id:
             self._headers["X-Scope-OrgID"] = tenant_id
         self._open: _Opener = opener or _default_opener()
-        self._warn = RateLimitedLog(_log, warn_interval_s, clock)
+        self._warn = RateLimitedLogger(_log, RateLimiter(warn_interval_s, clock=clock))
         self.sent = 0
         self.failed = 0
 
-    def push(self, snapshot: HeapSnapshot, *, application_name: str, labels: Mapping[str, str] | None = None) -> bool:
+    def push(
+        self,
+        snapshot: HeapSnapshot,
+        *,
+        application_name: str,
+        labels: Mapping[str, str] | None = None,
+    ) -> bool:
         try:
             return self._push(snapshot, application_name, dict(labels or {}))
-        except Exception as exc:  # telemetry must never break the host
+        except Exception as exc:  # noqa: BLE001 - telemetry must never break the host
             self.failed += 1
-            self._warn.warning("heap profile push to %s failed: %s: %s", self._base, type(exc).__name__, exc)
+            self._warn.warning(
+                "heap-push",
+                "heap profile push to %s failed: %s: %s", self._base, type(exc).__name__, exc
+            )
             return False
 
     def _push(self, snapshot: HeapSnapshot, app: str, labels: dict[str, str]) -> bool:
@@ -181,7 +178,11 @@ class PyroscopePusher:
                 {
                     "name": name,
                     "from": str(int(start)),
-                    "until": str(int(snapshot.timestamp) if snapshot.timestamp > int(start) else int(start) + 1),
+                    "until": str(
+                        int(snapshot.timestamp)
+                        if snapshot.timestamp > int(start)
+                        else int(start) + 1
+                    ),
                     "format": "pprof",
                     "spyName": "leaktrace",
                 }
@@ -197,11 +198,14 @@ class PyroscopePusher:
         except urllib.error.HTTPError as exc:
             reason = exc.read(512).decode("utf-8", "replace") if exc.fp else ""
             self.failed += 1
-            self._warn.warning("Pyroscope rejected heap profile: HTTP %s %s", exc.code, reason.strip())
+            self._warn.warning(
+                "heap-push",
+                "Pyroscope rejected heap profile: HTTP %s %s", exc.code, reason.strip()
+            )
             return False
         if 200 <= status < 300:
             self.sent += 1
             return True
         self.failed += 1
-        self._warn.warning("Pyroscope answered HTTP %s to a heap profile push", status)
+        self._warn.warning("heap-push", "Pyroscope answered HTTP %s to a heap profile push", status)
         return False

@@ -40,6 +40,11 @@ class PyroscopeProfiler:
     def memory(self) -> bool:
         return self._memory
 
+    def set_memory(self, enabled: bool) -> None:
+        """Whether pyroscope-io samples the heap too; only before start()."""
+        if not self.running:
+            self._memory = enabled
+
     def start(self) -> bool:
         s = self._settings
         with self._lock:

@@ -1,0 +1,427 @@
+"""Overhead of leaktrace against running bare and against the stack a user would assemble.
+
+    python bench/overhead.py [--runs 5] [--quick] [--rounds dead,live]
+                             [--workloads alloc_heavy,request_loop,service] --json bench/results/overhead.json
+
+Modes (each (mode, workload) is a fresh child process; timing happens inside the child, after
+start-up, init and a warm-up, so only steady-state cost is compared):
+- bare: the workload script alone (the OpenTelemetry API without an SDK is a no-op);
+- alt: bench/workloads/alt_stack.py: OpenTelemetry SDK + BatchSpanProcessor + OTLP span exporter
+  and pyroscope-io with CPU and memory profiling (mem_enabled=True), global tracer provider set;
+- leaktrace: `python -m leaktrace run -- python WORKLOAD.py`, every signal on (traces, logs,
+  /metrics on port 0, pyroscope-io CPU, the span-linked heap sampler, LEAKTRACE_HUNT_ENABLED=true).
+
+Rounds: `dead` points every exporter at a loopback port nobody listens on; `live` at in-process
+capture endpoints (tests/support's OTLPReceiver and PyroscopeReceiver) in this process.
+
+The sample service round runs `services.fixed` (with `services.downstream` behind it, started
+once per round, bare) under `services.loadgen` driven far above capacity, so the achieved rate
+is the service's throughput. The services always call `leaktrace.init`, so "bare" there is
+leaktrace with OTEL_SDK_DISABLED=true and every LEAKTRACE_*_ENABLED=false: no-op tracer, no
+exporters, no profilers, no metrics server; the ASGI wrapper's request histogram remains.
+The alternative stack cannot be injected into the services (they build their tracer from
+leaktrace's Telemetry), so the service round compares bare and leaktrace only.
+
+Runs are interleaved (each run measures every mode once, rotating which goes first) and each
+ratio is the median over runs of the ratio within a run. Time ratios: > 1 means slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # noqa: E402
+
+C.ensure_root_on_path()
+
+MODES = ("bare", "alt", "leaktrace")
+SERVICE_MODES = ("bare", "leaktrace")
+MICRO = ("alloc_heavy", "request_loop")
+ALL_WORKLOADS = (*MICRO, "service")
+
+GOALS = {
+    "service": C.Goal("sample service: leaktrace/bare throughput cost", "throughput_cost leaktrace/bare", 1.05),
+    "request_loop": C.Goal("request loop: leaktrace/alternative time", "time leaktrace/alt", 1.00),
+    "alloc_heavy": C.Goal("allocation-heavy loop: leaktrace/bare time", "time leaktrace/bare", 1.25),
+}
+
+#: Every signal leaktrace has, on (the brief: "with every signal on").
+LEAKTRACE_ALL_ON = {
+    "LEAKTRACE_TRACES_ENABLED": "true",
+    "LEAKTRACE_LOGS_ENABLED": "true",
+    "LEAKTRACE_METRICS_ENABLED": "true",
+    "LEAKTRACE_PROFILING_ENABLED": "true",
+    "LEAKTRACE_HEAP_ENABLED": "true",
+    "LEAKTRACE_HUNT_ENABLED": "true",
+    "LEAKTRACE_METRICS_PORT": "0",
+}
+LEAKTRACE_ALL_OFF = {
+    "OTEL_SDK_DISABLED": "true",
+    "LEAKTRACE_TRACES_ENABLED": "false",
+    "LEAKTRACE_LOGS_ENABLED": "false",
+    "LEAKTRACE_METRICS_ENABLED": "false",
+    "LEAKTRACE_PROFILING_ENABLED": "false",
+    "LEAKTRACE_HEAP_ENABLED": "false",
+    "LEAKTRACE_HUNT_ENABLED": "false",
+}
+
+
+# --- endpoints ---------------------------------------------------------------------------------
+class Endpoints:
+    """Where the exporters of one round point, and (live round) what arrived there."""
+
+    def __init__(self, round_name: str, stack: ExitStack, protocol: str) -> None:
+        self.round = round_name
+        self.protocol = protocol
+        self.otlp: Any = None
+        self.pyroscope: Any = None
+        if round_name == "dead":
+            port = C.dead_port()
+            self.otlp_endpoint = f"http://127.0.0.1:{port}"
+            self.pyroscope_endpoint = f"http://127.0.0.1:{C.dead_port()}"
+        elif round_name == "live":
+            from tests.support.otlp_receiver import OTLPReceiver
+            from tests.support.pyroscope_receiver import PyroscopeReceiver
+
+            # max_items bounds what the receivers keep while they keep counting.
+            self.otlp = stack.enter_context(OTLPReceiver(max_items=2000))
+            self.pyroscope = stack.enter_context(PyroscopeReceiver(max_profiles=200, max_requests=200))
+            self.otlp_endpoint = self.otlp.endpoint if protocol == "grpc" else self.otlp.http_endpoint
+            self.pyroscope_endpoint = self.pyroscope.endpoint
+        else:
+            raise ValueError(f"unknown round {round_name!r}")
+
+    def env(self) -> dict[str, str]:
+        return {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.otlp_endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": self.protocol,
+            "PYROSCOPE_SERVER_ADDRESS": self.pyroscope_endpoint,
+        }
+
+    def counters(self) -> dict[str, int]:
+        if self.otlp is None:
+            return {}
+        return {
+            "otlp_bytes": self.otlp.bytes_received,
+            "otlp_trace_requests": self.otlp.request_count("traces"),
+            "otlp_log_requests": self.otlp.request_count("logs"),
+            "pyroscope_bytes": self.pyroscope.bytes_received,
+            "pyroscope_requests": len(self.pyroscope.requests()),
+        }
+
+
+def delta(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
+    return {k: after[k] - before.get(k, 0) for k in after}
+
+
+# --- micro workloads --------------------------------------------------------------------------
+def micro_command(mode: str, workload: str, args: Sequence[str]) -> list[str]:
+    script = str(C.WORKLOADS / f"{workload}.py")
+    py = sys.executable
+    if mode == "bare":
+        return [py, script, *args]
+    if mode == "alt":
+        return [py, str(C.WORKLOADS / "alt_stack.py"), script, *args]
+    if mode == "leaktrace":
+        return [py, "-m", "leaktrace", "run", "--", py, script, *args]
+    raise ValueError(mode)
+
+
+def micro_env(mode: str, endpoints: Endpoints) -> dict[str, str]:
+    extra = {**endpoints.env(), "BENCH_FAST_EXIT": "1", "OTEL_SERVICE_NAME": f"bench-{mode}"}
+    if mode == "leaktrace":
+        extra.update(LEAKTRACE_ALL_ON)
+    return C.child_env(**extra)
+
+
+def run_micro(
+    workload: str, args: Sequence[str], runs: int, endpoints: Endpoints, *, log: Callable[[str], None]
+) -> dict[str, Any]:
+    per_run: dict[str, list[float | None]] = {m: [None] * runs for m in MODES}
+    main_cpu: dict[str, list[float | None]] = {m: [None] * runs for m in MODES}
+    proc_cpu: dict[str, list[float | None]] = {m: [None] * runs for m in MODES}
+    signals: dict[str, Any] = {}
+    received: dict[str, list[dict[str, int]]] = {m: [] for m in MODES}
+    errors: list[str] = []
+    for i, mode in C.interleaved(MODES, runs):
+        before = endpoints.counters()
+        try:
+            doc = C.run_child(micro_command(mode, workload, args), env=micro_env(mode, endpoints), timeout_s=600)
+        except C.ChildFailed as exc:
+            errors.append(f"run {i} {mode}: {exc}")
+            log(f"  {workload} run {i + 1}/{runs} {mode}: FAILED {str(exc)[:300]}")
+            continue
+        if endpoints.otlp is not None:
+            time.sleep(0.2)  # let an in-flight export land before attributing bytes
+            received[mode].append(delta(before, endpoints.counters()))
+        per_run[mode][i] = doc["seconds"]
+        main_cpu[mode][i] = doc.get("main_cpu_seconds")
+        proc_cpu[mode][i] = doc.get("cpu_seconds")
+        signals.setdefault(mode, doc.get("signals"))
+        log(f"  {workload} run {i + 1}/{runs} {mode:9s} {doc['seconds']:.3f}s wall, {doc.get('main_cpu_seconds', 0):.3f}s main-thread CPU")
+    out: dict[str, Any] = {
+        "args": list(args),
+        "seconds": per_run,
+        "main_cpu_seconds": main_cpu,
+        "process_cpu_seconds": proc_cpu,
+        "median_seconds": {m: C.median(v) for m, v in per_run.items()},
+        "ratios": {},
+        "signals": signals,
+        "errors": errors,
+    }
+    for num, den in (("leaktrace", "bare"), ("alt", "bare"), ("leaktrace", "alt")):
+        name = f"{num}/{den}"
+        wall = C.paired_ratios(per_run, num, den)
+        cpu = C.paired_ratios(main_cpu, num, den)
+        pcpu = C.paired_ratios(proc_cpu, num, den)
+        out["ratios"][name] = {
+            "time_per_run": wall,
+            "time": C.median(wall),
+            "main_cpu_per_run": cpu,
+            "main_cpu": C.median(cpu),
+            "process_cpu": C.median(pcpu),
+        }
+    if endpoints.otlp is not None:
+        out["received_per_run"] = received
+    return out
+
+
+# --- sample service -----------------------------------------------------------------------------
+def scrape_names(url: str) -> set[str]:
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return set()
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def loadgen(url: str, *, rate: float, duration: float, concurrency: int, out: Path, seed: int) -> dict[str, Any]:
+    cmd = [
+        sys.executable, "-m", "services.loadgen", "--target", url, "--rate", str(rate),
+        "--duration", str(duration), "--concurrency", str(concurrency), "--users", "50",
+        "--churn", "5", "--seed", str(seed), "--json", str(out), "--quiet",
+    ]
+    import subprocess
+
+    proc = subprocess.run(cmd, cwd=C.ROOT, env=C.child_env(), capture_output=True, text=True, timeout=duration + 60)
+    if proc.returncode != 0:
+        raise C.ChildFailed(f"loadgen exited {proc.returncode}: {proc.stderr[-1500:]}")
+    doc: dict[str, Any] = json.loads(out.read_text())
+    return doc
+
+
+def run_service(
+    runs: int,
+    endpoints: Endpoints,
+    *,
+    duration: float,
+    warmup: float,
+    rate: float,
+    concurrency: int,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    from services.common.launch import running
+
+    throughput: dict[str, list[float | None]] = {m: [None] * runs for m in SERVICE_MODES}
+    p99: dict[str, list[float | None]] = {m: [None] * runs for m in SERVICE_MODES}
+    p50: dict[str, list[float | None]] = {m: [None] * runs for m in SERVICE_MODES}
+    reports: dict[str, list[dict[str, Any]]] = {m: [] for m in SERVICE_MODES}
+    evidence: dict[str, Any] = {}
+    errors: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp, ExitStack() as stack:
+        tmpdir = Path(tmp)
+        base = C.child_env(**endpoints.env(), **LEAKTRACE_ALL_OFF)
+        down = stack.enter_context(running("downstream", base, tmpdir))
+        for i, mode in C.interleaved(SERVICE_MODES, runs):
+            env = C.child_env(**endpoints.env(), DOWNSTREAM_URL=down.url)
+            env.update(LEAKTRACE_ALL_ON if mode == "leaktrace" else LEAKTRACE_ALL_OFF)
+            log_dir = tmpdir / f"{mode}-{i}"
+            log_dir.mkdir()
+            try:
+                with running("fixed", env, log_dir) as svc:
+                    loadgen(svc.url, rate=rate, duration=warmup, concurrency=concurrency, out=log_dir / "warm.json", seed=100 + i)
+                    before = endpoints.counters()
+                    rep = loadgen(svc.url, rate=rate, duration=duration, concurrency=concurrency, out=log_dir / "load.json", seed=i)
+                    names = scrape_names(svc.url)
+                    got = delta(before, endpoints.counters()) if endpoints.otlp is not None else {}
+            except (C.ChildFailed, RuntimeError, OSError) as exc:
+                errors.append(f"run {i} {mode}: {exc}")
+                log(f"  service run {i + 1}/{runs} {mode}: FAILED {str(exc)[:300]}")
+                continue
+            throughput[mode][i] = rep["achieved_rate"]
+            p99[mode][i] = rep["latency_ms"]["p99"]
+            p50[mode][i] = rep["latency_ms"]["p50"]
+            reports[mode].append({k: rep[k] for k in ("sent", "completed", "ok", "errors", "error_kinds", "by_kind", "skipped", "elapsed_s", "achieved_rate", "latency_ms")})
+            evidence.setdefault(mode, {
+                "heap_sampler_metric": "leaktrace_heap_live_bytes" in names,
+                "hunter_metric": "leaktrace_leak_suspects" in names,
+                "received_during_load": got,
+            })
+            log(f"  service run {i + 1}/{runs} {mode:9s} {rep['achieved_rate']:.0f} req/s, p50 {rep['latency_ms']['p50']} ms, p99 {rep['latency_ms']['p99']} ms, errors {rep['errors']}")
+    cost = C.paired_ratios(throughput, "bare", "leaktrace")  # bare/lt throughput = lt/bare time per request
+    p99_ratio = C.paired_ratios(p99, "leaktrace", "bare")
+    return {
+        "duration_s": duration,
+        "warmup_s": warmup,
+        "offered_rate": rate,
+        "concurrency": concurrency,
+        "throughput_rps": throughput,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "median_throughput_rps": {m: C.median(v) for m, v in throughput.items()},
+        "median_p99_ms": {m: C.median(v) for m, v in p99.items()},
+        "ratios": {
+            "leaktrace/bare": {
+                "throughput_cost_per_run": cost,
+                "throughput_cost": C.median(cost),
+                "p99_per_run": p99_ratio,
+                "p99": C.median(p99_ratio),
+            }
+        },
+        "loadgen_reports": reports,
+        "evidence": evidence,
+        "errors": errors,
+    }
+
+
+# --- driver ---------------------------------------------------------------------------------
+def judge(rounds: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for round_name, res in rounds.items():
+        for workload, goal in GOALS.items():
+            if workload not in res:
+                continue
+            if workload == "service":
+                value = res[workload]["ratios"]["leaktrace/bare"]["throughput_cost"]
+            elif workload == "request_loop":
+                value = res[workload]["ratios"]["leaktrace/alt"]["time"]
+            else:
+                value = res[workload]["ratios"]["leaktrace/bare"]["time"]
+            judged = goal.judge(value)
+            judged["round"] = round_name
+            judged["workload"] = workload
+            out.append(judged)
+    return out
+
+
+def summary_rows(rounds: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    for round_name, res in rounds.items():
+        for workload in MICRO:
+            if workload in res:
+                r = res[workload]
+                med = r["median_seconds"]
+                rows.append([
+                    round_name, workload, med["bare"], med["alt"], med["leaktrace"],
+                    r["ratios"]["alt/bare"]["time"], r["ratios"]["leaktrace/bare"]["time"],
+                    r["ratios"]["leaktrace/alt"]["time"], r["ratios"]["leaktrace/bare"]["main_cpu"],
+                ])
+        if "service" in res:
+            s = res["service"]
+            rows.append([
+                round_name, "service (req/s)", s["median_throughput_rps"]["bare"], None,
+                s["median_throughput_rps"]["leaktrace"], None, s["ratios"]["leaktrace/bare"]["throughput_cost"],
+                None, None,
+            ])
+            rows.append([
+                round_name, "service p99 (ms)", s["median_p99_ms"]["bare"], None, s["median_p99_ms"]["leaktrace"],
+                None, s["ratios"]["leaktrace/bare"]["p99"], None, None,
+            ])
+    return rows
+
+
+HEADERS = ["round", "workload", "bare", "alt", "leaktrace", "alt/bare", "lt/bare", "lt/alt", "lt/bare main-CPU"]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python bench/overhead.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=int, default=None, help="interleaved runs per workload and round (default 5; 1 with --quick)")
+    p.add_argument("--quick", action="store_true", help="tiny counts, 1 run: checks the plumbing, not the numbers")
+    p.add_argument("--json", type=Path, default=C.RESULTS / "overhead.json")
+    p.add_argument("--rounds", default="dead,live")
+    p.add_argument("--workloads", default=",".join(ALL_WORKLOADS))
+    p.add_argument("--protocol", default="http/protobuf", choices=("http/protobuf", "grpc"))
+    p.add_argument("--alloc-iterations", type=int, default=1_000_000)
+    p.add_argument("--requests", type=int, default=40_000)
+    p.add_argument("--service-duration", type=float, default=15.0, help="seconds of measured load per run")
+    p.add_argument("--service-warmup", type=float, default=4.0)
+    p.add_argument("--service-rate", type=float, default=3000.0, help="offered rate, far above capacity")
+    p.add_argument("--service-concurrency", type=int, default=32)
+    a = p.parse_args(argv)
+    a.rounds = [r for r in a.rounds.split(",") if r]
+    a.workloads = [w for w in a.workloads.split(",") if w]
+    bad = [w for w in a.workloads if w not in ALL_WORKLOADS] + [r for r in a.rounds if r not in ("dead", "live")]
+    if a.runs is None:
+        a.runs = 1 if a.quick else 5
+    if bad or a.runs < 1:
+        p.error(f"unknown workload/round {bad}" if bad else "--runs must be >= 1")
+    if a.quick:
+        a.alloc_iterations, a.requests = 20_000, 2_000
+        a.service_duration, a.service_warmup = 2.0, 1.0
+    return a
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = parse_args(argv)
+    log = C.progress
+    if a.runs < 5 and not a.quick:
+        log(f"note: {a.runs} runs; the README figures need at least 5")
+    rounds: dict[str, dict[str, Any]] = {}
+    for round_name in a.rounds:
+        log(f"round {round_name}: exporters -> {'a port nobody listens on' if round_name == 'dead' else 'in-process capture endpoints'}")
+        with ExitStack() as stack:
+            endpoints = Endpoints(round_name, stack, a.protocol)
+            res: dict[str, Any] = {}
+            for workload in a.workloads:
+                if workload == "alloc_heavy":
+                    args = ["--iterations", str(a.alloc_iterations), "--warmup", str(max(1, a.alloc_iterations // 10))]
+                    res[workload] = run_micro(workload, args, a.runs, endpoints, log=log)
+                elif workload == "request_loop":
+                    args = ["--requests", str(a.requests), "--warmup", str(max(1, a.requests // 10))]
+                    res[workload] = run_micro(workload, args, a.runs, endpoints, log=log)
+                else:
+                    res[workload] = run_service(
+                        a.runs, endpoints, duration=a.service_duration, warmup=a.service_warmup,
+                        rate=a.service_rate, concurrency=a.service_concurrency, log=log,
+                    )
+            if endpoints.otlp is not None:
+                res["received_total"] = endpoints.counters()
+            rounds[round_name] = res
+    goals = judge(rounds)
+    doc = C.result_doc(
+        "overhead",
+        argv=sys.argv[1:] if argv is None else list(argv),
+        quick=a.quick,
+        config={
+            "runs": a.runs, "protocol": a.protocol, "alloc_iterations": a.alloc_iterations,
+            "requests": a.requests, "service_duration_s": a.service_duration,
+            "service_rate": a.service_rate, "service_concurrency": a.service_concurrency,
+            "modes": list(MODES), "ratio": "median over runs of the within-run ratio; time ratios > 1 = slower",
+        },
+        rounds=rounds,
+        goals=goals,
+        table={"headers": HEADERS, "rows": summary_rows(rounds)},
+    )
+    C.write_json(a.json, doc)
+    print(C.table(HEADERS, summary_rows(rounds)))
+    print()
+    for g in goals:
+        print(f"[{g['status'].upper():10s}] {g['round']:4s} {g['name']}: {C.fmt(g['value'])} (goal {g['op']} {g['limit']})")
+    print(f"wrote {a.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

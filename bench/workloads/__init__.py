@@ -1,0 +1,1 @@
+"""Workload scripts the benchmarks run as fresh child processes (bare, alternative stack, leaktrace)."""

@@ -1,0 +1,83 @@
+"""Report JSON (the `leaktrace hunt --json` contract) and the human rendering."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from leaktrace.analysis.model import Holder, Report, Suspect
+from leaktrace.profiling.samples import Frame
+
+FRAMES = (Frame("make_session", "/srv/app.py", 15), Frame("handle", "/srv/app.py", 21))
+HOLDER = Holder("services.leaky.app.SESSION_CACHE", "dict", 3750, 25.0, 2150.0, 0.98, confirmed=True)
+TRACES = tuple(format(i, "032x") for i in range(1, 8))
+
+
+def leak_report() -> Report:
+    s = Suspect(FRAMES, 102_400.5, 2_560_000, 3750, 1e-9, TRACES, HOLDER, key=FRAMES)
+    return Report(duration_s=25.04, rss_growth_bytes_per_s=150_000.0, suspects=(s,), snapshots=50)
+
+
+def test_json_document_matches_the_hunt_contract() -> None:
+    doc = json.loads(json.dumps(leak_report().to_json_dict()))
+    assert doc == {
+        "verdict": "leak",
+        "duration_s": 25.04,
+        "rss_growth_bytes_per_s": 150000.0,
+        "suspects": [
+            {
+                "frames": [
+                    {"function": "make_session", "file": "/srv/app.py", "line": 15},
+                    {"function": "handle", "file": "/srv/app.py", "line": 21},
+                ],
+                "growth_bytes_per_s": 102400.5,
+                "retained_bytes": 2560000,
+                "objects": 3750,
+                "retained_by": "services.leaky.app.SESSION_CACHE (dict, +3,750 entries in 25 s)",
+                "trace_ids": list(TRACES),
+            }
+        ],
+    }
+
+
+def test_no_leak_report_has_empty_suspects() -> None:
+    doc = Report(duration_s=10.0, rss_growth_bytes_per_s=-3.0).to_json_dict()
+    assert doc["verdict"] == "no-leak" and doc["suspects"] == []
+
+
+def test_suspect_without_holder_has_null_retained_by() -> None:
+    s = Suspect(FRAMES, 1.0, 1, 1, 0.5)
+    assert s.to_json_dict()["retained_by"] is None
+    assert s.confidence == 0.5
+    assert s.call_path == "app.make_session:15"
+
+
+def test_render_names_site_holder_and_requests() -> None:
+    out = io.StringIO()
+    leak_report().render(out)
+    text = out.getvalue()
+    assert "LEAK after 25.0 s" in text
+    assert "#1 app.make_session:15  growing +100.0 KiB/s" in text
+    assert "at make_session (/srv/app.py:15)" in text
+    assert "retained by: services.leaky.app.SESSION_CACHE (dict, +3,750 entries in 25 s)" in text
+    assert "entry allocated here" in text
+    assert f"{TRACES[0]}" in text and "(+2 more)" in text
+
+
+def test_render_json_reads_back_what_the_child_wrote() -> None:
+    from leaktrace.analysis.model import render_json
+
+    out = io.StringIO()
+    render_json(json.loads(json.dumps(leak_report().to_json_dict())), out)
+    text = out.getvalue()
+    assert text.startswith("leaktrace hunt: LEAK after 25.0 s")
+    assert "#1 app.make_session:15  growing +100.0 KiB/s, 2.4 MiB live in 3,750 objects" in text
+    assert "retained by: services.leaky.app.SESSION_CACHE (dict, +3,750 entries in 25 s)" in text
+    assert "(+2 more)" in text
+
+
+def test_render_no_leak() -> None:
+    out = io.StringIO()
+    Report(duration_s=3.0, rss_growth_bytes_per_s=0.0, notes=("the heap sampler dropped 5 samples",)).render(out)
+    assert out.getvalue().startswith("leaktrace hunt: no leak found after 3.0 s")
+    assert "note: the heap sampler dropped 5 samples" in out.getvalue()
