@@ -73,3 +73,63 @@ def test_hung_pyroscope_does_not_hold_the_program_past_the_shutdown_bound(tmp_pa
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "done" in proc.stdout
     assert elapsed < 2.5 + 2 + 5, elapsed
+
+
+SPAN_HEAP_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from opentelemetry import trace
+    tracer = trace.get_tracer("heap-e2e")
+    keep = []
+
+    def handle_request(i):
+        with tracer.start_as_current_span(f"request-{i}") as span:
+            keep.append([bytes(3000) for _ in range(700)])   # ~2 MB retained per request
+            return format(span.get_span_context().trace_id, "032x")
+
+    ids = [handle_request(i) for i in range(4)]
+    print(json.dumps(ids))
+""")
+
+
+def test_leaktrace_run_pushes_span_linked_heap_profiles(tmp_path: Path) -> None:
+    # GIVEN an unmodified OTel-API program whose requests each retain ~2 MB under their own span
+    from leaktrace.profiling.heap import HeapProfiler
+
+    if not HeapProfiler.is_supported():
+        import pytest
+
+        pytest.skip("heap sampler unsupported on this interpreter")
+    script = tmp_path / "requests.py"
+    script.write_text(SPAN_HEAP_SCRIPT)
+    with PyroscopeReceiver() as receiver:
+        proc, _ = _run(script, {"PYROSCOPE_SERVER_ADDRESS": receiver.endpoint,
+                                "LEAKTRACE_HEAP_SAMPLE_BYTES": "65536"}, "0")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        import json
+
+        trace_ids = json.loads(proc.stdout.strip().splitlines()[-1])
+        # the final push at shutdown carries the program's heap: short programs are not lost
+        heap = receiver.wait_for(
+            lambda: [p for p in receiver.memory_profiles() if "handle_request" in p.function_names()], timeout=10
+        )
+        cpu = receiver.cpu_profiles()
+    profile = heap[-1]
+    # THEN it is leaktrace's profile (four memory types, alloc types not delta-computed by the server)
+    assert profile.sample_type_names == ("alloc_objects", "alloc_space", "inuse_objects", "inuse_space")
+    assert profile.labels["service_name"] == "hoarder"
+    assert profile.labels.get("__delta__") == "false"
+    # AND pyroscope-io did CPU only: no second memory profile of the same heap
+    assert all(p.sample_type_names == ("cpu",) for p in cpu)
+    # AND each request's retained bytes carry that request's trace_id
+    assert profile.profile is not None
+    by_trace: dict[str, int] = {}
+    idx = [t for t, _ in profile.profile.sample_types].index("inuse_space")
+    for sample in profile.profile.samples:
+        if any(f.function == "handle_request" or f.function == "<listcomp>" for f in sample.frames):
+            by_trace[sample.labels.get("trace_id", "")] = by_trace.get(sample.labels.get("trace_id", ""), 0) + sample.values[idx]
+    total = sum(by_trace.values())
+    assert total > 4 * 2_000_000 * 0.7, by_trace
+    for tid in trace_ids:
+        assert by_trace.get(tid, 0) > 0.1 * total, (tid, by_trace)
+    attributed = sum(v for k, v in by_trace.items() if k in trace_ids)
+    assert attributed >= 0.95 * total
