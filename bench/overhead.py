@@ -51,9 +51,9 @@ MICRO = ("alloc_heavy", "request_loop")
 ALL_WORKLOADS = (*MICRO, "service")
 
 GOALS = {
-    "service": C.Goal("sample service: leaktrace/bare throughput cost", "throughput_cost leaktrace/bare", 1.05),
-    "request_loop": C.Goal("request loop: leaktrace/alternative time", "time leaktrace/alt", 1.00),
-    "alloc_heavy": C.Goal("allocation-heavy loop: leaktrace/bare time", "time leaktrace/bare", 1.25),
+    "service": C.Goal("sample service: leaktrace/bare cost per request", "leaktrace/bare", 1.05),
+    "request_loop": C.Goal("request loop: leaktrace/alternative", "leaktrace/alt", 1.00),
+    "alloc_heavy": C.Goal("allocation-heavy loop: leaktrace/bare", "leaktrace/bare", 1.25),
 }
 
 #: Every signal leaktrace has, on (the brief: "with every signal on").
@@ -126,35 +126,58 @@ def delta(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]
 
 
 # --- micro workloads --------------------------------------------------------------------------
+#: Ablation (--ablation): leaktrace with one part switched off, to tell what costs what.
+#: "heap->pyroscope-mem" swaps the span-linked heap sampler for pyroscope-io's memory profiler.
+ABLATION: dict[str, dict[str, str]] = {
+    "lt-no-heap-sampler(pyroscope-mem)": {"LEAKTRACE_HEAP_ENABLED": "false"},
+    "lt-no-profiling": {"LEAKTRACE_PROFILING_ENABLED": "false"},
+    "lt-no-trace-export": {"LEAKTRACE_TRACES_ENABLED": "false"},
+    "lt-no-logs": {"LEAKTRACE_LOGS_ENABLED": "false"},
+    "lt-no-metrics": {"LEAKTRACE_METRICS_ENABLED": "false"},
+}
+
+
+def base_mode(mode: str) -> str:
+    return "leaktrace" if mode.startswith("lt-") else mode
+
+
 def micro_command(mode: str, workload: str, args: Sequence[str]) -> list[str]:
     script = str(C.WORKLOADS / f"{workload}.py")
     py = sys.executable
-    if mode == "bare":
+    kind = base_mode(mode)
+    if kind == "bare":
         return [py, script, *args]
-    if mode == "alt":
+    if kind == "alt":
         return [py, str(C.WORKLOADS / "alt_stack.py"), script, *args]
-    if mode == "leaktrace":
+    if kind == "leaktrace":
         return [py, "-m", "leaktrace", "run", "--", py, script, *args]
     raise ValueError(mode)
 
 
 def micro_env(mode: str, endpoints: Endpoints) -> dict[str, str]:
-    extra = {**endpoints.env(), "BENCH_FAST_EXIT": "1", "OTEL_SERVICE_NAME": f"bench-{mode}"}
-    if mode == "leaktrace":
+    extra = {**endpoints.env(), "BENCH_FAST_EXIT": "1", "OTEL_SERVICE_NAME": f"bench-{base_mode(mode)}"}
+    if base_mode(mode) == "leaktrace":
         extra.update(LEAKTRACE_ALL_ON)
+        extra.update(ABLATION.get(mode, {}))
     return C.child_env(**extra)
 
 
 def run_micro(
-    workload: str, args: Sequence[str], runs: int, endpoints: Endpoints, *, log: Callable[[str], None]
+    workload: str,
+    args: Sequence[str],
+    runs: int,
+    endpoints: Endpoints,
+    *,
+    log: Callable[[str], None],
+    modes: Sequence[str] = MODES,
 ) -> dict[str, Any]:
-    per_run: dict[str, list[float | None]] = {m: [None] * runs for m in MODES}
-    main_cpu: dict[str, list[float | None]] = {m: [None] * runs for m in MODES}
-    proc_cpu: dict[str, list[float | None]] = {m: [None] * runs for m in MODES}
+    per_run: dict[str, list[float | None]] = {m: [None] * runs for m in modes}
+    main_cpu: dict[str, list[float | None]] = {m: [None] * runs for m in modes}
+    proc_cpu: dict[str, list[float | None]] = {m: [None] * runs for m in modes}
     signals: dict[str, Any] = {}
-    received: dict[str, list[dict[str, int]]] = {m: [] for m in MODES}
+    received: dict[str, list[dict[str, int]]] = {m: [] for m in modes}
     errors: list[str] = []
-    for i, mode in C.interleaved(MODES, runs):
+    for i, mode in C.interleaved(modes, runs):
         before = endpoints.counters()
         try:
             doc = C.run_child(micro_command(mode, workload, args), env=micro_env(mode, endpoints), timeout_s=600)
@@ -169,18 +192,24 @@ def run_micro(
         main_cpu[mode][i] = doc.get("main_cpu_seconds")
         proc_cpu[mode][i] = doc.get("cpu_seconds")
         signals.setdefault(mode, doc.get("signals"))
-        log(f"  {workload} run {i + 1}/{runs} {mode:9s} {doc['seconds']:.3f}s wall, {doc.get('main_cpu_seconds', 0):.3f}s main-thread CPU")
+        log(f"  {workload} run {i + 1}/{runs} {mode:9s} {doc['seconds']:.3f}s wall, "
+            f"{doc.get('main_cpu_seconds', 0):.3f}s main-thread CPU, {doc.get('cpu_seconds', 0):.3f}s process CPU")
     out: dict[str, Any] = {
         "args": list(args),
         "seconds": per_run,
         "main_cpu_seconds": main_cpu,
         "process_cpu_seconds": proc_cpu,
         "median_seconds": {m: C.median(v) for m, v in per_run.items()},
+        "median_process_cpu_seconds": {m: C.median(v) for m, v in proc_cpu.items()},
         "ratios": {},
         "signals": signals,
         "errors": errors,
     }
-    for num, den in (("leaktrace", "bare"), ("alt", "bare"), ("leaktrace", "alt")):
+    pairs = [("leaktrace", "bare"), ("alt", "bare"), ("leaktrace", "alt")]
+    pairs += [(m, "bare") for m in modes if m.startswith("lt-")] + [(m, "leaktrace") for m in modes if m.startswith("lt-")]
+    for num, den in pairs:
+        if num not in per_run or den not in per_run:
+            continue
         name = f"{num}/{den}"
         wall = C.paired_ratios(per_run, num, den)
         cpu = C.paired_ratios(main_cpu, num, den)
@@ -191,6 +220,7 @@ def run_micro(
             "main_cpu_per_run": cpu,
             "main_cpu": C.median(cpu),
             "process_cpu": C.median(pcpu),
+            "process_cpu_per_run": pcpu,
         }
     if endpoints.otlp is not None:
         out["received_per_run"] = received
@@ -205,6 +235,14 @@ def scrape_names(url: str) -> set[str]:
     except OSError:
         return set()
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads included."""
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user + t.system)
 
 
 def loadgen(url: str, *, rate: float, duration: float, concurrency: int, out: Path, seed: int) -> dict[str, Any]:
@@ -237,6 +275,7 @@ def run_service(
     throughput: dict[str, list[float | None]] = {m: [None] * runs for m in SERVICE_MODES}
     p99: dict[str, list[float | None]] = {m: [None] * runs for m in SERVICE_MODES}
     p50: dict[str, list[float | None]] = {m: [None] * runs for m in SERVICE_MODES}
+    cpu_per_req: dict[str, list[float | None]] = {m: [None] * runs for m in SERVICE_MODES}
     reports: dict[str, list[dict[str, Any]]] = {m: [] for m in SERVICE_MODES}
     evidence: dict[str, Any] = {}
     errors: list[str] = []
@@ -253,7 +292,9 @@ def run_service(
                 with running("fixed", env, log_dir) as svc:
                     loadgen(svc.url, rate=rate, duration=warmup, concurrency=concurrency, out=log_dir / "warm.json", seed=100 + i)
                     before = endpoints.counters()
+                    cpu0 = process_cpu(svc.pid)
                     rep = loadgen(svc.url, rate=rate, duration=duration, concurrency=concurrency, out=log_dir / "load.json", seed=i)
+                    cpu1 = process_cpu(svc.pid)
                     names = scrape_names(svc.url)
                     got = delta(before, endpoints.counters()) if endpoints.otlp is not None else {}
             except (C.ChildFailed, RuntimeError, OSError) as exc:
@@ -261,6 +302,7 @@ def run_service(
                 log(f"  service run {i + 1}/{runs} {mode}: FAILED {str(exc)[:300]}")
                 continue
             throughput[mode][i] = rep["achieved_rate"]
+            cpu_per_req[mode][i] = (cpu1 - cpu0) / rep["completed"] * 1e3 if rep["completed"] else None
             p99[mode][i] = rep["latency_ms"]["p99"]
             p50[mode][i] = rep["latency_ms"]["p50"]
             reports[mode].append({k: rep[k] for k in ("sent", "completed", "ok", "errors", "error_kinds", "by_kind", "skipped", "elapsed_s", "achieved_rate", "latency_ms")})
@@ -269,9 +311,11 @@ def run_service(
                 "hunter_metric": "leaktrace_leak_suspects" in names,
                 "received_during_load": got,
             })
-            log(f"  service run {i + 1}/{runs} {mode:9s} {rep['achieved_rate']:.0f} req/s, p50 {rep['latency_ms']['p50']} ms, p99 {rep['latency_ms']['p99']} ms, errors {rep['errors']}")
+            log(f"  service run {i + 1}/{runs} {mode:9s} {rep['achieved_rate']:.0f} req/s, "
+                f"{cpu_per_req[mode][i] or 0:.2f} ms CPU/request, p50 {rep['latency_ms']['p50']} ms, p99 {rep['latency_ms']['p99']} ms, errors {rep['errors']}")
     cost = C.paired_ratios(throughput, "bare", "leaktrace")  # bare/lt throughput = lt/bare time per request
     p99_ratio = C.paired_ratios(p99, "leaktrace", "bare")
+    cpu_ratio = C.paired_ratios(cpu_per_req, "leaktrace", "bare")
     return {
         "duration_s": duration,
         "warmup_s": warmup,
@@ -282,12 +326,16 @@ def run_service(
         "p99_ms": p99,
         "median_throughput_rps": {m: C.median(v) for m, v in throughput.items()},
         "median_p99_ms": {m: C.median(v) for m, v in p99.items()},
+        "cpu_ms_per_request": cpu_per_req,
+        "median_cpu_ms_per_request": {m: C.median(v) for m, v in cpu_per_req.items()},
         "ratios": {
             "leaktrace/bare": {
                 "throughput_cost_per_run": cost,
                 "throughput_cost": C.median(cost),
                 "p99_per_run": p99_ratio,
                 "p99": C.median(p99_ratio),
+                "cpu_per_request_per_run": cpu_ratio,
+                "cpu_per_request": C.median(cpu_ratio),
             }
         },
         "loadgen_reports": reports,
@@ -297,21 +345,32 @@ def run_service(
 
 
 # --- driver ---------------------------------------------------------------------------------
-def judge(rounds: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+#: Which figure a goal is judged on. "cpu": process CPU time of the child (every thread of the
+#: agent included; robust to other load on the machine), and for the service its CPU per request.
+#: "wall": elapsed time, and for the service its throughput. Both are always recorded.
+JUDGE_KEYS = {
+    "cpu": {"micro": "process_cpu", "service": "cpu_per_request"},
+    "wall": {"micro": "time", "service": "throughput_cost"},
+}
+
+
+def judge(rounds: Mapping[str, Mapping[str, Any]], basis: str = "cpu") -> list[dict[str, Any]]:
+    keys = JUDGE_KEYS[basis]
     out = []
     for round_name, res in rounds.items():
         for workload, goal in GOALS.items():
             if workload not in res:
                 continue
             if workload == "service":
-                value = res[workload]["ratios"]["leaktrace/bare"]["throughput_cost"]
+                value = res[workload]["ratios"]["leaktrace/bare"][keys["service"]]
             elif workload == "request_loop":
-                value = res[workload]["ratios"]["leaktrace/alt"]["time"]
+                value = res[workload]["ratios"]["leaktrace/alt"][keys["micro"]]
             else:
-                value = res[workload]["ratios"]["leaktrace/bare"]["time"]
+                value = res[workload]["ratios"]["leaktrace/bare"][keys["micro"]]
             judged = goal.judge(value)
             judged["round"] = round_name
             judged["workload"] = workload
+            judged["basis"] = basis
             out.append(judged)
     return out
 
@@ -320,29 +379,45 @@ def summary_rows(rounds: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
     rows: list[list[Any]] = []
     for round_name, res in rounds.items():
         for workload in MICRO:
-            if workload in res:
-                r = res[workload]
-                med = r["median_seconds"]
+            if workload not in res:
+                continue
+            r = res[workload]
+            for label, medians, key in (("process CPU s", "median_process_cpu_seconds", "process_cpu"),
+                                        ("wall s", "median_seconds", "time")):
+                med = r[medians]
                 rows.append([
-                    round_name, workload, med["bare"], med["alt"], med["leaktrace"],
-                    r["ratios"]["alt/bare"]["time"], r["ratios"]["leaktrace/bare"]["time"],
-                    r["ratios"]["leaktrace/alt"]["time"], r["ratios"]["leaktrace/bare"]["main_cpu"],
+                    round_name, f"{workload} {label}", med.get("bare"), med.get("alt"), med.get("leaktrace"),
+                    r["ratios"]["alt/bare"][key], r["ratios"]["leaktrace/bare"][key], r["ratios"]["leaktrace/alt"][key],
                 ])
         if "service" in res:
             s = res["service"]
-            rows.append([
-                round_name, "service (req/s)", s["median_throughput_rps"]["bare"], None,
-                s["median_throughput_rps"]["leaktrace"], None, s["ratios"]["leaktrace/bare"]["throughput_cost"],
-                None, None,
-            ])
-            rows.append([
-                round_name, "service p99 (ms)", s["median_p99_ms"]["bare"], None, s["median_p99_ms"]["leaktrace"],
-                None, s["ratios"]["leaktrace/bare"]["p99"], None, None,
-            ])
+            lb = s["ratios"]["leaktrace/bare"]
+            rows.append([round_name, "service CPU ms/request", s["median_cpu_ms_per_request"]["bare"], None,
+                         s["median_cpu_ms_per_request"]["leaktrace"], None, lb["cpu_per_request"], None])
+            rows.append([round_name, "service req/s (cost = bare/lt)", s["median_throughput_rps"]["bare"], None,
+                         s["median_throughput_rps"]["leaktrace"], None, lb["throughput_cost"], None])
+            rows.append([round_name, "service p99 ms", s["median_p99_ms"]["bare"], None,
+                         s["median_p99_ms"]["leaktrace"], None, lb["p99"], None])
     return rows
 
 
-HEADERS = ["round", "workload", "bare", "alt", "leaktrace", "alt/bare", "lt/bare", "lt/alt", "lt/bare main-CPU"]
+HEADERS = ["round", "figure", "bare", "alt", "leaktrace", "alt/bare", "lt/bare", "lt/alt"]
+
+
+def ablation_rows(ablation: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    for workload, r in ablation.items():
+        med = r["median_process_cpu_seconds"]
+        for mode, value in med.items():
+            lt = r["ratios"].get(f"{mode}/leaktrace", {}).get("process_cpu") if mode.startswith("lt-") else None
+            bare = r["ratios"].get(f"{mode}/bare", {}).get("process_cpu") if mode != "bare" else 1.0
+            if mode == "leaktrace":
+                bare = r["ratios"]["leaktrace/bare"]["process_cpu"]
+            rows.append([workload, mode, value, bare, lt])
+    return rows
+
+
+ABLATION_HEADERS = ["workload", "mode", "process CPU s", "/bare", "/leaktrace (all on)"]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -358,7 +433,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--service-duration", type=float, default=15.0, help="seconds of measured load per run")
     p.add_argument("--service-warmup", type=float, default=4.0)
     p.add_argument("--service-rate", type=float, default=3000.0, help="offered rate, far above capacity")
-    p.add_argument("--service-concurrency", type=int, default=32)
+    p.add_argument("--service-concurrency", type=int, default=16)
+    p.add_argument("--judge", choices=tuple(JUDGE_KEYS), default="cpu",
+                   help="figure the goals are judged on: process CPU (default) or wall time/throughput")
+    p.add_argument("--ablation", action="store_true",
+                   help="also run leaktrace with one part off at a time (micro workloads, live round)")
     a = p.parse_args(argv)
     a.rounds = [r for r in a.rounds.split(",") if r]
     a.workloads = [w for w in a.workloads.split(",") if w]
@@ -399,7 +478,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             if endpoints.otlp is not None:
                 res["received_total"] = endpoints.counters()
             rounds[round_name] = res
-    goals = judge(rounds)
+    ablation: dict[str, Any] = {}
+    if a.ablation:
+        log("ablation: leaktrace with one part off at a time (live exporters)")
+        with ExitStack() as stack:
+            endpoints = Endpoints("live", stack, a.protocol)
+            modes = (*MODES, *ABLATION)
+            for workload in [w for w in a.workloads if w in MICRO]:
+                n = a.alloc_iterations if workload == "alloc_heavy" else a.requests
+                flag = "--iterations" if workload == "alloc_heavy" else "--requests"
+                args = [flag, str(n), "--warmup", str(max(1, n // 10))]
+                ablation[workload] = run_micro(workload, args, a.runs, endpoints, log=log, modes=modes)
+    goals = judge(rounds, a.judge)
     doc = C.result_doc(
         "overhead",
         argv=sys.argv[1:] if argv is None else list(argv),
@@ -409,16 +499,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             "requests": a.requests, "service_duration_s": a.service_duration,
             "service_rate": a.service_rate, "service_concurrency": a.service_concurrency,
             "modes": list(MODES), "ratio": "median over runs of the within-run ratio; time ratios > 1 = slower",
+            "judged_on": a.judge,
         },
         rounds=rounds,
+        ablation=ablation or None,
+        ablation_table={"headers": ABLATION_HEADERS, "rows": ablation_rows(ablation)} if ablation else None,
         goals=goals,
         table={"headers": HEADERS, "rows": summary_rows(rounds)},
     )
     C.write_json(a.json, doc)
     print(C.table(HEADERS, summary_rows(rounds)))
     print()
+    if ablation:
+        print(C.table(ABLATION_HEADERS, ablation_rows(ablation)))
+        print()
     for g in goals:
-        print(f"[{g['status'].upper():10s}] {g['round']:4s} {g['name']}: {C.fmt(g['value'])} (goal {g['op']} {g['limit']})")
+        print(f"[{g['status'].upper():10s}] {g['round']:4s} {g['name']} ({g['basis']}): {C.fmt(g['value'])} (goal {g['op']} {g['limit']})")
     print(f"wrote {a.json}")
     return 0
 

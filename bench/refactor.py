@@ -28,10 +28,8 @@ import os
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,174 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import psutil
-from prometheus_client.parser import text_string_to_metric_families
-
-from services.common.launch import ServiceProcess as Service
 from services.common.launch import running
-from services.loadgen import LoadConfig, LoadReport, Progress, drive
-from services.loadgen.driver import format_progress
-
-MIB = 1024 * 1024
-
-
-# --- sampling -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Sample:
-    at: float
-    rss_bytes: int
-    open_fds: int
-    threads: int
-    metrics: dict[str, float]
-
-
-WANTED = (
-    "leaktrace_heap_live_bytes",
-    "service_malloc_in_use_bytes",
-    "service_allocated_blocks",
-    "service_requests_total",
-)
-
-
-def scrape(url: str, *, timeout_s: float = 5.0) -> dict[str, float]:
-    with urllib.request.urlopen(f"{url}/metrics", timeout=timeout_s) as response:
-        text = response.read().decode()
-    values: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name in WANTED and not s.labels:
-                values[s.name] = s.value
-    return values
-
-
-def sample(service: Service) -> Sample:
-    proc = psutil.Process(service.pid)
-    metrics = scrape(service.url)  # scrape first: psutil then sees the process after the scrape
-    return Sample(
-        at=time.time(),
-        rss_bytes=proc.memory_info().rss,
-        open_fds=proc.num_fds(),
-        threads=proc.num_threads(),
-        metrics=metrics,
-    )
-
-
-def compare(before: Sample, after: Sample, load: LoadReport) -> dict[str, Any]:
-    """Per-service figures from two samples (pure)."""
-    if "leaktrace_heap_live_bytes" in before.metrics and "leaktrace_heap_live_bytes" in after.metrics:
-        heap_key, heap_method = "leaktrace_heap_live_bytes", "leaktrace heap sampler (leaktrace_heap_live_bytes)"
-    elif "service_malloc_in_use_bytes" in before.metrics and "service_malloc_in_use_bytes" in after.metrics:
-        heap_key, heap_method = "service_malloc_in_use_bytes", "glibc mallinfo2 in-use bytes (excludes pymalloc arenas)"
-    else:
-        heap_key, heap_method = "", "unavailable"
-    heap_start = before.metrics.get(heap_key) if heap_key else None
-    heap_end = after.metrics.get(heap_key) if heap_key else None
-    heap_growth = None if heap_start is None or heap_end is None else int(heap_end - heap_start)
-    def growth(key: str) -> int | None:
-        if key in before.metrics and key in after.metrics:
-            return int(after.metrics[key] - before.metrics[key])
-        return None
-
-    requests = int(after.metrics.get("service_requests_total", 0) - before.metrics.get("service_requests_total", 0))
-    blocks = after.metrics.get("service_allocated_blocks", 0.0) - before.metrics.get("service_allocated_blocks", 0.0)
-    per_request = requests > 0
-    return {
-        "rss_start_bytes": before.rss_bytes,
-        "rss_end_bytes": after.rss_bytes,
-        "rss_growth_bytes": after.rss_bytes - before.rss_bytes,
-        "heap_live_start_bytes": None if heap_start is None else int(heap_start),
-        "heap_live_end_bytes": None if heap_end is None else int(heap_end),
-        "heap_growth_bytes": heap_growth,
-        "heap_method": heap_method,
-        # Both heap readings, whichever was chosen above: the sampler sees Python allocations
-        # only, mallinfo2 sees C allocations (OpenSSL contexts, buffers) but not pymalloc arenas.
-        "heap_sampler_growth_bytes": growth("leaktrace_heap_live_bytes"),
-        "malloc_in_use_growth_bytes": growth("service_malloc_in_use_bytes"),
-        "open_fds_start": before.open_fds,
-        "open_fds_end": after.open_fds,
-        "open_fds_growth": after.open_fds - before.open_fds,
-        "threads_start": before.threads,
-        "threads_end": after.threads,
-        "threads_growth": after.threads - before.threads,
-        "requests": requests,
-        "allocs_per_request": round(blocks / requests, 2) if per_request else None,
-        "heap_growth_per_request_bytes": round(heap_growth / requests, 1) if per_request and heap_growth is not None else None,
-        "seconds": round(after.at - before.at, 2),
-        "load": load.to_dict(),
-    }
-
-
-def reduction(leaky_growth: int, fixed_growth: int) -> float | None:
-    """1 - fixed/leaky RSS growth; None when the leaky service did not grow (nothing to reduce)."""
-    if leaky_growth <= 0:
-        return None
-    return round(1.0 - fixed_growth / leaky_growth, 4)
-
-
-# --- driving --------------------------------------------------------------------------------
-async def drive_both(leaky: Service, fixed: Service, args: argparse.Namespace, *, seconds: float, prefix: str, show: bool) -> tuple[LoadReport, LoadReport]:
-    last_shown: dict[str, float] = {}
-
-    def progress(p: Progress) -> None:
-        # One line per service every few seconds: readable in a log and on a terminal.
-        if show and p.elapsed_s - last_shown.get(p.target, -1e9) >= 5.0:
-            last_shown[p.target] = p.elapsed_s
-            name = "leaky" if p.target == leaky.url else "fixed"
-            print(f"  {name:5} " + format_progress(p), file=sys.stderr, flush=True)
-
-    def config(target: str) -> LoadConfig:
-        # Same seed, prefix and schedule for both: the same request sequence.
-        return LoadConfig(
-            target=target, rate=args.rate, duration_s=seconds, users=args.users, churn=args.churn,
-            concurrency=args.concurrency, seed=args.seed, prefix=prefix,
-        )
-
-    leaky_report, fixed_report = await asyncio.gather(
-        drive(config(leaky.url), progress=progress), drive(config(fixed.url), progress=progress)
-    )
-    return leaky_report, fixed_report
-
-
-# --- output ---------------------------------------------------------------------------------
-def _mib(value: float | None) -> str:
-    return "n/a" if value is None else f"{value / MIB:+.1f} MiB"
-
-
-def render_table(result: dict[str, Any]) -> str:
-    leaky, fixed = result["leaky"], result["fixed"]
-
-    def row(label: str, key: str, fmt: Any) -> str:
-        return f"{label:<34}{fmt(leaky[key]):>18}{fmt(fixed[key]):>18}"
-
-    def span(start: str, end: str) -> Any:
-        return lambda svc: f"{svc[start]} -> {svc[end]}"
-
-    lines = [
-        f"{'':<34}{'leaky':>18}{'fixed':>18}",
-        row("RSS growth", "rss_growth_bytes", _mib),
-        row("live heap growth", "heap_growth_bytes", _mib),
-        f"{'open fds':<34}{span('open_fds_start', 'open_fds_end')(leaky):>18}{span('open_fds_start', 'open_fds_end')(fixed):>18}",
-        f"{'threads':<34}{span('threads_start', 'threads_end')(leaky):>18}{span('threads_start', 'threads_end')(fixed):>18}",
-        row("requests served", "requests", str),
-        row("allocs/request (net blocks)", "allocs_per_request", lambda v: "n/a" if v is None else f"{v:.1f}"),
-        row("heap growth/request", "heap_growth_per_request_bytes", lambda v: "n/a" if v is None else f"{v:.0f} B"),
-    ]
-    for label, key in (("achieved rate (req/s)", "achieved_rate"), ("errors", "errors")):
-        lines.append(f"{label:<34}{leaky['load'][key]:>18}{fixed['load'][key]:>18}")
-    lines.append(f"{'latency p50 / p99 (ms)':<34}{_lat(leaky):>18}{_lat(fixed):>18}")
-    red = result["reduction"]
-    lines.append("")
-    lines.append(f"heap method: {leaky['heap_method']}")
-    lines.append(
-        "reduction = 1 - fixed.rss_growth / leaky.rss_growth = "
-        + ("n/a (leaky did not grow)" if red is None else f"{red:.3f}")
-    )
-    return "\n".join(lines)
-
-
-def _lat(svc: dict[str, Any]) -> str:
-    lat = svc["load"]["latency_ms"]
-    return f"{lat['p50']} / {lat['p99']}"
+from services.measure import LoadShape, compare, drive_both, reduction, render_table, sample
 
 
 # --- main -----------------------------------------------------------------------------------
@@ -254,6 +86,7 @@ def service_env(heap_sampler: bool) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     env = service_env(args.heap_sampler)
+    shape = LoadShape(rate=args.rate, users=args.users, churn=args.churn, concurrency=args.concurrency, seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="bench-refactor-") as tmp, ExitStack() as stack:
         log_dir = Path(tmp)
         downstream = stack.enter_context(running("downstream", env, log_dir))
@@ -263,11 +96,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"downstream {downstream.url}  leaky {leaky.url} (pid {leaky.pid})  fixed {fixed.url} (pid {fixed.pid})", file=sys.stderr)
         if args.warmup > 0:
             print(f"warm-up {args.warmup:.0f}s at {args.rate:g} req/s each", file=sys.stderr)
-            asyncio.run(drive_both(leaky, fixed, args, seconds=args.warmup, prefix="w", show=False))
+            asyncio.run(drive_both(leaky, fixed, shape, seconds=args.warmup, prefix="w", show=False))
         time.sleep(1.0)
         before = {s.name: sample(s) for s in (leaky, fixed)}
         print(f"measuring {args.duration:.0f}s at {args.rate:g} req/s each, {args.users} users, churn {args.churn:g}/s", file=sys.stderr)
-        leaky_load, fixed_load = asyncio.run(drive_both(leaky, fixed, args, seconds=args.duration, prefix="m", show=True))
+        leaky_load, fixed_load = asyncio.run(drive_both(leaky, fixed, shape, seconds=args.duration, prefix="m", show=True))
         time.sleep(1.0)
         after = {s.name: sample(s) for s in (leaky, fixed)}
         for svc in (leaky, fixed):

@@ -86,8 +86,9 @@ def goals_table(docs: Mapping[str, Mapping[str, Any]]) -> str:
     rows = []
     for name in BENCHMARKS:
         for g in docs.get(name, {}).get("goals", []):
-            rows.append([g["name"] + (f" ({g['round']} exporters)" if g.get("round") else ""),
-                         _goal_value(g), _goal_limit(g), g["status"].upper()])
+            where = ", ".join(x for x in (f"{g['round']} exporters" if g.get("round") else "",
+                                          f"{g['basis']} basis" if g.get("basis") else "") if x)
+            rows.append([g["name"] + (f" ({where})" if where else ""), _goal_value(g), _goal_limit(g), g["status"].upper()])
     if not rows:
         return "No goal has been measured yet."
     return C.table(["goal", "measured", "target", "status"], rows)
@@ -114,9 +115,15 @@ def render(docs: Mapping[str, Mapping[str, Any]]) -> str:
         out.append(C.table(tab["headers"], tab["rows"]))
         if name == "overhead":
             runs = doc.get("config", {}).get("runs")
-            out += ["", f"Times in seconds for a fixed amount of work (service: req/s and ms). Ratios are the median "
-                        f"over {runs} interleaved runs of the ratio within a run; > 1 means leaktrace costs more. "
+            basis = doc.get("config", {}).get("judged_on", "wall")
+            out += ["", f"Seconds for a fixed amount of work (process CPU, every telemetry thread included; and "
+                        f"wall). Ratios are the median over {runs} interleaved runs of the ratio within a run; "
+                        f"> 1 means leaktrace costs more. Goals are judged on the {basis} figures. "
                         "`dead`: exporters point at a closed port; `live`: at capture endpoints."]
+            abl = doc.get("ablation_table")
+            if abl:
+                out += ["", "What costs what (leaktrace with one part off, live exporters, process CPU):", "",
+                        C.table(abl["headers"], abl["rows"])]
         if name == "hunt_speed":
             fa = doc.get("false_alarms", {})
             out += ["", f"False alarms on the controls: {fa.get('false_alarm_reports')}/{fa.get('reports')} hunter "

@@ -51,8 +51,11 @@ LEAKTRACE_TRACES_ENABLED = "LEAKTRACE_TRACES_ENABLED"
 LEAKTRACE_LOGS_ENABLED = "LEAKTRACE_LOGS_ENABLED"
 LEAKTRACE_METRICS_ENABLED = "LEAKTRACE_METRICS_ENABLED"
 LEAKTRACE_PROFILING_ENABLED = "LEAKTRACE_PROFILING_ENABLED"
+LEAKTRACE_CPU_PROFILING_ENABLED = "LEAKTRACE_CPU_PROFILING_ENABLED"
 LEAKTRACE_HEAP_ENABLED = "LEAKTRACE_HEAP_ENABLED"
 LEAKTRACE_HUNT_ENABLED = "LEAKTRACE_HUNT_ENABLED"
+LEAKTRACE_HUNT_REPORT = "LEAKTRACE_HUNT_REPORT"
+LEAKTRACE_HUNT_INTERVAL = "LEAKTRACE_HUNT_INTERVAL"
 LEAKTRACE_METRICS_HOST = "LEAKTRACE_METRICS_HOST"
 LEAKTRACE_METRICS_PORT = "LEAKTRACE_METRICS_PORT"
 LEAKTRACE_HEAP_SAMPLE_BYTES = "LEAKTRACE_HEAP_SAMPLE_BYTES"
@@ -194,8 +197,11 @@ class Settings:
     logs_enabled: bool = True
     metrics_enabled: bool = True
     profiling_enabled: bool = True
+    cpu_profiling_enabled: bool = True
     heap_enabled: bool = True
     hunt_enabled: bool = False
+    hunt_report_path: str = ""
+    hunt_interval_s: float = 1.0
 
     traces_endpoint: str = "http://localhost:4318/v1/traces"
     traces_protocol: str = "http/protobuf"
@@ -221,6 +227,8 @@ class Settings:
     pyroscope_upload_interval_s: int = 10
 
     heap_sample_bytes: int = 512 * 1024
+    #: A 100 KB/s leak gives a 512 KiB sampler too few samples for a verdict in 20 s.
+    HUNT_HEAP_SAMPLE_BYTES = 16 * 1024
     heap_max_frames: int = 64
     heap_max_tracked: int = 65536
     heap_export_interval_s: float = 15.0
@@ -298,6 +306,7 @@ class Settings:
                 return True
             return value == "otlp"
 
+        hunt_enabled = overrides.get("hunt_enabled", env.get((LEAKTRACE_HUNT_ENABLED,), _parse_bool, False))
         resolved = cls(
             service_name=service_name,
             service_version=attrs.get("service.version", d.service_version),
@@ -311,8 +320,11 @@ class Settings:
             logs_enabled=env.get((LEAKTRACE_LOGS_ENABLED,), _parse_bool, True) and exporter_enabled(OTEL_LOGS_EXPORTER),
             metrics_enabled=env.get((LEAKTRACE_METRICS_ENABLED,), _parse_bool, True),
             profiling_enabled=env.get((LEAKTRACE_PROFILING_ENABLED,), _parse_bool, True),
+            cpu_profiling_enabled=env.get((LEAKTRACE_CPU_PROFILING_ENABLED,), _parse_bool, True),
             heap_enabled=env.get((LEAKTRACE_HEAP_ENABLED,), _parse_bool, True),
-            hunt_enabled=env.get((LEAKTRACE_HUNT_ENABLED,), _parse_bool, False),
+            hunt_enabled=hunt_enabled,
+            hunt_report_path=env.get((LEAKTRACE_HUNT_REPORT,), str.strip, ""),
+            hunt_interval_s=env.get((LEAKTRACE_HUNT_INTERVAL,), _parse_positive_float, d.hunt_interval_s),
             traces_endpoint=signal_endpoint("traces", OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, traces_protocol),
             traces_protocol=traces_protocol,
             traces_timeout_s=env.get(
@@ -341,7 +353,11 @@ class Settings:
             pyroscope_upload_interval_s=env.get(
                 (PYROSCOPE_UPLOAD_INTERVAL,), _parse_positive_int, d.pyroscope_upload_interval_s
             ),
-            heap_sample_bytes=env.get((LEAKTRACE_HEAP_SAMPLE_BYTES,), _parse_positive_int, d.heap_sample_bytes),
+            heap_sample_bytes=env.get(
+                (LEAKTRACE_HEAP_SAMPLE_BYTES,),
+                _parse_positive_int,
+                cls.HUNT_HEAP_SAMPLE_BYTES if hunt_enabled else d.heap_sample_bytes,
+            ),
             heap_max_frames=env.get((LEAKTRACE_HEAP_MAX_FRAMES,), _parse_positive_int, d.heap_max_frames),
             heap_max_tracked=env.get((LEAKTRACE_HEAP_MAX_TRACKED,), _parse_positive_int, d.heap_max_tracked),
             heap_export_interval_s=env.get(

@@ -163,6 +163,16 @@ class LoopRegistry:
     def add(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loops.add(loop)
 
+    def all_tasks(self) -> list[asyncio.Task[Any]]:
+        tasks: list[asyncio.Task[Any]] = []
+        for loop in list(self._loops):
+            if not loop.is_closed():
+                try:
+                    tasks.extend(asyncio.all_tasks(loop))
+                except RuntimeError:
+                    continue
+        return tasks
+
     def task_count(self) -> int | None:
         loops = [loop for loop in list(self._loops) if not loop.is_closed()]
         if not loops:

@@ -82,6 +82,8 @@ class Telemetry:
         self._export_guards: list[Any] = []
         #: Periodic heap profile export; its subscribe() feeds in-process consumers (the hunter).
         self.heap_exporter: Any | None = None
+        #: The leak hunter (when hunting is on); `hunter.report()` is the current verdict.
+        self.hunter: Any | None = None
 
         resource = build_resource(settings)
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
@@ -147,6 +149,8 @@ class Telemetry:
     def _build_profiler(self) -> Profiler | None:
         if not self._profiling_on():
             return None
+        if not self.settings.cpu_profiling_enabled and self.heap_profiler is not None:
+            return None  # heap sampler alone; without it pyroscope-io still covers memory
         from .profiling.pyroscope_agent import PyroscopeProfiler
 
         # The heap is never sampled twice: with our sampler on, pyroscope-io does CPU only.
@@ -169,6 +173,8 @@ class Telemetry:
             self._metrics_server.start()
         if self.heap_profiler is not None:
             self._start_heap()
+        if self.settings.hunt_enabled and not self.settings.sdk_disabled:
+            self._start_hunt()
         if self.profiler is not None:
             set_memory = getattr(self.profiler, "set_memory", None)
             if callable(set_memory):
@@ -213,6 +219,29 @@ class Telemetry:
         exporter.start()
         self.heap_exporter = exporter
         self._background.append(exporter)
+
+    def _start_hunt(self) -> None:
+        from .analysis.hunter import HunterConfig
+        from .analysis.session import HuntSession
+
+        try:
+            session = HuntSession(
+                heap_profiler=self.heap_profiler,  # None -> the documented tracemalloc fallback
+                report_path=self.settings.hunt_report_path or None,
+                registry=self.registry,
+                logger=logging.getLogger("leaktrace.hunt"),
+                tracer=self.tracer,
+                containers=self.watched,
+                tasks=self.metrics.loops.all_tasks,
+                config=HunterConfig(interval_s=self.settings.hunt_interval_s),
+            )
+            session.start()
+        except Exception as exc:
+            _log.warning("leaktrace: leak hunting could not start (%r)", exc)
+            return
+        self.hunter = session.hunter
+        # Appended after the heap exporter: the chain stops it first, while the sampler still runs.
+        self._background.append(session)
 
     def _install_globals(self) -> None:
         from opentelemetry import _logs
@@ -372,6 +401,15 @@ def init(service_name: str | None = None, *, set_global: bool = False, **overrid
         if k in overrides
     }
     environ = overrides.pop("environ", None)
+    if environ is None and not set_global:
+        from ._bootstrap.autoinit import process_telemetry
+
+        running = process_telemetry()
+        if running is not None:
+            # Under `leaktrace run`/`hunt` the process already has its Telemetry (with the
+            # hunter, sampler and exporters); a second one would fight it for the allocator hook.
+            _log.info("leaktrace: init() under `leaktrace run` returns the running Telemetry")
+            return running
     if service_name is not None:
         overrides["service_name"] = service_name
     settings = Settings.resolve(environ, **overrides)

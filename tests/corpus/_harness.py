@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", required=True)
     p.add_argument("--interval", type=float, default=0.25)
     # The tracemalloc fallback's ticks cost ~0.1 s of CPU; short test runs need the points.
-    p.add_argument("--max-duty", type=float, default=0.5)
+    p.add_argument("--max-duty", type=float, default=1.0)
     p.add_argument("--source", choices=("tracemalloc", "native"), default="tracemalloc")
     p.add_argument("--sample-bytes", type=int, default=16 * 1024, help="native sampler mean bytes per sample")
     args = list(sys.argv[1:] if argv is None else argv)
@@ -36,11 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(args[: args.index("--")] if "--" in args else args)
     case = os.path.abspath(a.case)
 
-    from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-
     from leaktrace.analysis import Hunter, HunterConfig, TracemallocSource
     from leaktrace.profiling.heap import HeapProfiler
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
 
     trace.set_tracer_provider(TracerProvider())  # no exporter: ids only
     source: Any

@@ -246,3 +246,20 @@ def test_analyzer_memory_stays_flat_in_a_soak() -> None:
     # THEN four times the input leaves the analyzer's own allocations about the same
     assert first > 0
     assert second < first * 1.3
+
+
+def test_leaktraces_own_allocations_are_never_a_suspect_call_path() -> None:
+    import os
+
+    import leaktrace
+    from leaktrace.analysis.callpath import FrameFilter, call_path_key
+    from leaktrace.profiling.samples import Frame
+
+    own = os.path.join(os.path.dirname(leaktrace.__file__), "profiling", "heap.py")
+    stdlib = os.path.join(os.path.dirname(os.__file__), "threading.py")
+    f = FrameFilter.default()
+    # GIVEN the profiler's own thread allocating (leaktrace + stdlib frames only)
+    assert call_path_key((Frame("_frame", own, 341), Frame("run", stdlib, 982)), f) == ()
+    # BUT user code calling into leaktrace is still the user's call path
+    user = Frame("handler", "/srv/app/views.py", 12)
+    assert call_path_key((Frame("_frame", own, 341), user), f) == (user,)

@@ -4,7 +4,7 @@ tracemalloc fallback and once with the native span-linked sampler (when it loads
 
 Every verdict must be right, the top-1 call path must be the marked allocation site, the
 holder must be named, and (native) the trace ids of retained requests must be precise.
-22 runs of 10 s, eight at a time: ~35 s wall.
+22 runs of 10 s, six at a time: ~45 s wall.
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from leaktrace.profiling.heap import HeapProfiler
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 DURATION_S = 10.0
-PARALLEL = 8
+PARALLEL = 6
 SOURCES = ("tracemalloc", "native")
 
 

@@ -350,3 +350,25 @@ def test_real_asyncio_tasks_are_counted_from_another_thread() -> None:
         loop.call_soon_threadsafe(release[0].set)
         runner.join(5)
         loop.close()
+
+
+def test_a_watched_container_that_is_a_module_global_is_named_by_the_global() -> None:
+    import types
+
+    from leaktrace.analysis.retention import ContainerCensus
+
+    # GIVEN a user module whose global dict is also registered with telemetry.watch("sessions")
+    mod = types.ModuleType("shop.app")
+    mod.__file__ = "/srv/shop/app.py"
+    mod.SESSION_CACHE = {}
+    census = ContainerCensus(containers=lambda: {"sessions": mod.SESSION_CACHE},
+                             modules=lambda: {"shop.app": mod})
+    # WHEN it grows over several census cycles
+    for i in range(6):
+        mod.SESSION_CACHE.update({f"k{i}-{j}": bytes(100) for j in range(50)})
+        census.step(now=float(i))
+    # THEN one candidate remains, under the global's qualified name, with the whole history
+    names = [n for n in census._candidates if "SESSION_CACHE" in n or n == "sessions"]
+    assert names == ["shop.app.SESSION_CACHE"], names
+    times, values = census.series("shop.app.SESSION_CACHE")
+    assert values[-1] == 300 and len(times) == 6

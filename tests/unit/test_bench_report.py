@@ -141,3 +141,16 @@ def test_own_memory_subtracts_the_bare_twin_and_ignores_warmup() -> None:
 def test_profile_requests_are_split_by_sender() -> None:
     assert FP.classify_profile_request("/ingest", "pyroscope-rs/0.1") == "cpu_profiles"
     assert FP.classify_profile_request("/push.v1.PusherService/Push", "Python-urllib/3.11") == "heap_profiles"
+
+
+def test_render_includes_the_ablation_table_and_the_judging_basis(tmp_path: Path) -> None:
+    doc = overhead_doc(1.1)
+    doc["config"]["judged_on"] = "cpu"
+    doc["goals"][0]["basis"] = "cpu"
+    doc["ablation_table"] = {"headers": ["workload", "mode", "process CPU s"],
+                             "rows": [["request_loop", "lt-no-profiling", 2.5]]}
+    write(tmp_path, "overhead.json", doc)
+    text = R.render(R.load_results(tmp_path))
+    assert "(live exporters, cpu basis)" in text
+    assert "Goals are judged on the cpu figures" in text
+    assert "What costs what" in text and "| request_loop | lt-no-profiling | 2.5" in text

@@ -1,4 +1,5 @@
-"""The refactor benchmark's arithmetic and table (pure parts of bench/refactor.py)."""
+"""The refactor measurement's arithmetic and table (services/measure.py, used by bench/refactor.py
+and `leaktrace demo`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,13 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "refactor.py"
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
+    import services.measure
+
+    return services.measure
+
+
+@pytest.fixture(scope="module")
+def bench_cli() -> ModuleType:
     spec = importlib.util.spec_from_file_location("bench_refactor", BENCH)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -71,8 +79,8 @@ def test_table_shows_both_services_and_the_reduction(bench: ModuleType) -> None:
     assert "5 -> 50" in table and "reduction" in table and "0.984" in table
 
 
-def test_bad_arguments_exit_2(bench: ModuleType) -> None:
+def test_bad_arguments_exit_2(bench_cli: ModuleType) -> None:
     for argv in (["--duration", "0"], ["--rate", "x"], ["--churn", "-1"]):
         with pytest.raises(SystemExit) as exc:
-            bench.main(argv)
+            bench_cli.main(argv)
         assert exc.value.code == 2

@@ -13,6 +13,19 @@ from ..telemetry import Telemetry, init
 
 _log = logging.getLogger("leaktrace.bootstrap")
 
+# The one deliberate piece of process-wide state in leaktrace, like OTel's global tracer
+# provider: under `leaktrace run`/`hunt` the process already has its composition root, and a
+# program that also calls `leaktrace.init()` must get that one rather than start a second
+# sampler, metrics server and exporter pipeline. Only `start()` below writes it.
+_PROCESS_ROOT: list[Telemetry] = []
+
+
+def process_telemetry() -> Telemetry | None:
+    """The Telemetry `leaktrace run` started in this process, if any (and still running)."""
+    if _PROCESS_ROOT and os.environ.get("LEAKTRACE_BOOTSTRAP_DONE") == str(os.getpid()):
+        return _PROCESS_ROOT[0]
+    return None
+
 
 def _chain_sigterm(telemetry: Telemetry) -> None:
     # Only when the program has not claimed SIGTERM: flush, then die by the same signal so the
@@ -39,4 +52,5 @@ def start() -> Telemetry | None:
         return None
     atexit.register(telemetry.shutdown)
     _chain_sigterm(telemetry)
+    _PROCESS_ROOT[:] = [telemetry]
     return telemetry

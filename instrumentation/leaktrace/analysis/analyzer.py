@@ -165,6 +165,8 @@ class LeakAnalyzer:
             if s.inuse_bytes <= 0:
                 continue
             key = self._key(s.frames)
+            if not key:
+                continue  # leaktrace's own bookkeeping
             a = agg.get(key)
             if a is None:
                 a = agg[key] = [0.0, 0.0, -1.0]

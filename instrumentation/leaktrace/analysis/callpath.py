@@ -36,6 +36,7 @@ class FrameFilter:
     """Which files are *not* user code: path prefixes plus pseudo-files such as `<frozen ...>`."""
 
     library_prefixes: tuple[str, ...]
+    own_prefix: str = _leaktrace_dir() + os.sep
 
     @classmethod
     def default(cls, extra_prefixes: Iterable[str] = ()) -> FrameFilter:
@@ -45,6 +46,10 @@ class FrameFilter:
         prefixes.add(_leaktrace_dir())
         prefixes.update(extra_prefixes)
         return cls(tuple(sorted(_norm(p) + os.sep for p in prefixes if p)))
+
+    def is_own(self, file: str) -> bool:
+        """leaktrace's own code: the hunter must not report the profiler's bookkeeping."""
+        return bool(file) and _norm(file).startswith(self.own_prefix)
 
     def is_user(self, file: str) -> bool:
         if not file or file.startswith("<"):
@@ -64,7 +69,13 @@ def user_frames(frames: Sequence[Frame], frame_filter: FrameFilter) -> tuple[Fra
 
 
 def call_path_key(frames: Sequence[Frame], frame_filter: FrameFilter, depth: int = 2) -> CallPathKey:
-    """Grouping key: the first `depth` user frames (library frames between them are skipped)."""
+    """Grouping key: the first `depth` user frames (library frames between them are skipped).
+
+    Empty for memory leaktrace itself allocated with no user code on the stack (its own
+    threads: the hunter, the exporter): such samples are never a suspect.
+    """
+    if not any(frame_filter.is_user(f.file) for f in frames) and any(frame_filter.is_own(f.file) for f in frames):
+        return ()
     trimmed = user_frames(frames, frame_filter)
     picked: list[Frame] = []
     for f in trimmed:

@@ -106,6 +106,10 @@ class ContainerCensus:
         self._candidates: dict[str, _Candidate] = {}
         self._user_module: dict[str, bool] = {}
         self._work: list[str] = []
+        # A watched container that is also a module global is reported under the global's
+        # qualified name (that is what the user must fix); ids only, never the objects.
+        self._watched_ids: dict[int, str] = {}
+        self._shadowed: set[str] = set()
         self._cycle = 0
         self.errors = 0  # items skipped because they changed under us or raised
 
@@ -155,6 +159,15 @@ class ContainerCensus:
         return known
 
     def _record(self, seen: _Seen, t: float) -> None:
+        alias = self._watched_ids.get(id(seen.obj)) if seen.obj is not None else None
+        if alias is not None and alias != seen.name:
+            self._shadowed.add(alias)
+            watched = self._candidates.pop(alias, None)
+            if watched is not None and seen.name not in self._candidates:
+                watched.name = seen.name  # keep the history measured under the watch name
+                self._candidates[seen.name] = watched
+                if watched.last_cycle == self._cycle:
+                    return  # the same object was already measured this cycle
         c = self._candidates.get(seen.name)
         if c is None:
             if len(self._candidates) >= self._config.max_candidates:
@@ -182,8 +195,12 @@ class ContainerCensus:
             if self._tasks is not None:
                 yield from self._grouped_tasks()
         elif item == "@watched":
-            for name, obj in list(self._containers().items()):
-                yield _Seen(f"{name}", type(obj).__name__, _size_of(obj), obj)
+            watched = list(self._containers().items())
+            self._watched_ids = {id(obj): name for name, obj in watched}
+            self._shadowed &= set(self._watched_ids.values())
+            for name, obj in watched:
+                if name not in self._shadowed:
+                    yield _Seen(f"{name}", type(obj).__name__, _size_of(obj), obj)
         else:
             mod = self._modules().get(item)
             if mod is not None:

@@ -21,6 +21,7 @@ combines three checks that can:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -217,7 +218,7 @@ def sampled_growth_z(values: Sequence[float], growth: float, sample_interval: fl
     """
     if growth <= 0:
         return 0.0
-    tv = sum(abs(b - a) for a, b in zip(values, values[1:]))
+    tv = sum(abs(b - a) for a, b in itertools.pairwise(values))
     return growth / math.sqrt(max(tv, growth) * max(sample_interval, 1e-9))
 
 

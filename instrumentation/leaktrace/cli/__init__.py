@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 # Module name of each subcommand; each exposes `register(subparsers)` that sets `func`.
-_SUBCOMMANDS: tuple[str, ...] = ("run", "gate")
+_SUBCOMMANDS: tuple[str, ...] = ("run", "hunt", "demo", "gate")
 
 
 def build_parser() -> argparse.ArgumentParser:

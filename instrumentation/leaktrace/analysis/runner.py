@@ -1,0 +1,124 @@
+"""Run a program with hunting on, stop it after a duration, and collect its hunt report.
+
+The parent side of the handshake in `handoff.py`: the child (started with the `leaktrace run`
+bootstrap) keeps the report file current; the parent stops it gracefully (SIGINT, which runs
+the program's `finally` blocks and leaktrace's atexit shutdown), then forcibly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from ..config import LEAKTRACE_HUNT_ENABLED, LEAKTRACE_HUNT_REPORT, LEAKTRACE_METRICS_PORT
+from .handoff import read_report
+
+
+class ProgramError(RuntimeError):
+    """The program could not be run, or ended without leaving a hunt report."""
+
+
+@dataclass(frozen=True)
+class HuntOutcome:
+    report: dict[str, Any]
+    exit_status: int | None  # the program's, or None if it had to be killed
+    stopped_by: str  # "exited", "SIGINT", "SIGTERM" or "SIGKILL"
+    wall_s: float
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def peek_report(path: str) -> dict[str, Any] | None:
+    try:
+        return read_report(path)
+    except (OSError, ValueError):
+        return None
+
+
+def hunt_env(
+    environ: Mapping[str, str],
+    report_path: str,
+    *,
+    bootstrap_env: Callable[..., dict[str, str]],
+    service_name: str | None = None,
+) -> dict[str, str]:
+    """The environment of a hunted Python child: the run bootstrap plus the hunt handshake."""
+    return bootstrap_env(
+        environ,
+        service_name=service_name,
+        extra={
+            LEAKTRACE_HUNT_ENABLED: "true",
+            LEAKTRACE_HUNT_REPORT: report_path,
+            # A hunted program must not collide with a service already on 9464.
+            LEAKTRACE_METRICS_PORT: environ.get(LEAKTRACE_METRICS_PORT, "0"),
+        },
+    )
+
+
+def hunt_program(
+    command: Sequence[str],
+    *,
+    duration_s: float,
+    environ: Mapping[str, str],
+    bootstrap_env: Callable[..., dict[str, str]],
+    service_name: str | None = None,
+    grace_s: float = 8.0,
+    progress: Callable[[float, dict[str, Any] | None], None] | None = None,
+    stdout: TextIO | int | None = None,
+    stderr: TextIO | int | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> HuntOutcome:
+    executable = shutil.which(command[0])
+    if executable is None:
+        raise ProgramError(f"cannot run {command[0]!r}: command not found")
+    with tempfile.TemporaryDirectory(prefix="leaktrace-hunt-") as tmp:
+        report_path = os.path.join(tmp, "report.json")
+        env = hunt_env(environ, report_path, bootstrap_env=bootstrap_env, service_name=service_name)
+        start = clock()
+        try:
+            proc = subprocess.Popen(
+                [executable, *command[1:]], env=env, stdout=stdout, stderr=stderr, start_new_session=True
+            )
+        except OSError as exc:
+            raise ProgramError(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
+        stopped_by = "exited"
+        try:
+            deadline = start + duration_s
+            while proc.poll() is None and clock() < deadline:
+                time.sleep(min(1.0, max(0.05, deadline - clock())))
+                if progress is not None:
+                    progress(clock() - start, peek_report(report_path))
+            if proc.poll() is None:
+                for sig, wait in ((signal.SIGINT, grace_s), (signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
+                    stopped_by = signal.Signals(sig).name
+                    _signal_group(proc, sig)
+                    try:
+                        proc.wait(timeout=wait)
+                        break
+                    except subprocess.TimeoutExpired:
+                        continue
+        finally:
+            if proc.poll() is None:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait(timeout=5)
+        wall = clock() - start
+        doc = peek_report(report_path)
+        if doc is None:
+            raise ProgramError(
+                f"the program ended (exit status {proc.returncode}) without a hunt report: it did not run "
+                "as a Python program under leaktrace, or failed at start-up"
+            )
+        status = proc.returncode if stopped_by in ("exited", "SIGINT") else None
+        return HuntOutcome(report=doc, exit_status=status, stopped_by=stopped_by, wall_s=wall)
