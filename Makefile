@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test venv typecheck lint clean
+.PHONY: test demo venv typecheck lint clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest tests
+
+# The whole story on one machine: sample services, the leak hunted in `leaky`, the fix measured.
+demo: $(STAMP)
+	$(VENV)/bin/leaktrace demo --duration 30 --json demo.json
 
 typecheck: $(STAMP)
 	$(PY) -m mypy

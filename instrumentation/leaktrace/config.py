@@ -73,8 +73,8 @@ ALL_ENV_VARS: tuple[str, ...] = tuple(
 )
 
 PROTOCOLS = ("grpc", "http/protobuf")
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
 
 logger = logging.getLogger("leaktrace.config")
 

@@ -13,6 +13,8 @@ not outweigh the others.
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import datetime as _dt
 import enum
 import json
@@ -59,12 +61,12 @@ class Decision(enum.Enum):
         return _EXIT_CODES[self]
 
 
-_EXIT_CODES: Mapping[Decision, int] = {
+_EXIT_CODES: Mapping[Decision, int] = MappingProxyType({
     Decision.CONTINUE: 0,
     Decision.PAUSE: 3,
     Decision.ROLLBACK: 4,
     Decision.UNDECIDED: 1,
-}
+})
 EXIT_USAGE = 2
 
 
@@ -109,10 +111,10 @@ def parse_duration(text: str) -> float:
 _METRIC_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _OPERATORS = ("=~", "!~", "!=", "=")  # two-character operators first
-_ESCAPES = {
+_ESCAPES = MappingProxyType({
     "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
     "\\": "\\", '"': '"', "'": "'",
-}  # fmt: skip
+})  # fmt: skip
 
 
 @dataclass(frozen=True)

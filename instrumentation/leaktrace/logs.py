@@ -99,7 +99,7 @@ class GuardedLogExporter(LogRecordExporter):
         self._closed = False
         self.failing = False
 
-    def export(self, batch: Sequence[object]) -> LogRecordExportResult:  # type: ignore[override]
+    def export(self, batch: Sequence[object]) -> LogRecordExportResult:
         if self._closed:
             return LogRecordExportResult.FAILURE
         try:

@@ -16,7 +16,7 @@ from typing import Any
 from leaktrace.analysis.model import Report
 
 #: Env var naming the JSON file the hunted process keeps up to date.
-from leaktrace.config import LEAKTRACE_HUNT_REPORT  # noqa: E402  (re-exported)
+from leaktrace.config import LEAKTRACE_HUNT_REPORT as LEAKTRACE_HUNT_REPORT  # re-exported
 
 
 def write_report(path: str, report: Report) -> None:
