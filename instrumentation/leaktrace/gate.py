@@ -13,8 +13,6 @@ not outweigh the others.
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
 import datetime as _dt
 import enum
 import json
@@ -27,6 +25,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 DEFAULT_CANARY_WINDOW = "1h"
