@@ -14,6 +14,7 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 
 from ._ratelimit import RateLimitedLogger
 from .config import Settings
+from .otlp import make_exporter
 
 CONSOLE_FORMAT = (
     "%(asctime)s %(levelname)s [%(name)s] [trace_id=%(otelTraceID)s span_id=%(otelSpanID)s] %(message)s"
@@ -130,21 +131,10 @@ class GuardedLogExporter(LogRecordExporter):
 
 
 def make_log_exporter(settings: Settings) -> LogRecordExporter:
-    if settings.logs_protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcExporter
-
-        endpoint = settings.logs_endpoint
-        return GrpcExporter(
-            endpoint=endpoint.split("://", 1)[-1],
-            insecure=not endpoint.startswith("https://"),
-            headers=dict(settings.logs_headers),
-            timeout=settings.logs_timeout_s,
-        )
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpExporter
-
-    return HttpExporter(
-        endpoint=settings.logs_endpoint, headers=dict(settings.logs_headers), timeout=settings.logs_timeout_s
+    exporter: LogRecordExporter = make_exporter(
+        "logs", settings.logs_protocol, settings.logs_endpoint, settings.logs_headers, settings.logs_timeout_s
     )
+    return exporter
 
 
 def build_logger_provider(

@@ -15,6 +15,7 @@ from opentelemetry.trace import Tracer
 
 from ._ratelimit import RateLimitedLogger
 from .config import Settings
+from .otlp import make_exporter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,24 +24,10 @@ _log = logging.getLogger("leaktrace.tracing")
 
 def make_span_exporter(settings: Settings) -> SpanExporter:
     """The OTLP span exporter for the configured protocol (grpc or http/protobuf)."""
-    if settings.traces_protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-
-        endpoint = settings.traces_endpoint
-        insecure = not endpoint.startswith("https://")
-        return GrpcExporter(
-            endpoint=endpoint.split("://", 1)[-1],
-            insecure=insecure,
-            headers=dict(settings.traces_headers),
-            timeout=settings.traces_timeout_s,
-        )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
-
-    return HttpExporter(
-        endpoint=settings.traces_endpoint,
-        headers=dict(settings.traces_headers),
-        timeout=settings.traces_timeout_s,
+    exporter: SpanExporter = make_exporter(
+        "traces", settings.traces_protocol, settings.traces_endpoint, settings.traces_headers, settings.traces_timeout_s
     )
+    return exporter
 
 
 class GuardedSpanExporter(SpanExporter):

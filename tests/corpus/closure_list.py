@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-import time
 from collections.abc import Callable
 
+from _pace import run_paced
 from opentelemetry import trace
 
 tracer = trace.get_tracer("leaktrace.corpus")
@@ -30,19 +29,7 @@ def handle(i: int, size: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--duration", type=float, default=20.0)
-    p.add_argument("--rate", type=float, default=100_000.0, help="bytes leaked per second")
-    p.add_argument("--rps", type=float, default=50.0, help="requests per second")
-    a = p.parse_args(argv)
-    size = int(a.rate / a.rps)
-    start = next_t = time.monotonic()
-    i = 0
-    while time.monotonic() - start < a.duration:
-        handle(i, size)
-        i += 1
-        next_t += 1.0 / a.rps
-        time.sleep(max(0.0, next_t - time.monotonic()))
+    run_paced(handle, argv, doc=__doc__, rate=100_000.0, rate_help="bytes leaked per second")
 
 
 if __name__ == "__main__":

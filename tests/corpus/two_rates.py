@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
-import time
 
+from _pace import run_paced
 from opentelemetry import trace
 
 tracer = trace.get_tracer("leaktrace.corpus")
@@ -27,19 +26,7 @@ def handle(i: int, size: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--duration", type=float, default=20.0)
-    p.add_argument("--rate", type=float, default=160_000.0, help="bytes leaked per second, both leaks")
-    p.add_argument("--rps", type=float, default=50.0, help="requests per second")
-    a = p.parse_args(argv)
-    size = int(a.rate / a.rps)
-    start = next_t = time.monotonic()
-    i = 0
-    while time.monotonic() - start < a.duration:
-        handle(i, size)
-        i += 1
-        next_t += 1.0 / a.rps
-        time.sleep(max(0.0, next_t - time.monotonic()))
+    run_paced(handle, argv, doc=__doc__, rate=160_000.0, rate_help="bytes leaked per second, both leaks")
 
 
 if __name__ == "__main__":
