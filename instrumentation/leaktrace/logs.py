@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
@@ -14,7 +13,7 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 
 from ._ratelimit import RateLimitedLogger
 from .config import Settings
-from .otlp import make_exporter
+from .otlp import ExportGuard, make_exporter
 
 CONSOLE_FORMAT = (
     "%(asctime)s %(levelname)s [%(name)s] [trace_id=%(otelTraceID)s span_id=%(otelSpanID)s] %(message)s"
@@ -93,41 +92,10 @@ class OTLPLogHandler(logging.Handler):
         return
 
 
-class GuardedLogExporter(LogRecordExporter):
-    def __init__(self, inner: LogRecordExporter, warn: RateLimitedLogger) -> None:
-        self._inner = inner
-        self._warn = warn
-        self._closed = False
-        self.failing = False
-
-    def export(self, batch: Sequence[object]) -> LogRecordExportResult:
-        if self._closed:
-            return LogRecordExportResult.FAILURE
-        try:
-            result = self._inner.export(batch)  # type: ignore[arg-type]
-        except Exception as exc:
-            self._warn.warning("log-export-raised", "leaktrace: log exporter raised %r; logs dropped", exc)
-            self.failing = True
-            return LogRecordExportResult.FAILURE
-        self.failing = result is not LogRecordExportResult.SUCCESS
-        if self.failing:
-            self._warn.warning("log-export-failed", "leaktrace: could not export %d log records", len(batch))
-        return result
-
-    def shutdown(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._inner.shutdown()  # type: ignore[no-untyped-call]
-        except Exception:
-            pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        try:
-            return bool(self._inner.force_flush(timeout_millis))
-        except Exception:
-            return False
+class GuardedLogExporter(ExportGuard, LogRecordExporter):
+    _noun = "log records"
+    _success = LogRecordExportResult.SUCCESS
+    _failure = LogRecordExportResult.FAILURE
 
 
 def make_log_exporter(settings: Settings) -> LogRecordExporter:

@@ -9,13 +9,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Tracer
 
 from ._ratelimit import RateLimitedLogger
 from .config import Settings
-from .otlp import make_exporter
+from .otlp import ExportGuard, make_exporter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,44 +30,10 @@ def make_span_exporter(settings: Settings) -> SpanExporter:
     return exporter
 
 
-class GuardedSpanExporter(SpanExporter):
-    """Turns an exporter that raises into a failed export and one rate-limited warning."""
-
-    def __init__(self, inner: SpanExporter, warn: RateLimitedLogger) -> None:
-        self._inner = inner
-        self._warn = warn
-        self._closed = False
-        #: True while the last export failed; shutdown then aborts retries instead of waiting.
-        self.failing = False
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self._closed:
-            return SpanExportResult.FAILURE
-        try:
-            result = self._inner.export(spans)
-        except Exception as exc:  # the host must never see an exporter's bug
-            self._warn.warning("span-export-raised", "leaktrace: span exporter raised %r; spans dropped", exc)
-            self.failing = True
-            return SpanExportResult.FAILURE
-        self.failing = result is not SpanExportResult.SUCCESS
-        if self.failing:
-            self._warn.warning("span-export-failed", "leaktrace: could not export %d spans", len(spans))
-        return result
-
-    def shutdown(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._inner.shutdown()
-        except Exception as exc:
-            self._warn.warning("span-export-shutdown", "leaktrace: span exporter shutdown raised %r", exc)
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        try:
-            return bool(self._inner.force_flush(timeout_millis))
-        except Exception:
-            return False
+class GuardedSpanExporter(ExportGuard, SpanExporter):
+    _noun = "spans"
+    _success = SpanExportResult.SUCCESS
+    _failure = SpanExportResult.FAILURE
 
 
 def build_tracer_provider(

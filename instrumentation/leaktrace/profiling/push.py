@@ -22,7 +22,6 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .pprof import MEMORY_SAMPLE_TYPES, ProfileBuilder, _int_field, _len_field  # noqa: F401
