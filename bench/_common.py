@@ -232,6 +232,20 @@ def _git_commit() -> str | None:
     return proc.stdout.strip() or None if proc.returncode == 0 else None
 
 
+def code_fingerprint(root: Path | None = None) -> str:
+    """A hash of leaktrace's source and native modules: equal at start and end of a run means every
+    child measured the same code (children import leaktrace afresh, so an edit mid-run would mix)."""
+    import hashlib
+
+    base = root or (ROOT / "instrumentation" / "leaktrace")
+    h = hashlib.sha256()
+    for path in sorted(base.rglob("*")):
+        if path.suffix in (".py", ".so", ".c") and "__pycache__" not in path.parts:
+            h.update(str(path.relative_to(base)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def machine_info() -> dict[str, Any]:
     try:
         load = list(os.getloadavg())
@@ -254,6 +268,7 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "packages": package_versions(),
         "git_commit": _git_commit(),
+        "leaktrace_code_at_start": code_fingerprint(),
         "load_average_at_start": load,
     }
 
@@ -271,14 +286,24 @@ def write_json(path: Path | str, doc: Mapping[str, Any]) -> Path:
     return out
 
 
-def result_doc(benchmark: str, *, argv: Sequence[str], quick: bool, **body: Any) -> dict[str, Any]:
-    """The envelope every result file shares; report.py relies on these keys."""
+def result_doc(
+    benchmark: str, *, argv: Sequence[str], quick: bool, machine: Mapping[str, Any] | None = None, **body: Any
+) -> dict[str, Any]:
+    """The envelope every result file shares; report.py relies on these keys.
+
+    Pass `machine=machine_info()` taken when the run started: the code fingerprint is then
+    compared with the code at the end, and a run that straddled an edit of leaktrace says so.
+    """
+    info = dict(machine) if machine is not None else machine_info()
+    end = code_fingerprint()
+    info["leaktrace_code_at_end"] = end
+    info["code_changed_during_run"] = info.get("leaktrace_code_at_start") != end
     return {
         "benchmark": benchmark,
         "date": utc_now(),
         "command": "python bench/" + benchmark + ".py " + " ".join(argv),
         "quick": quick,
-        "machine": machine_info(),
+        "machine": info,
         **body,
     }
 

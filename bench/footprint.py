@@ -178,6 +178,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     a = parse_args(argv)
+    machine = C.machine_info()  # at the start: its code fingerprint is checked at the end
     log = C.progress
     from services.common.launch import running
     from tests.support.otlp_receiver import OTLPReceiver
@@ -258,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "footprint",
         argv=sys.argv[1:] if argv is None else list(argv),
         quick=a.quick,
+        machine=machine,
         config={"duration_s": a.duration, "warmup_s": a.warmup, "rate": a.rate, "sample_interval_s": a.sample_interval,
                 "scrape_interval_s": SCRAPE_INTERVAL_S, "signals_on": sorted(LEAKTRACE_ALL_ON)},
         memory=mem,

@@ -125,6 +125,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     a = parse_args(argv)
+    machine = C.machine_info()  # at the start: its code fingerprint is checked at the end
     log = C.progress
     jobs: list[tuple[str, str, list[str], float]] = []  # (kind, key, args, timeout)
     for run in range(a.runs):
@@ -195,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "hunt_speed",
         argv=sys.argv[1:] if argv is None else list(argv),
         quick=a.quick,
+        machine=machine,
         config={"runs": a.runs, "rates": a.rates, "leak_after_s": a.leak_after, "timeout_s": a.timeout,
                 "control_duration_s": a.duration, "parallel": a.parallel, "rps": 50,
                 "sample_bytes": a.sample_bytes or "leaktrace default"},

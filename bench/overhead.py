@@ -134,6 +134,7 @@ ABLATION: dict[str, dict[str, str]] = {
     "lt-no-trace-export": {"LEAKTRACE_TRACES_ENABLED": "false"},
     "lt-no-logs": {"LEAKTRACE_LOGS_ENABLED": "false"},
     "lt-no-metrics": {"LEAKTRACE_METRICS_ENABLED": "false"},
+    "lt-no-hunt": {"LEAKTRACE_HUNT_ENABLED": "false"},
 }
 
 
@@ -175,6 +176,7 @@ def run_micro(
     main_cpu: dict[str, list[float | None]] = {m: [None] * runs for m in modes}
     proc_cpu: dict[str, list[float | None]] = {m: [None] * runs for m in modes}
     signals: dict[str, Any] = {}
+    signals_per_run: dict[str, list[dict[str, Any]]] = {}  # leaktrace's components, every run
     received: dict[str, list[dict[str, int]]] = {m: [] for m in modes}
     errors: list[str] = []
     for i, mode in C.interleaved(modes, runs):
@@ -192,6 +194,9 @@ def run_micro(
         main_cpu[mode][i] = doc.get("main_cpu_seconds")
         proc_cpu[mode][i] = doc.get("cpu_seconds")
         signals.setdefault(mode, doc.get("signals"))
+        lt_sig = (doc.get("signals") or {}).get("leaktrace")
+        if lt_sig is not None:
+            signals_per_run.setdefault(mode, []).append(lt_sig)
         log(f"  {workload} run {i + 1}/{runs} {mode:9s} {doc['seconds']:.3f}s wall, "
             f"{doc.get('main_cpu_seconds', 0):.3f}s main-thread CPU, {doc.get('cpu_seconds', 0):.3f}s process CPU")
     out: dict[str, Any] = {
@@ -203,6 +208,7 @@ def run_micro(
         "median_process_cpu_seconds": {m: C.median(v) for m, v in proc_cpu.items()},
         "ratios": {},
         "signals": signals,
+        "leaktrace_signals_per_run": signals_per_run,
         "errors": errors,
     }
     pairs = [("leaktrace", "bare"), ("alt", "bare"), ("leaktrace", "alt")]
@@ -454,6 +460,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     a = parse_args(argv)
+    machine = C.machine_info()  # at the start: its code fingerprint is checked at the end
     log = C.progress
     if a.runs < 5 and not a.quick:
         log(f"note: {a.runs} runs; the README figures need at least 5")
@@ -494,6 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "overhead",
         argv=sys.argv[1:] if argv is None else list(argv),
         quick=a.quick,
+        machine=machine,
         config={
             "runs": a.runs, "protocol": a.protocol, "alloc_iterations": a.alloc_iterations,
             "requests": a.requests, "service_duration_s": a.service_duration,
@@ -515,6 +523,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
     for g in goals:
         print(f"[{g['status'].upper():10s}] {g['round']:4s} {g['name']} ({g['basis']}): {C.fmt(g['value'])} (goal {g['op']} {g['limit']})")
+    if doc["machine"]["code_changed_during_run"]:
+        print("WARNING: leaktrace's code changed during this run; children measured different code")
     print(f"wrote {a.json}")
     return 0
 

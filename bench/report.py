@@ -64,7 +64,24 @@ def _origin(doc: Mapping[str, Any]) -> str:
     line = f"_`{doc.get('command', '')}` — " + ", ".join(p for p in parts if p) + "_"
     if doc.get("quick"):
         line += "\n\n**Quick run (tiny counts): these numbers check the plumbing, not leaktrace.**"
+    if m.get("code_changed_during_run"):
+        line += "\n\n**leaktrace's code changed while this ran: its children measured different code.**"
     return line
+
+
+def leaktrace_components(doc: Mapping[str, Any]) -> str | None:
+    """What `leaktrace run` actually started in the overhead children (their own report)."""
+    for res in doc.get("rounds", {}).values():
+        for workload in ("alloc_heavy", "request_loop"):
+            lt = res.get(workload, {}).get("signals", {}).get("leaktrace", {}).get("leaktrace")
+            if lt:
+                on = [name for name, key in (("OTLP traces", "traces"), ("OTLP logs", "logs"),
+                                             ("/metrics", "metrics_served"), ("pyroscope-io CPU", "cpu_profiler"),
+                                             ("pyroscope-io memory", "pyroscope_memory"), ("hunter", "hunter")) if lt.get(key)]
+                if lt.get("heap_sampler"):
+                    on.append(f"span-linked heap sampler (mean interval {lt.get('heap_sample_bytes', 0) // 1024} KiB)")
+                return ", ".join(on)
+    return None
 
 
 def _goal_value(g: Mapping[str, Any]) -> str:
@@ -120,6 +137,9 @@ def render(docs: Mapping[str, Mapping[str, Any]]) -> str:
                         f"wall). Ratios are the median over {runs} interleaved runs of the ratio within a run; "
                         f"> 1 means leaktrace costs more. Goals are judged on the {basis} figures. "
                         "`dead`: exporters point at a closed port; `live`: at capture endpoints."]
+            comps = leaktrace_components(doc)
+            if comps:
+                out += ["", f"leaktrace ran with: {comps}."]
             abl = doc.get("ablation_table")
             if abl:
                 out += ["", "What costs what (leaktrace with one part off, live exporters, process CPU):", "",
