@@ -4,7 +4,9 @@
                                [--duration 600] [--timeout 300] --json bench/results/hunt_speed.json
 
 Each trial is `leaktrace run -- python bench/workloads/leak_hunt.py` with every signal on and
-LEAKTRACE_HUNT_ENABLED=true (exporters at a dead loopback port: verdicts do not depend on them).
+LEAKTRACE_HUNT_ENABLED=true. Exporters point at capture endpoints in this process (`--exporters
+live`, the default) or at a dead loopback port (`--exporters dead`): with a dead collector the
+SDK's span queue fills up, and that growth is visible to the hunter too.
 The child serves 50 requests/s; after `--leak-after` seconds of clean traffic every request also
 leaks `rate / 50` bytes into a module-global dict. A verdict is correct when the hunter's top
 suspect is the allocation line of the leak. A trial that has no correct verdict `--timeout`
@@ -31,6 +33,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +51,14 @@ def child_command(args: Sequence[str]) -> list[str]:
     return [py, "-m", "leaktrace", "run", "--", py, str(C.WORKLOADS / "leak_hunt.py"), *args]
 
 
-def child_env(sample_bytes: int | None) -> dict[str, str]:
-    port = C.dead_port()
+def child_env(sample_bytes: int | None, endpoints: tuple[str, str] | None = None) -> dict[str, str]:
+    """`endpoints` = (OTLP base URL, Pyroscope URL); None points both at a dead port."""
+    if endpoints is None:
+        port = C.dead_port()
+        endpoints = (f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}")
     extra = {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
-        "PYROSCOPE_SERVER_ADDRESS": f"http://127.0.0.1:{port}",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoints[0],
+        "PYROSCOPE_SERVER_ADDRESS": endpoints[1],
         "LEAKTRACE_METRICS_PORT": "0",
         "LEAKTRACE_HUNT_ENABLED": "true",
         "LEAKTRACE_LOG_CONSOLE": "false",
@@ -92,6 +98,17 @@ def false_alarm_summary(controls: Mapping[str, Sequence[Mapping[str, Any]]]) -> 
     }
 
 
+def alarm_sites(controls: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, int]:
+    """How often each allocation site was newly flagged on the controls (what the false alarms are)."""
+    from collections import Counter
+
+    sites: Counter[str] = Counter()
+    for docs in controls.values():
+        for d in docs:
+            sites.update(str(x.get("site")) for x in d.get("alarms", []))
+    return dict(sites.most_common(10))
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python bench/hunt_speed.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=None, help="trials per leak rate (default 5; 1 with --quick)")
@@ -103,6 +120,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=600.0, help="seconds per control")
     p.add_argument("--controls", default=",".join(CONTROLS))
     p.add_argument("--parallel", type=int, default=3)
+    p.add_argument("--exporters", choices=("live", "dead"), default="live")
     p.add_argument("--sample-bytes", type=int, default=None, help="LEAKTRACE_HEAP_SAMPLE_BYTES (default: leaktrace's)")
     a = p.parse_args(argv)
     try:
@@ -136,10 +154,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     for control in a.controls:
         jobs.append(("control", control, ["--pattern", control, "--duration", str(a.duration)], a.duration + 120))
 
+    stack = ExitStack()
+    endpoints: tuple[str, str] | None = None
+    if a.exporters == "live":
+        from tests.support.otlp_receiver import OTLPReceiver
+        from tests.support.pyroscope_receiver import PyroscopeReceiver
+
+        otlp = stack.enter_context(OTLPReceiver(grpc_enabled=False, max_items=1000))
+        pyro = stack.enter_context(PyroscopeReceiver(max_profiles=50, max_requests=200))
+        endpoints = (otlp.http_endpoint, pyro.endpoint)
+
     def run(job: tuple[str, str, list[str], float]) -> tuple[str, str, dict[str, Any]]:
         kind, key, args, timeout = job
         try:
-            doc = C.run_child(child_command(args), env=child_env(a.sample_bytes), timeout_s=timeout)
+            doc = C.run_child(child_command(args), env=child_env(a.sample_bytes, endpoints), timeout_s=timeout)
         except C.ChildFailed as exc:
             doc = {"error": str(exc)[:1500]}
         doc.pop("_stderr_tail", None)
@@ -153,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"{len(jobs)} children, {a.parallel} at a time (leak trials up to {a.leak_after + a.timeout:.0f} s, controls {a.duration:.0f} s)")
     # Controls are the longest: start them first so the pool's wall time is about one control.
     ordered = [j for j in jobs if j[0] == "control"] + [j for j in jobs if j[0] == "leak"]
-    with ThreadPoolExecutor(a.parallel) as pool:
+    with stack, ThreadPoolExecutor(a.parallel) as pool:
         results = list(pool.map(run, ordered))
 
     by_rate: dict[str, list[dict[str, Any]]] = {f"{r:g}": [] for r in a.rates}
@@ -181,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append([f"leak {float(key) / 1000:g} KB/s", med if med is not None else f"> {a.timeout:g}",
                      f"{rates_out[key]['detected']}/{len(docs)}", ", ".join(paths)])
     fa = false_alarm_summary(controls)
+    fa["sites"] = alarm_sites(controls)
     for c, docs in controls.items():
         d = docs[0] if docs else {}
         rows.append([f"control {c}", None, f"{d.get('alarm_reports_before_leak', '-')}/{d.get('reports', '-')} reports alarmed",
@@ -197,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv=sys.argv[1:] if argv is None else list(argv),
         quick=a.quick,
         machine=machine,
-        config={"runs": a.runs, "rates": a.rates, "leak_after_s": a.leak_after, "timeout_s": a.timeout,
+        config={"exporters": a.exporters, "runs": a.runs, "rates": a.rates, "leak_after_s": a.leak_after, "timeout_s": a.timeout,
                 "control_duration_s": a.duration, "parallel": a.parallel, "rps": 50,
                 "sample_bytes": a.sample_bytes or "leaktrace default"},
         rates=rates_out,

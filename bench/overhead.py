@@ -127,9 +127,10 @@ def delta(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]
 
 # --- micro workloads --------------------------------------------------------------------------
 #: Ablation (--ablation): leaktrace with one part switched off, to tell what costs what.
-#: "heap->pyroscope-mem" swaps the span-linked heap sampler for pyroscope-io's memory profiler.
+#: "lt-heap-sampler-off" is leaktrace's fallback path, not "less": pyroscope-io's memory profiler
+#: takes over heap profiles and, with hunting on, the hunter runs on tracemalloc.
 ABLATION: dict[str, dict[str, str]] = {
-    "lt-no-heap-sampler(pyroscope-mem)": {"LEAKTRACE_HEAP_ENABLED": "false"},
+    "lt-heap-sampler-off": {"LEAKTRACE_HEAP_ENABLED": "false"},
     "lt-no-profiling": {"LEAKTRACE_PROFILING_ENABLED": "false"},
     "lt-no-trace-export": {"LEAKTRACE_TRACES_ENABLED": "false"},
     "lt-no-logs": {"LEAKTRACE_LOGS_ENABLED": "false"},

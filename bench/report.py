@@ -146,9 +146,12 @@ def render(docs: Mapping[str, Mapping[str, Any]]) -> str:
                         C.table(abl["headers"], abl["rows"])]
         if name == "hunt_speed":
             fa = doc.get("false_alarms", {})
-            out += ["", f"False alarms on the controls: {fa.get('false_alarm_reports')}/{fa.get('reports')} hunter "
-                        f"reports named a suspect ({C.fmt(fa.get('false_alarms_per_hour'))} per hour over "
-                        f"{C.fmt(fa.get('control_seconds'))} s)."]
+            cfg = doc.get("config", {})
+            sites = ", ".join(f"{k} ({v}x)" for k, v in (fa.get("sites") or {}).items())
+            out += ["", f"Exporters: {cfg.get('exporters', 'dead')}. False alarms on the controls: "
+                        f"{fa.get('false_alarm_reports')}/{fa.get('reports')} hunter reports named a suspect "
+                        f"({C.fmt(fa.get('false_alarms_per_hour'))} per hour over {C.fmt(fa.get('control_seconds'))} s)"
+                        + (f"; sites flagged: {sites}." if sites else ".")]
             if doc.get("note"):
                 out += ["", f"Note: {doc['note']}"]
     return "\n".join(out) + "\n"

@@ -11,12 +11,14 @@ its final report (plus the holder evidence, under "_debug").
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import json
 import logging
 import os
 import runpy
 import sys
+import threading
 import time
 from typing import Any
 
@@ -31,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-duty", type=float, default=1.0)
     p.add_argument("--source", choices=("tracemalloc", "native"), default="tracemalloc")
     p.add_argument("--sample-bytes", type=int, default=16 * 1024, help="native sampler mean bytes per sample")
+    # On a loaded machine the tracemalloc source's ticks slow down: the run is then extended
+    # (up to 3x --duration) until the hunter has this many snapshots, so the evidence, not the
+    # wall clock, decides when there is enough to judge.
+    p.add_argument("--min-snapshots", type=int, default=16)
     args = list(sys.argv[1:] if argv is None else argv)
     case_args = args[args.index("--") + 1 :] if "--" in args else []
     a = p.parse_args(args[: args.index("--")] if "--" in args else args)
@@ -62,10 +68,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     hunter.start()
     saved_argv = sys.argv
-    sys.argv = [case, "--duration", str(a.duration), *case_args]
+    limit = a.duration * 3
+    sys.argv = [case, "--duration", str(limit), *case_args]
+    started = time.monotonic()
+    done = threading.Event()
+
+    def stop_when_enough() -> None:
+        while not done.wait(0.2):
+            elapsed = time.monotonic() - started
+            if elapsed >= a.duration and hunter.report().snapshots >= a.min_snapshots:
+                _thread.interrupt_main()
+                return
+
+    watcher = threading.Thread(target=stop_when_enough, daemon=True)
+    watcher.start()
     try:
         runpy.run_path(case, run_name="__main__")
+    except KeyboardInterrupt:
+        pass
     finally:
+        done.set()
         sys.argv = saved_argv
         report = hunter.stop()
         source.stop()

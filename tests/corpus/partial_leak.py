@@ -52,17 +52,19 @@ def main(argv: list[str] | None = None) -> None:
         w.start()
     start = next_t = time.monotonic()
     i = 0
-    while time.monotonic() - start < a.duration:
-        hold = rnd.uniform(1.0, 1.3) if rnd.random() < 0.1 else rnd.uniform(0.05, 0.4)
-        jobs.put((i, size, hold, i % 3 == 0))
-        i += 1
-        next_t += 1.0 / a.rps
-        time.sleep(max(0.0, next_t - time.monotonic()))
-    for _ in workers:
-        jobs.put(None)
-    if a.truth:
-        with open(a.truth, "w", encoding="utf-8") as fh:
-            json.dump({"leaked": [str(s["trace_id"]) for s in list(PREMIUM_SESSIONS.values())]}, fh)
+    try:
+        while time.monotonic() - start < a.duration:
+            hold = rnd.uniform(1.0, 1.3) if rnd.random() < 0.1 else rnd.uniform(0.05, 0.4)
+            jobs.put((i, size, hold, i % 3 == 0))
+            i += 1
+            next_t += 1.0 / a.rps
+            time.sleep(max(0.0, next_t - time.monotonic()))
+    finally:  # also when the harness or `leaktrace hunt` interrupts the run
+        for _ in workers:
+            jobs.put(None)
+        if a.truth:
+            with open(a.truth, "w", encoding="utf-8") as fh:
+                json.dump({"leaked": [str(s["trace_id"]) for s in list(PREMIUM_SESSIONS.values())]}, fh)
 
 
 if __name__ == "__main__":
