@@ -164,7 +164,7 @@ def run_child(
     """Run one measurement child and return its result; ChildFailed with stderr's tail otherwise."""
     try:
         proc = subprocess.run(
-            list(cmd), env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=timeout_s
+            list(cmd), env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=timeout_s, check=False
         )
     except subprocess.TimeoutExpired as exc:
         raise ChildFailed(f"{' '.join(cmd[:6])}... timed out after {timeout_s:.0f}s") from exc
@@ -225,7 +225,7 @@ def _cpu_model() -> str | None:
 def _git_commit() -> str | None:
     try:
         proc = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -256,7 +256,7 @@ def machine_info() -> dict[str, Any]:
 
         mem = int(psutil.virtual_memory().total)
         physical = psutil.cpu_count(logical=False)
-    except Exception:  # psutil is optional here
+    except Exception:  # noqa: BLE001 - psutil is optional here
         mem, physical = None, None
     return {
         "cpus_logical": os.cpu_count(),
@@ -274,7 +274,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
 def write_json(path: Path | str, doc: Mapping[str, Any]) -> Path:

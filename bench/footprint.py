@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
-from overhead import LEAKTRACE_ALL_OFF, LEAKTRACE_ALL_ON  # noqa: E402
+import _common as C
+from overhead import LEAKTRACE_ALL_OFF, LEAKTRACE_ALL_ON
 
 C.ensure_root_on_path()
 
@@ -244,11 +244,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 except subprocess.TimeoutExpired:
                     g.kill()
         load_reports = {}
-        for m in dirs:
+        for m, d in dirs.items():
             try:
                 import json
 
-                load_reports[m] = json.loads((dirs[m] / "load.json").read_text())
+                load_reports[m] = json.loads((d / "load.json").read_text())
             except (OSError, ValueError):
                 load_reports[m] = None
     measured_s = elapsed - a.warmup

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
+import _common as C
 
 C.ensure_root_on_path()
 
@@ -260,7 +260,9 @@ def loadgen(url: str, *, rate: float, duration: float, concurrency: int, out: Pa
     ]
     import subprocess
 
-    proc = subprocess.run(cmd, cwd=C.ROOT, env=C.child_env(), capture_output=True, text=True, timeout=duration + 60)
+    proc = subprocess.run(
+        cmd, cwd=C.ROOT, env=C.child_env(), capture_output=True, text=True, timeout=duration + 60, check=False
+    )
     if proc.returncode != 0:
         raise C.ChildFailed(f"loadgen exited {proc.returncode}: {proc.stderr[-1500:]}")
     doc: dict[str, Any] = json.loads(out.read_text())
@@ -445,10 +447,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="figure the goals are judged on: process CPU (default) or wall time/throughput")
     p.add_argument("--ablation", action="store_true",
                    help="also run leaktrace with one part off at a time (micro workloads, live round)")
+    p.add_argument("--ablate", default=",".join(ABLATION),
+                   help=f"which ablation variants (default all: {', '.join(ABLATION)})")
     a = p.parse_args(argv)
     a.rounds = [r for r in a.rounds.split(",") if r]
     a.workloads = [w for w in a.workloads.split(",") if w]
     bad = [w for w in a.workloads if w not in ALL_WORKLOADS] + [r for r in a.rounds if r not in ("dead", "live")]
+    a.ablate = [m for m in a.ablate.split(",") if m]
+    if any(m not in ABLATION for m in a.ablate):
+        p.error(f"--ablate takes names among {', '.join(ABLATION)}")
     if a.runs is None:
         a.runs = 1 if a.quick else 5
     if bad or a.runs < 1:
@@ -491,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("ablation: leaktrace with one part off at a time (live exporters)")
         with ExitStack() as stack:
             endpoints = Endpoints("live", stack, a.protocol)
-            modes = (*MODES, *ABLATION)
+            modes = (*MODES, *a.ablate)
             for workload in [w for w in a.workloads if w in MICRO]:
                 n = a.alloc_iterations if workload == "alloc_heavy" else a.requests
                 flag = "--iterations" if workload == "alloc_heavy" else "--requests"

@@ -43,7 +43,7 @@ def _heap_sampler_running() -> bool:
         return False
     try:
         stats = native.stats()
-    except Exception:
+    except Exception:  # noqa: BLE001 - a report detail, never worth failing the run
         return False
     return bool(stats.get("running", True)) if isinstance(stats, dict) else False
 

@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _timing import emit  # noqa: E402
+from _timing import emit
 
 LEAKED: dict[int, bytes] = {}
 CACHE: OrderedDict[int, bytes] = OrderedDict()

@@ -14,10 +14,11 @@ import json
 import os
 import random
 import sys
+from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _timing import emit, measure  # noqa: E402
+from _timing import emit, measure
 
 
 def make_bodies(count: int = 64, seed: int = 3) -> list[str]:
@@ -26,7 +27,7 @@ def make_bodies(count: int = 64, seed: int = 3) -> list[str]:
     for i in range(count):
         doc = {
             "user": f"user-{rnd.randrange(10_000)}",
-            "session": "%032x" % rnd.getrandbits(128),
+            "session": f"{rnd.getrandbits(128):032x}",
             "cart": [
                 {"sku": f"sku-{rnd.randrange(500)}", "qty": rnd.randrange(1, 5), "price": round(rnd.uniform(1, 99), 2)}
                 for _ in range(rnd.randrange(3, 12))
@@ -39,7 +40,7 @@ def make_bodies(count: int = 64, seed: int = 3) -> list[str]:
     return bodies
 
 
-def make_work() -> "callable":
+def make_work() -> Callable[[int], None]:
     from opentelemetry import trace
 
     tracer = trace.get_tracer("bench.request_loop")

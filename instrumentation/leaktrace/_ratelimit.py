@@ -83,3 +83,6 @@ OTEL_EXPORT_LOGGERS: tuple[str, ...] = (
     "opentelemetry.sdk._logs._internal.export",
     "opentelemetry.sdk._logs._internal",
 )
+
+#: Logs "Queue full, dropping ..." once per dropped item (WARNING) and export crashes (ERROR).
+OTEL_QUEUE_LOGGER = "opentelemetry.sdk._shared_internal"

@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
-from ._ratelimit import OTEL_EXPORT_LOGGERS, RateLimitedLogger, RateLimiter, RateLimitFilter
+from ._ratelimit import OTEL_EXPORT_LOGGERS, OTEL_QUEUE_LOGGER, RateLimitedLogger, RateLimiter, RateLimitFilter
 from .config import Settings
 from .logs import OTLPLogHandler, build_logger_provider, console_handler
 from .metrics import MetricsServer, RuntimeMetrics
@@ -80,6 +80,7 @@ class Telemetry:
         self._root_level: int | None = None
         self._background: list[Stoppable] = []
         self._export_guards: list[Any] = []
+        self._queue_log_level: int | None = None
         #: Periodic heap profile export; its subscribe() feeds in-process consumers (the hunter).
         self.heap_exporter: Any | None = None
         #: The leak hunter (when hunting is on); `hunter.report()` is the current verdict.
@@ -165,6 +166,13 @@ class Telemetry:
             self._started = True
         for name in OTEL_EXPORT_LOGGERS:
             logging.getLogger(name).addFilter(self._export_filter)
+        # The SDK logs "Queue full, dropping span" once per dropped span: with a dead collector
+        # that is a record built per request (8 % of a request loop). The exporter guard already
+        # says, once a minute, that exports fail, which is why the queue is full.
+        queue_log = logging.getLogger(OTEL_QUEUE_LOGGER)
+        if queue_log.level < logging.ERROR:
+            self._queue_log_level = queue_log.level
+            queue_log.setLevel(logging.ERROR)
         if self._set_global:
             self._install_globals()
         if self._install_log_handlers:
@@ -233,7 +241,7 @@ class Telemetry:
                 tracer=self.tracer,
                 containers=self.watched,
                 tasks=self.metrics.loops.all_tasks,
-                config=HunterConfig(interval_s=self.settings.hunt_interval_s),
+                config=HunterConfig(interval_s=self.settings.hunt_interval_s, max_duty=self.settings.hunt_max_duty),
             )
             session.start()
         except Exception as exc:
@@ -316,6 +324,8 @@ class Telemetry:
         self.metrics.close()
         for name in OTEL_EXPORT_LOGGERS:
             logging.getLogger(name).removeFilter(self._export_filter)
+        if self._queue_log_level is not None:
+            logging.getLogger(OTEL_QUEUE_LOGGER).setLevel(self._queue_log_level)
         return finished
 
     def _flush_then_abort(self, providers: list[Any], budget: float) -> None:

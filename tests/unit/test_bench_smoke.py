@@ -26,7 +26,7 @@ def run_bench(script: str, args: list[str], out: Path) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LEAKTRACE_", "PYROSCOPE_"))}
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / script), "--quick", *args, "--json", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
     )
     assert proc.returncode == 0, f"{script}: {proc.stderr[-3000:]}"
     doc: dict[str, Any] = json.loads(out.read_text())
