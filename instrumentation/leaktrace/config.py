@@ -57,6 +57,7 @@ LEAKTRACE_HUNT_ENABLED = "LEAKTRACE_HUNT_ENABLED"
 LEAKTRACE_HUNT_REPORT = "LEAKTRACE_HUNT_REPORT"
 LEAKTRACE_HUNT_INTERVAL = "LEAKTRACE_HUNT_INTERVAL"
 LEAKTRACE_HUNT_MAX_DUTY = "LEAKTRACE_HUNT_MAX_DUTY"
+LEAKTRACE_HUNT_TRACEMALLOC = "LEAKTRACE_HUNT_TRACEMALLOC"
 LEAKTRACE_METRICS_HOST = "LEAKTRACE_METRICS_HOST"
 LEAKTRACE_METRICS_PORT = "LEAKTRACE_METRICS_PORT"
 LEAKTRACE_HEAP_SAMPLE_BYTES = "LEAKTRACE_HEAP_SAMPLE_BYTES"
@@ -213,6 +214,8 @@ class Settings:
     # `leaktrace hunt` (a diagnosis run) asks for 1 s, 25 % and a denser heap sample.
     hunt_interval_s: float = 2.0
     hunt_max_duty: float = 0.05
+    #: Hunt with tracemalloc when the heap sampler cannot run: 3-100x slower, so opt-in only.
+    hunt_tracemalloc: bool = False
 
     traces_endpoint: str = "http://localhost:4318/v1/traces"
     traces_protocol: str = "http/protobuf"
@@ -338,6 +341,7 @@ class Settings:
             hunt_report_path=env.get((LEAKTRACE_HUNT_REPORT,), str.strip, ""),
             hunt_interval_s=env.get((LEAKTRACE_HUNT_INTERVAL,), _parse_positive_float, d.hunt_interval_s),
             hunt_max_duty=env.get((LEAKTRACE_HUNT_MAX_DUTY,), _parse_fraction, d.hunt_max_duty),
+            hunt_tracemalloc=env.get((LEAKTRACE_HUNT_TRACEMALLOC,), _parse_bool, False),
             traces_endpoint=signal_endpoint("traces", OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, traces_protocol),
             traces_protocol=traces_protocol,
             traces_timeout_s=env.get(

@@ -186,7 +186,9 @@ class Telemetry:
         if self.profiler is not None:
             set_memory = getattr(self.profiler, "set_memory", None)
             if callable(set_memory):
-                set_memory(self.heap_profiler is None)
+                # One allocator hook at a time: pyroscope-io samples memory only when neither
+                # our sampler nor a tracemalloc hunter hooks the allocator.
+                set_memory(self.heap_profiler is None and self.hunter is None)
             self.profiler.start()
         return self
 
@@ -232,6 +234,12 @@ class Telemetry:
         from .analysis.hunter import HunterConfig
         from .analysis.session import HuntSession
 
+        if self.heap_profiler is None and not self.settings.hunt_tracemalloc:
+            _log.warning(
+                "leaktrace: leak hunting is off: the heap sampler is not running here, and the "
+                "tracemalloc fallback (much slower) needs LEAKTRACE_HUNT_TRACEMALLOC=true"
+            )
+            return
         try:
             session = HuntSession(
                 heap_profiler=self.heap_profiler,  # None -> the documented tracemalloc fallback
@@ -302,7 +310,10 @@ class Telemetry:
         heap_chain: list[Callable[[], Any]] = [b.stop for b in reversed(self._background)]
         if self.heap_profiler is not None:
             heap_chain.append(self.heap_profiler.stop)
-        cpu_chain: list[Callable[[], Any]] = [self.profiler.stop] if self.profiler is not None else []
+        cpu_chain: list[Callable[[], Any]] = []
+        if self.profiler is not None:
+            # Allocator hooks are removed one after the other, never from two threads at once.
+            (heap_chain if getattr(self.profiler, "memory", False) else cpu_chain).append(self.profiler.stop)
         otel_chain: list[Callable[[], Any]] = [
             self._metrics_server.stop,
             lambda: self._flush_then_abort(providers, deadline * 0.6),

@@ -274,3 +274,23 @@ def test_without_the_heap_sampler_pyroscope_io_profiles_memory_and_only_roots_ar
     spans = {s.name: s for s in t.spans()}
     assert "pyroscope.profile.id" in spans["root"].attributes
     assert "pyroscope.profile.id" not in spans["child"].attributes
+
+
+def test_hunting_without_the_heap_sampler_needs_an_explicit_tracemalloc_opt_in(caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN hunting asked for where the heap sampler does not run (heap sampling off)
+    with caplog.at_level(logging.WARNING, logger="leaktrace"):
+        with in_memory_telemetry(hunt_enabled=True, profiling_enabled=True, heap_enabled=False,
+                                 cpu_profiling_enabled=False) as t:
+            refused = t.telemetry.hunter
+    # THEN it is not silently replaced by the 3-100x slower tracemalloc fallback
+    assert refused is None
+    assert any("LEAKTRACE_HUNT_TRACEMALLOC" in r.getMessage() for r in caplog.records)
+    # AND with the opt-in the fallback hunts, and says so in its reports
+    with in_memory_telemetry(hunt_enabled=True, profiling_enabled=True, heap_enabled=False,
+                             cpu_profiling_enabled=False, hunt_tracemalloc=True) as t:
+        hunter = t.telemetry.hunter
+        assert hunter is not None
+        notes = hunter.tick().notes
+        # AND pyroscope-io does not hook the allocator a second time
+        assert t.telemetry.profiler is not None and t.telemetry.profiler.memory is False
+    assert any("tracemalloc" in n for n in notes)

@@ -24,13 +24,20 @@ from ..config import (
     LEAKTRACE_HUNT_INTERVAL,
     LEAKTRACE_HUNT_MAX_DUTY,
     LEAKTRACE_HUNT_REPORT,
+    LEAKTRACE_HUNT_TRACEMALLOC,
     LEAKTRACE_METRICS_PORT,
 )
 from .handoff import read_report
 
 
 HUNT_RUN_DEFAULTS: Mapping[str, str] = MappingProxyType(
-    {LEAKTRACE_HEAP_SAMPLE_BYTES: "16384", LEAKTRACE_HUNT_INTERVAL: "1", LEAKTRACE_HUNT_MAX_DUTY: "0.25"}
+    {
+        LEAKTRACE_HEAP_SAMPLE_BYTES: "16384",
+        LEAKTRACE_HUNT_INTERVAL: "1",
+        LEAKTRACE_HUNT_MAX_DUTY: "0.25",
+        # A diagnosis run may pay for tracemalloc where the sampler cannot load.
+        LEAKTRACE_HUNT_TRACEMALLOC: "true",
+    }
 )
 
 
