@@ -27,6 +27,12 @@ import _common as C
 BEGIN = "<!-- bench:begin -->"
 END = "<!-- bench:end -->"
 BENCHMARKS = ("overhead", "hunt_speed", "footprint")
+#: bench/heap_overhead.py and bench/heap_accuracy.py write flat documents (no "table"/"date").
+HEAP_BENCHMARKS = ("heap_overhead", "heap_accuracy")
+HEAP_FIELDS = {
+    "heap_overhead": frozenset({"iterations", "rounds", "sample_bytes", "ratio_leaktrace_vs_off", "ratio_pyroscope_mem_vs_off"}),
+    "heap_accuracy": frozenset({"summary", "mb", "trials", "sample_bytes"}),
+}
 TITLES = {"overhead": "Overhead", "hunt_speed": "Hunt speed", "footprint": "Footprint"}
 
 
@@ -41,6 +47,10 @@ def load_results(results_dir: Path) -> dict[str, dict[str, Any]]:
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and doc.get("benchmark") in HEAP_BENCHMARKS:
+            if HEAP_FIELDS[doc["benchmark"]] <= set(doc):  # else not written by those commands
+                found[doc["benchmark"]] = doc
             continue
         if not isinstance(doc, dict) or doc.get("benchmark") not in BENCHMARKS or "table" not in doc:
             continue
@@ -154,7 +164,32 @@ def render(docs: Mapping[str, Mapping[str, Any]]) -> str:
                         + (f"; sites flagged: {sites}." if sites else ".")]
             if doc.get("note"):
                 out += ["", f"Note: {doc['note']}"]
+    out += ["", "### Heap sampler", "", *heap_section(docs)]
     return "\n".join(out) + "\n"
+
+
+def heap_section(docs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    over, acc = docs.get("heap_overhead"), docs.get("heap_accuracy")
+    lines: list[str] = []
+    if over is None:
+        lines.append("Not run yet: `python bench/heap_overhead.py`.")
+    else:
+        lines.append(
+            f"_`python bench/heap_overhead.py`_: allocation-heavy loop ({over['iterations']:,} iterations, median of "
+            f"{over['rounds']} interleaved rounds, {over['sample_bytes'] // 1024} KiB mean interval): heap sampling "
+            f"on/off {C.fmt(over['ratio_leaktrace_vs_off'])}; pyroscope-io's memory profiler/off "
+            f"{C.fmt(over['ratio_pyroscope_mem_vs_off'])} (goal: on/off <= 1.10)."
+        )
+    if acc is None:
+        lines += ["", "Not run yet: `python bench/heap_accuracy.py`."]
+    else:
+        rows = [[k, C.fmt(v["mean_rel_error"]), C.fmt(v["stdev_rel_error"]), C.fmt(v["within_10pct"])]
+                for k, v in acc["summary"].items()]
+        lines += ["", (f"_`python bench/heap_accuracy.py`_: {acc['mb']:g} MB retained by known functions, "
+                       f"{acc['trials']} trials at {acc['sample_bytes'] // 1024} KiB; relative error of the "
+                       "inuse_space estimate (goal: within ±10 %):"), "",
+                  C.table(["pattern", "mean error", "stdev", "share of trials within ±10 %"], rows)]
+    return lines
 
 
 def splice(readme: str, section: str) -> str:

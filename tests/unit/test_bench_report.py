@@ -154,3 +154,19 @@ def test_render_includes_the_ablation_table_and_the_judging_basis(tmp_path: Path
     assert "(live exporters, cpu basis)" in text
     assert "Goals are judged on the cpu figures" in text
     assert "What costs what" in text and "| request_loop | lt-no-profiling | 2.5" in text
+
+
+def test_heap_sampler_figures_come_from_the_heap_bench_files(tmp_path: Path) -> None:
+    # GIVEN the flat documents bench/heap_overhead.py and bench/heap_accuracy.py write
+    write(tmp_path, "heap_overhead.json", {"benchmark": "heap_overhead", "iterations": 300000, "rounds": 9,
+                                           "sample_bytes": 524288, "ratio_leaktrace_vs_off": 1.0694,
+                                           "ratio_pyroscope_mem_vs_off": 1.2517})
+    write(tmp_path, "heap_accuracy.json", {"benchmark": "heap_accuracy", "mb": 100.0, "trials": 20,
+                                           "sample_bytes": 524288, "summary": {"total": {
+                                               "mean_rel_error": 0.029, "stdev_rel_error": 0.05, "within_10pct": 0.8}}})
+    # WHEN the section is rendered
+    text = R.render(R.load_results(tmp_path))
+    # THEN the figures are the files' figures
+    heap = text.split("### Heap sampler", 1)[1]
+    assert "on/off 1.069" in heap and "1.252" in heap and "20 trials" in heap
+    assert "| total" in heap and "0.8" in heap
