@@ -165,7 +165,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--sample-interval", type=float, default=5.0)
     p.add_argument("--quick", action="store_true", help="a few seconds: plumbing only")
     p.add_argument("--json", type=Path, default=C.RESULTS / "footprint.json")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra setting for the leaktrace copy, to measure a variant (repeatable); such a "
+                        "run is recorded as a variant and bench/report.py leaves it out of the README")
     a = p.parse_args(argv)
+    extra: dict[str, str] = {}
+    for item in a.env:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith(("LEAKTRACE_", "OTEL_", "PYROSCOPE_")):
+            p.error(f"--env takes NAME=VALUE with a LEAKTRACE_, OTEL_ or PYROSCOPE_ name, not {item!r}")
+        extra[name] = value
+    a.extra_env = extra
     if a.quick:
         a.duration = min(a.duration, 8.0)
         a.sample_interval = min(a.sample_interval, 0.5)
@@ -203,7 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for d in dirs.values():
             d.mkdir()
         bare = stack.enter_context(running("fixed", C.child_env(DOWNSTREAM_URL=down.url, **LEAKTRACE_ALL_OFF), dirs["bare"]))
-        lt = stack.enter_context(running("fixed", C.child_env(DOWNSTREAM_URL=down.url, **endpoints, **LEAKTRACE_ALL_ON), dirs["leaktrace"]))
+        lt_env = C.child_env(DOWNSTREAM_URL=down.url, **endpoints, **LEAKTRACE_ALL_ON, **a.extra_env)
+        lt = stack.enter_context(running("fixed", lt_env, dirs["leaktrace"]))
         log(f"soak {a.duration:.0f} s at {a.rate:g} req/s per copy; warm-up {a.warmup:.0f} s")
         gens = [loadgen_popen(s.url, a.rate, a.duration, dirs[m] / "load.json", dirs[m] / "loadgen.log")
                 for m, s in (("bare", bare), ("leaktrace", lt))]
@@ -261,7 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         quick=a.quick,
         machine=machine,
         config={"duration_s": a.duration, "warmup_s": a.warmup, "rate": a.rate, "sample_interval_s": a.sample_interval,
-                "scrape_interval_s": SCRAPE_INTERVAL_S, "signals_on": sorted(LEAKTRACE_ALL_ON)},
+                "scrape_interval_s": SCRAPE_INTERVAL_S, "signals_on": sorted(LEAKTRACE_ALL_ON),
+                "extra_env": a.extra_env},
         memory=mem,
         bytes_total=end_counters,
         bytes_per_minute=rates,

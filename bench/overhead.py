@@ -354,16 +354,26 @@ def run_service(
 
 
 # --- driver ---------------------------------------------------------------------------------
-#: Which figure a goal is judged on. "cpu": process CPU time of the child (every thread of the
-#: agent included; robust to other load on the machine), and for the service its CPU per request.
-#: "wall": elapsed time, and for the service its throughput. Both are always recorded.
+#: Which figure a goal is judged on; every figure is always recorded and shown.
+#: "stated" (default): the figure each goal is stated in by issue 8: the service "in throughput"
+#: (bare/leaktrace requests served under the same loadgen), the loops on process CPU time of the
+#: child (every thread of the agent included; within 1 % of wall time on a quiet machine and
+#: robust to other load). "cpu": the service on CPU per request too, the stricter reading: it
+#: counts work leaktrace does on the service's idle core time, which throughput does not see.
+#: "wall": elapsed time, and for the service its throughput.
 JUDGE_KEYS = {
+    "stated": {"micro": "process_cpu", "service": "throughput_cost"},
     "cpu": {"micro": "process_cpu", "service": "cpu_per_request"},
     "wall": {"micro": "time", "service": "throughput_cost"},
 }
+JUDGE_BASIS = {
+    "stated": {"micro": "cpu", "service": "throughput"},
+    "cpu": {"micro": "cpu", "service": "cpu"},
+    "wall": {"micro": "wall", "service": "throughput"},
+}
 
 
-def judge(rounds: Mapping[str, Mapping[str, Any]], basis: str = "cpu") -> list[dict[str, Any]]:
+def judge(rounds: Mapping[str, Mapping[str, Any]], basis: str = "stated") -> list[dict[str, Any]]:
     keys = JUDGE_KEYS[basis]
     out = []
     for round_name, res in rounds.items():
@@ -379,7 +389,7 @@ def judge(rounds: Mapping[str, Mapping[str, Any]], basis: str = "cpu") -> list[d
             judged = goal.judge(value)
             judged["round"] = round_name
             judged["workload"] = workload
-            judged["basis"] = basis
+            judged["basis"] = JUDGE_BASIS[basis]["service" if workload == "service" else "micro"]
             out.append(judged)
     return out
 
@@ -443,8 +453,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--service-warmup", type=float, default=4.0)
     p.add_argument("--service-rate", type=float, default=3000.0, help="offered rate, far above capacity")
     p.add_argument("--service-concurrency", type=int, default=16)
-    p.add_argument("--judge", choices=tuple(JUDGE_KEYS), default="cpu",
-                   help="figure the goals are judged on: process CPU (default) or wall time/throughput")
+    p.add_argument("--judge", choices=tuple(JUDGE_KEYS), default="stated",
+                   help="figure the goals are judged on: as issue 8 states them (default: service "
+                        "throughput, loops process CPU), cpu (service CPU per request too) or wall")
     p.add_argument("--ablation", action="store_true",
                    help="also run leaktrace with one part off at a time (micro workloads, live round)")
     p.add_argument("--ablate", default=",".join(ABLATION),

@@ -52,6 +52,7 @@ LEAKTRACE_LOGS_ENABLED = "LEAKTRACE_LOGS_ENABLED"
 LEAKTRACE_METRICS_ENABLED = "LEAKTRACE_METRICS_ENABLED"
 LEAKTRACE_PROFILING_ENABLED = "LEAKTRACE_PROFILING_ENABLED"
 LEAKTRACE_CPU_PROFILING_ENABLED = "LEAKTRACE_CPU_PROFILING_ENABLED"
+LEAKTRACE_CPU_SPAN_LABELS = "LEAKTRACE_CPU_SPAN_LABELS"
 LEAKTRACE_HEAP_ENABLED = "LEAKTRACE_HEAP_ENABLED"
 LEAKTRACE_HUNT_ENABLED = "LEAKTRACE_HUNT_ENABLED"
 LEAKTRACE_HUNT_REPORT = "LEAKTRACE_HUNT_REPORT"
@@ -207,6 +208,9 @@ class Settings:
     metrics_enabled: bool = True
     profiling_enabled: bool = True
     cpu_profiling_enabled: bool = True
+    # Off by default: pyroscope-io grows by megabytes a minute when a thread tag is set and
+    # removed per request (docs/benchmarks.md); heap profiles are span-linked either way.
+    cpu_span_labels: bool = False
     heap_enabled: bool = True
     hunt_enabled: bool = False
     hunt_report_path: str = ""
@@ -336,6 +340,7 @@ class Settings:
             metrics_enabled=env.get((LEAKTRACE_METRICS_ENABLED,), _parse_bool, True),
             profiling_enabled=env.get((LEAKTRACE_PROFILING_ENABLED,), _parse_bool, True),
             cpu_profiling_enabled=env.get((LEAKTRACE_CPU_PROFILING_ENABLED,), _parse_bool, True),
+            cpu_span_labels=env.get((LEAKTRACE_CPU_SPAN_LABELS,), _parse_bool, False),
             heap_enabled=env.get((LEAKTRACE_HEAP_ENABLED,), _parse_bool, True),
             hunt_enabled=hunt_enabled,
             hunt_report_path=env.get((LEAKTRACE_HUNT_REPORT,), str.strip, ""),

@@ -92,13 +92,17 @@ class Telemetry:
         self.profiler = profiler if profiler is not None else self._build_profiler()
 
         processors: list[Any] = []
-        span_processor = getattr(self.profiler, "span_processor", None)
-        if callable(span_processor):
-            processors.append(span_processor())
-        if self.heap_profiler is not None:
+        tagger = getattr(self.profiler, "thread_tagger", None)
+        if self.heap_profiler is not None or callable(tagger):
             from .profiling.span_link import SpanProfileLinkProcessor
 
-            processors.append(SpanProfileLinkProcessor(lambda: self.heap_profiler is not None))
+            processors.append(
+                SpanProfileLinkProcessor(
+                    lambda: self.heap_profiler is not None,
+                    cpu_tagger=tagger if callable(tagger) else (lambda: None),
+                    cpu_span_labels=settings.cpu_span_labels,
+                )
+            )
         self.tracer_provider: trace.TracerProvider
         if tracer_provider is not None:
             self.tracer_provider = tracer_provider

@@ -199,8 +199,8 @@ def test_series_thins_history_but_keeps_recent_points_dense() -> None:
         s.append(float(i), float(i))
     assert len(s) <= 20
     assert s.times[-1] == 999.0 and s.times[0] == 0.0
-    assert s.times[-5:] == [995.0, 996.0, 997.0, 998.0, 999.0]
-    assert s.times == sorted(s.times)
+    assert list(s.times[-5:]) == [995.0, 996.0, 997.0, 998.0, 999.0]
+    assert list(s.times) == sorted(s.times)
 
 
 def test_analyzer_state_is_bounded_under_path_and_trace_churn() -> None:
@@ -260,6 +260,29 @@ def test_leaktraces_own_allocations_are_never_a_suspect_call_path() -> None:
     f = FrameFilter.default()
     # GIVEN the profiler's own thread allocating (leaktrace + stdlib frames only)
     assert call_path_key((Frame("_frame", own, 341), Frame("run", stdlib, 982)), f) == ()
-    # BUT user code calling into leaktrace is still the user's call path
     user = Frame("handler", "/srv/app/views.py", 12)
-    assert call_path_key((Frame("_frame", own, 341), user), f) == (user,)
+    # AND what leaktrace allocates when user code calls it (a log record in its handler) is its own
+    assert call_path_key((Frame("emit", own, 60), user), f) == ()
+    # BUT leaktrace frames *below* user code (the ASGI wrapper around a handler) leave the
+    # handler's allocations to the user
+    web = os.path.join(os.path.dirname(leaktrace.__file__), "web.py")
+    json_frame = Frame("raw_decode", os.path.join(os.path.dirname(os.__file__), "json", "decoder.py"), 353)
+    assert call_path_key((json_frame, user, Frame("__call__", web, 90)), f) == (user,)
+
+
+def test_spans_waiting_in_the_sdk_export_queue_are_not_the_callers_leak() -> None:
+    import os
+
+    import opentelemetry.sdk.trace as sdk_trace
+    from leaktrace.analysis.callpath import FrameFilter, call_path_key
+
+    # GIVEN a span allocated inside the OpenTelemetry SDK under the user's `start_as_current_span`
+    # (with a dead collector these pile up in the bounded export queue, then drain and refill)
+    f = FrameFilter.default()
+    user = Frame("handle", "/srv/app/views.py", 30)
+    sdk = Frame("start_span", os.path.abspath(sdk_trace.__file__), 1100)
+    # THEN the sample has no call path: it is telemetry's own memory, never a leak suspect
+    assert call_path_key((sdk, user), f) == ()
+    # AND user memory allocated through an ordinary library is still the user's
+    lib = Frame("raw_decode", os.path.join(os.path.dirname(os.__file__), "json", "decoder.py"), 353)
+    assert call_path_key((lib, user), f) == (user,)

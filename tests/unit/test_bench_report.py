@@ -153,6 +153,10 @@ def test_render_includes_the_ablation_table_and_the_judging_basis(tmp_path: Path
     text = R.render(R.load_results(tmp_path))
     assert "(live exporters, cpu basis)" in text
     assert "Goals are judged on the cpu figures" in text
+    # AND the default basis says which figure each goal was judged on
+    doc["config"]["judged_on"] = "stated"
+    write(tmp_path, "overhead.json", doc)
+    assert "the service on throughput, the loops on process CPU" in R.render(R.load_results(tmp_path))
     assert "What costs what" in text and "| request_loop | lt-no-profiling | 2.5" in text
 
 
@@ -170,3 +174,19 @@ def test_heap_sampler_figures_come_from_the_heap_bench_files(tmp_path: Path) -> 
     heap = text.split("### Heap sampler", 1)[1]
     assert "on/off 1.069" in heap and "1.252" in heap and "20 trials" in heap
     assert "| total" in heap and "0.8" in heap
+
+
+def test_variant_runs_never_replace_the_default_figures(tmp_path: Path) -> None:
+    # GIVEN the default overhead run, and a newer footprint-style variant of it (extra settings)
+    write(tmp_path, "overhead.json", overhead_doc(1.10))
+    variant = overhead_doc(1.40, date="2026-11-28T00:00:00+00:00")
+    variant["config"]["extra_env"] = {"LEAKTRACE_CPU_SPAN_LABELS": "true"}
+    write(tmp_path, "overhead_labels.json", variant)
+    dead = overhead_doc(1.50, date="2026-11-29T00:00:00+00:00")
+    dead["config"]["exporters"] = "dead"
+    write(tmp_path, "overhead_dead.json", dead)
+    # WHEN the README section is built
+    docs = R.load_results(tmp_path)
+    # THEN the default run's figure is the one shown, however new the variants are
+    assert docs["overhead"]["goals"][0]["value"] == 1.10
+    assert R.is_variant(variant) and R.is_variant(dead) and not R.is_variant(docs["overhead"])

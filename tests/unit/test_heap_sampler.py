@@ -135,6 +135,37 @@ def test_reset_alloc_starts_a_new_delta_window(make_profiler: Callable[..., Heap
     assert inuse_in(second, "retain_known") > 0.8 * truth_of(kept)
 
 
+def test_live_snapshot_reads_the_live_heap_and_leaves_the_export_window_alone(
+    make_profiler: Callable[..., HeapProfiler],
+) -> None:
+    # GIVEN a sampler whose alloc window has seen a known function retain ~12 MB
+    prof = make_profiler(sample_bytes=16 * 1024)
+    assert prof.start()
+
+    def via_a() -> list[bytes]:
+        return retain_known(1_500, 4096)
+
+    def via_b() -> list[bytes]:
+        return retain_known(1_500, 4096)
+
+    kept = via_a() + via_b()  # two stacks through one allocating line
+    truth = truth_of(kept)
+    # WHEN the hunter reads the live heap (as it does every tick)
+    live = prof.live_snapshot()
+    # THEN it gets the same inuse estimate a full snapshot gives, and no alloc_* entries
+    full = prof.snapshot()
+    assert inuse_in(live, "retain_known") == pytest.approx(inuse_in(full, "retain_known"))
+    assert inuse_in(live, "retain_known") > 0.8 * truth
+    assert all(s.alloc_bytes == 0 and s.alloc_objects == 0 for s in live.samples)
+    # AND the exporter's alloc window was neither read away nor reset by it
+    exported = prof.snapshot(reset_alloc=True)
+    assert alloc_in(exported, "retain_known") > 0.8 * truth
+    # AND the two stacks share one Frame object for that line (memory: a stack is 30-60 frames)
+    stacks = {s.frames for s in live.samples if s.frames[0].function == "retain_known"}
+    assert {f[1].function.rsplit(".", 1)[-1] for f in stacks} >= {"via_a", "via_b"}
+    assert len({id(f[0]) for f in stacks}) == 1
+
+
 # --- attribution --------------------------------------------------------------------------
 def attribution(snap: HeapSnapshot, owners: dict[str, tuple[int, int]]) -> tuple[float, float]:
     """(bytes carrying the allocating function's own trace/span, all bytes in those functions)."""

@@ -217,6 +217,7 @@ def test_watch_rejects_what_it_cannot_measure() -> None:
 class _RunningAgent:
     def __init__(self) -> None:
         self.configured: dict[str, object] = {}
+        self.tag_calls: list[tuple[str, str, str]] = []
 
     def configure(self, **kwargs: object) -> bool:
         self.configured = kwargs
@@ -224,6 +225,12 @@ class _RunningAgent:
 
     def shutdown(self) -> None:
         pass
+
+    def add_thread_tag(self, key: str, value: str) -> None:
+        self.tag_calls.append(("add", key, value))
+
+    def remove_thread_tag(self, key: str, value: str) -> None:
+        self.tag_calls.append(("remove", key, value))
 
 
 def test_profiler_gets_service_name_and_root_spans_get_the_profile_link() -> None:
@@ -254,7 +261,7 @@ def test_profiler_gets_service_name_and_root_spans_get_the_profile_link() -> Non
     assert spans["root"].attributes["pyroscope.profile.id"] == format(root.get_span_context().span_id, "016x")
 
 
-def test_without_the_heap_sampler_pyroscope_io_profiles_memory_and_only_roots_are_linked() -> None:
+def test_without_the_heap_sampler_pyroscope_io_profiles_memory_and_no_request_is_tagged() -> None:
     from leaktrace import Settings, Telemetry
     from leaktrace.profiling.pyroscope_agent import PyroscopeProfiler
 
@@ -271,9 +278,36 @@ def test_without_the_heap_sampler_pyroscope_io_profiles_memory_and_only_roots_ar
         tel.shutdown()
     assert tel.heap_profiler is None
     assert agent.configured["mem_enabled"] is True
+    # AND no per-request thread tag reaches pyroscope-io unless asked for, and no span claims a
+    # span-level profile that does not exist
+    assert agent.tag_calls == []
+    assert not any("pyroscope.profile.id" in s.attributes for s in t.spans())
+
+
+def test_cpu_span_labels_setting_links_root_spans_to_cpu_profiles() -> None:
+    from leaktrace import Settings, Telemetry
+    from leaktrace.profiling.pyroscope_agent import PyroscopeProfiler
+
+    # GIVEN LEAKTRACE_CPU_SPAN_LABELS=true and no heap sampler
+    settings = Settings.resolve({"LEAKTRACE_CPU_SPAN_LABELS": "true"}, service_name="cpu-ids", heap_enabled=False,
+                                traces_enabled=False, logs_enabled=False)
+    agent = _RunningAgent()
+    profiler = PyroscopeProfiler(settings, memory=True, agent=agent)
+    with in_memory_telemetry(registry=CollectorRegistry()) as t:
+        tel = Telemetry(settings, tracer_provider=t.telemetry.tracer_provider, profiler=profiler,
+                        registry=CollectorRegistry(), serve_metrics=False, install_log_handlers=False).start()
+        with tel.tracer.start_as_current_span("root"):
+            with tel.tracer.start_as_current_span("child"):
+                pass
+        tel.shutdown()
     spans = {s.name: s for s in t.spans()}
-    assert "pyroscope.profile.id" in spans["root"].attributes
+    root_id = format(spans["root"].context.span_id, "016x")
+    # THEN the root span is linked (Grafana "Profiles for this span" on the CPU type) and its id
+    # labels the CPU samples taken while it ran; the child is covered by its root
+    assert spans["root"].attributes["pyroscope.profile.id"] == root_id
     assert "pyroscope.profile.id" not in spans["child"].attributes
+    assert agent.tag_calls == [("add", "span_id", root_id), ("add", "span_name", "root"),
+                               ("remove", "span_id", root_id), ("remove", "span_name", "root")]
 
 
 def test_hunting_without_the_heap_sampler_needs_an_explicit_tracemalloc_opt_in(caplog: pytest.LogCaptureFixture) -> None:

@@ -11,6 +11,7 @@ do not split one leak into many small ones.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import sysconfig
@@ -31,12 +32,31 @@ def _leaktrace_dir() -> str:
     return _norm(os.path.dirname(os.path.dirname(__file__)))
 
 
+def _otel_sdk_dir() -> str | None:
+    """Where the OpenTelemetry SDK lives, found without importing it."""
+    try:
+        spec = importlib.util.find_spec("opentelemetry.sdk")
+    except (ImportError, ValueError):
+        return None
+    locations = list(spec.submodule_search_locations or ()) if spec is not None else []
+    return _norm(locations[0]) if locations else None
+
+
+def _telemetry_prefixes() -> tuple[str, ...]:
+    return tuple(p + os.sep for p in (_leaktrace_dir(), _otel_sdk_dir()) if p)
+
+
 @dataclass(frozen=True, slots=True)
 class FrameFilter:
     """Which files are *not* user code: path prefixes plus pseudo-files such as `<frozen ...>`."""
 
     library_prefixes: tuple[str, ...]
     own_prefix: str = _leaktrace_dir() + os.sep
+    # Code whose allocations are telemetry's own even when user code called it: leaktrace and
+    # the OpenTelemetry SDK. Spans and log records wait in the SDK's bounded export queues; with
+    # a slow or dead collector that queue fills and drains in a sawtooth that looks like growth
+    # at the user's `start_as_current_span` line.
+    telemetry_prefixes: tuple[str, ...] = _telemetry_prefixes()
 
     @classmethod
     def default(cls, extra_prefixes: Iterable[str] = ()) -> FrameFilter:
@@ -50,6 +70,9 @@ class FrameFilter:
     def is_own(self, file: str) -> bool:
         """leaktrace's own code: the hunter must not report the profiler's bookkeeping."""
         return bool(file) and _norm(file).startswith(self.own_prefix)
+
+    def is_telemetry(self, file: str) -> bool:
+        return bool(file) and _norm(file).startswith(self.telemetry_prefixes)
 
     def is_user(self, file: str) -> bool:
         if not file or file.startswith("<"):
@@ -71,10 +94,18 @@ def user_frames(frames: Sequence[Frame], frame_filter: FrameFilter) -> tuple[Fra
 def call_path_key(frames: Sequence[Frame], frame_filter: FrameFilter, depth: int = 2) -> CallPathKey:
     """Grouping key: the first `depth` user frames (library frames between them are skipped).
 
-    Empty for memory leaktrace itself allocated with no user code on the stack (its own
-    threads: the hunter, the exporter): such samples are never a suspect.
+    Empty for telemetry's own memory, which is never a suspect: what leaktrace allocated with
+    no user code on the stack (its threads: the hunter, the exporter), and what leaktrace or
+    the OpenTelemetry SDK allocated when user code called them (a span, a log record: the
+    frames between the allocation and the first user frame are theirs). Telemetry frames
+    *below* user code (the ASGI wrapper around a handler) do not count: the handler's
+    allocations are the user's.
     """
-    if not any(frame_filter.is_user(f.file) for f in frames) and any(frame_filter.is_own(f.file) for f in frames):
+    first_user = next((i for i, f in enumerate(frames) if frame_filter.is_user(f.file)), None)
+    if first_user is None:
+        if any(frame_filter.is_own(f.file) for f in frames):
+            return ()
+    elif any(frame_filter.is_telemetry(f.file) for f in frames[:first_user]):
         return ()
     trimmed = user_frames(frames, frame_filter)
     picked: list[Frame] = []

@@ -48,7 +48,9 @@ class HuntSession:
         self._fallback: TracemallocSource | None = None
         self._write_failed = False
         if heap_profiler is not None:
-            source: Callable[[], HeapSnapshot] = heap_profiler.snapshot
+            # The hunter reads the live heap only; a provider without live_snapshot() (a test
+            # double, a recorded run) hands out whole snapshots, which the analyzer also takes.
+            source: Callable[[], HeapSnapshot] = getattr(heap_profiler, "live_snapshot", heap_profiler.snapshot)
             object_site = None
             notes: tuple[str, ...] = ()
         else:

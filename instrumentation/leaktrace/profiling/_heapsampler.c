@@ -741,17 +741,21 @@ static void lt_compact_stacks(void) {
     free(dead);
 }
 
-/* snapshot(reset_alloc) -> (live, alloc, (overflow_objects, overflow_bytes), stack_epoch)
+/* snapshot(reset_alloc, include_alloc=True) -> (live, alloc, (overflow_objects, overflow_bytes), stack_epoch)
+ * include_alloc=False (the hunter's tick) leaves the alloc aggregates alone and returns none of
+ * them: they hold one entry per sampled (stack, trace, span) since the last export, thousands
+ * of tuples a tick that a live-heap reader would build and throw away.
  * live: [(stack_id, trace_hi, trace_lo, span, size, weight)], alloc: [(stack_id, trace_hi,
  * trace_lo, span, objects, bytes)]. Tables are copied with libc memory first: building Python
  * objects allocates and frees, and frees may reshuffle the live table under our feet. */
 static PyObject *hs_snapshot(PyObject *self, PyObject *args) {
-    int reset_alloc = 0;
-    if (!PyArg_ParseTuple(args, "|p", &reset_alloc)) return NULL;
+    int reset_alloc = 0, include_alloc = 1;
+    if (!PyArg_ParseTuple(args, "|pp", &reset_alloc, &include_alloc)) return NULL;
+    if (!include_alloc) reset_alloc = 0;
     if (g_live == NULL) return Py_BuildValue("([],[],(dd),K)", 0.0, 0.0, (unsigned long long)g_stack_epoch);
     int saved_guard = t_guard;
     t_guard = 1;
-    size_t nl = g_live_count, na = g_agg_count;
+    size_t nl = g_live_count, na = include_alloc ? g_agg_count : 0;
     lt_live *lc = (lt_live *)malloc(sizeof(lt_live) * (nl ? nl : 1));
     lt_agg *ac = (lt_agg *)malloc(sizeof(lt_agg) * (na ? na : 1));
     if (lc == NULL || ac == NULL) {
@@ -768,7 +772,7 @@ static PyObject *hs_snapshot(PyObject *self, PyObject *args) {
     for (size_t i = 0; i <= g_agg_mask && k < na; i++)
         if (g_agg[i].used) ac[k++] = g_agg[i];
     na = k;
-    double over_o = g_agg_over_objects, over_b = g_agg_over_bytes;
+    double over_o = include_alloc ? g_agg_over_objects : 0.0, over_b = include_alloc ? g_agg_over_bytes : 0.0;
     if (reset_alloc) {
         memset(g_agg, 0, sizeof(lt_agg) * (g_agg_mask + 1));
         g_agg_count = 0;
@@ -839,7 +843,7 @@ static PyMethodDef hs_methods[] = {
     {"after_fork_child", hs_after_fork_child, METH_NOARGS, "Disable sampling in a forked child."},
     {"running", hs_running, METH_NOARGS, "running() -> bool"},
     {"stats", hs_stats, METH_NOARGS, "stats() -> dict of counters"},
-    {"snapshot", hs_snapshot, METH_VARARGS, "snapshot(reset_alloc=False) -> (live, alloc, overflow, epoch)"},
+    {"snapshot", hs_snapshot, METH_VARARGS, "snapshot(reset_alloc=False, include_alloc=True) -> (live, alloc, overflow, epoch)"},
     {"stack", hs_stack, METH_O, "stack(id) -> (((code, line), ...), truncated) or None"},
     {NULL, NULL, 0, NULL},
 };

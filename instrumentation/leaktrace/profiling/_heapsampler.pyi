@@ -19,6 +19,7 @@ def running() -> bool: ...
 def stats() -> dict[str, Any]: ...
 def snapshot(
     reset_alloc: bool = ...,
+    include_alloc: bool = ...,
 ) -> tuple[
     list[tuple[int, int, int, int, int, float]],
     list[tuple[int, int, int, int, float, float]],

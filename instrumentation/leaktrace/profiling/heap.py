@@ -33,6 +33,7 @@ DEFAULT_SAMPLE_BYTES = 512 * 1024
 DEFAULT_MAX_FRAMES = 64
 DEFAULT_MAX_TRACKED = 65536
 DEFAULT_MAX_STACKS = 16384
+FRAME_CACHE_MAX = 16384  # distinct (code, line) pairs kept resolved; a service has a few thousand
 
 # Synthetic frames so that nothing the bounded tables could not hold disappears from a profile.
 STACK_TABLE_FULL = Frame("[leaktrace: stack table full]", "<leaktrace>", 0)
@@ -149,6 +150,9 @@ class HeapProfiler:
         self._running = False
         self._alloc_start = clock()
         self._stack_cache: dict[int, tuple[Frame, ...]] = {}
+        # One Frame per (code, line), shared by every stack through it: a service's stacks are
+        # 30-60 frames deep and differ in a few, so this holds most of their memory once.
+        self._frame_cache: dict[tuple[CodeType, int], Frame] = {}
         self._stack_epoch = -1
         self._fork_hook_registered = False
         self._pid = os.getpid()
@@ -209,6 +213,7 @@ class HeapProfiler:
             self._pid = os.getpid()
             self._alloc_start = self._clock()
             self._stack_cache.clear()
+            self._frame_cache.clear()
             self._stack_epoch = -1
             if not self._fork_hook_registered:
                 # At-fork hooks cannot be unregistered: a weakref keeps this harmless once we are gone.
@@ -232,6 +237,8 @@ class HeapProfiler:
             if native is not None and os.getpid() == self._pid:
                 native.stop()
             atexit.unregister(self.stop)
+            self._stack_cache.clear()
+            self._frame_cache.clear()
             if self._collector is not None and self._registry is not None:
                 try:
                     self._registry.unregister(self._collector)
@@ -248,6 +255,7 @@ class HeapProfiler:
             self._native.after_fork_child()
         self._running = False
         self._stack_cache.clear()
+        self._frame_cache.clear()
 
     # --- reading ------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -266,10 +274,19 @@ class HeapProfiler:
     def dropped(self) -> int:
         return int(self.stats()["dropped"])
 
-    def snapshot(self, reset_alloc: bool = False) -> HeapSnapshot:
+    def live_snapshot(self) -> HeapSnapshot:
+        """The live heap only (inuse_*; alloc_* are 0 and the alloc window is left running).
+
+        What the leak hunter reads every tick: the alloc aggregates hold one entry per sampled
+        (stack, trace, span) since the last export, thousands per tick at a hunting sample
+        interval, and building them only to drop them was most of the hunter's cost."""
+        return self.snapshot(include_alloc=False)
+
+    def snapshot(self, reset_alloc: bool = False, *, include_alloc: bool = True) -> HeapSnapshot:
         """Live heap (inuse_*) and allocations since the last reset (alloc_*), aggregated by
         (call path, trace_id, span_id). With reset_alloc the next snapshot's alloc_* start now,
-        which is what a delta export wants."""
+        which is what a delta export wants; include_alloc=False skips alloc_* (see live_snapshot)."""
+        reset_alloc = reset_alloc and include_alloc
         with self._lock:
             now = self._clock()
             start = self._alloc_start
@@ -278,13 +295,18 @@ class HeapProfiler:
                 return HeapSnapshot(
                     timestamp=now, start=start, samples=(), sample_interval_bytes=self.sample_bytes
                 )
-            live, alloc, (over_objects, over_bytes), epoch = native.snapshot(reset_alloc)
+            if include_alloc:
+                live, alloc, (over_objects, over_bytes), epoch = native.snapshot(reset_alloc)
+            else:
+                live, alloc, (over_objects, over_bytes), epoch = native.snapshot(False, False)
             stats = native.stats()
             if reset_alloc:
                 self._alloc_start = now
             if epoch != self._stack_epoch:
                 self._stack_cache.clear()
                 self._stack_epoch = epoch
+            if len(self._frame_cache) > FRAME_CACHE_MAX:
+                self._frame_cache.clear()  # bound: code objects of unloaded modules go with it
             acc: dict[_Key, list[float]] = {}
             for sid, thi, tlo, span, size, weight in live:
                 a = acc.setdefault((sid, (thi << 64) | tlo, span), [0.0, 0.0, 0.0, 0.0])
@@ -329,7 +351,13 @@ class HeapProfiler:
             frames: tuple[Frame, ...] = (STACK_TABLE_FULL,)
         else:
             pairs, truncated = raw
-            out = [_frame(code, line) for code, line in pairs]
+            cache = self._frame_cache
+            out = []
+            for pair in pairs:
+                f = cache.get(pair)
+                if f is None:
+                    f = cache[pair] = _frame(*pair)
+                out.append(f)
             if truncated:
                 out.append(TRUNCATED)
             frames = tuple(out) or (NO_PYTHON_FRAME,)

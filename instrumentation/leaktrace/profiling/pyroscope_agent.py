@@ -11,9 +11,6 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-
 from ..config import Settings
 
 _log = logging.getLogger("leaktrace.profiling")
@@ -90,55 +87,9 @@ class PyroscopeProfiler:
             except Exception as exc:
                 _log.warning("leaktrace: pyroscope-io shutdown raised %r", exc)
 
-    def span_processor(self) -> SpanProcessor:
-        return _GuardedPyroscopeSpanProcessor(self)
-
-
-
-class _GuardedPyroscopeSpanProcessor(SpanProcessor):
-    """pyroscope-otel's PyroscopeSpanProcessor, called only while the agent runs, never raising.
-
-    It sets `pyroscope.profile.id` on root spans and tags the thread's CPU samples with
-    span_id/trace_id, which is what Grafana's "profiles for this span" needs.
-    """
-
-    def __init__(self, profiler: PyroscopeProfiler) -> None:
-        self._profiler = profiler
-        self._inner: SpanProcessor | None = None
-
-    def _delegate(self) -> SpanProcessor | None:
-        if not self._profiler.running:
-            return None
-        if self._inner is None:
-            try:
-                from pyroscope.otel import PyroscopeSpanProcessor
-
-                self._inner = PyroscopeSpanProcessor()
-            except Exception:
-                return None
-        return self._inner
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        inner = self._delegate()
-        if inner is not None:
-            try:
-                inner.on_start(span, parent_context)
-            except Exception:
-                pass
-
-    def on_end(self, span: ReadableSpan) -> None:
-        inner = self._delegate()
-        if inner is not None:
-            try:
-                inner.on_end(span)
-            except Exception:
-                pass
-
-    def shutdown(self) -> None:
-        return None
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
+    def thread_tagger(self) -> Any | None:
+        """The agent's thread-tag API while it runs (for span links), else None."""
+        return self._agent if self.running else None
 
 
 ProfilerFactory = Callable[[Settings], PyroscopeProfiler]
