@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+from leaktrace.profiling.span_link import PROFILE_ID_ATTRIBUTE, SpanProfileLinkProcessor
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-from leaktrace.profiling.span_link import PROFILE_ID_ATTRIBUTE, SpanProfileLinkProcessor
 
 
 class Tagger:
@@ -42,18 +44,16 @@ def test_heap_sampler_on_links_every_span_to_its_own_id_and_tags_no_thread() -> 
     # GIVEN the heap sampler running and no CPU agent
     tracer, exporter = _provider(SpanProfileLinkProcessor(lambda: True))
     # WHEN a root span has a child
-    with tracer.start_as_current_span("root"):
-        with tracer.start_as_current_span("child"):
-            pass
+    with tracer.start_as_current_span("root"), tracer.start_as_current_span("child"):
+        pass
     # THEN both carry pyroscope.profile.id = their own span id (heap samples carry the current span)
     spans = {s.name: s for s in exporter.get_finished_spans()}
     assert {n: s.attributes[PROFILE_ID_ATTRIBUTE] for n, s in spans.items()} == {n: _hex(s) for n, s in spans.items()}
 
 
 def _root_child_and_remote(tracer: trace.Tracer) -> None:
-    with tracer.start_as_current_span("root"):
-        with tracer.start_as_current_span("child"):
-            pass
+    with tracer.start_as_current_span("root"), tracer.start_as_current_span("child"):
+        pass
     remote = trace.SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=trace.TraceFlags(1))
     with tracer.start_as_current_span("server", context=trace.set_span_in_context(trace.NonRecordingSpan(remote))):
         pass
@@ -90,7 +90,7 @@ def test_cpu_span_labels_opt_in_links_root_spans_to_their_cpu_samples() -> None:
     ]
 
 
-def test_a_stopped_or_failing_cpu_agent_never_fails_the_span() -> None:
+def test_a_stopped_or_failing_cpu_agent_never_fails_the_span(caplog: pytest.LogCaptureFixture) -> None:
     # GIVEN an agent whose tag calls raise, then no agent at all (stopped)
     failing = Tagger(fail=True)
     current: list[Tagger | None] = [failing]
@@ -98,13 +98,17 @@ def test_a_stopped_or_failing_cpu_agent_never_fails_the_span() -> None:
         SpanProfileLinkProcessor(lambda: False, cpu_tagger=lambda: current[0], cpu_span_labels=True)
     )
     # WHEN spans run under each
-    with tracer.start_as_current_span("while-failing"):
-        pass
+    with caplog.at_level(logging.WARNING, logger="leaktrace.profiling"):
+        for _ in range(3):
+            with tracer.start_as_current_span("while-failing"):
+                pass
     current[0] = None
     with tracer.start_as_current_span("after-stop"):
         pass
     # THEN both spans end and are exported; only the one with an agent is linked
     spans = {s.name: s for s in exporter.get_finished_spans()}
     assert set(spans) == {"while-failing", "after-stop"}
+    # AND the failure was said once, not per request
+    assert len([r for r in caplog.records if "thread tags failed" in r.getMessage()]) == 1
     assert spans["while-failing"].attributes[PROFILE_ID_ATTRIBUTE] == _hex(spans["while-failing"])
     assert PROFILE_ID_ATTRIBUTE not in spans["after-stop"].attributes

@@ -20,11 +20,14 @@ attribute on root spans, and pyroscope-otel also tags `trace_id` (6 native calls
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+_log = logging.getLogger("leaktrace.profiling")
 
 PROFILE_ID_ATTRIBUTE = "pyroscope.profile.id"
 SPAN_ID_TAG = "span_id"
@@ -57,6 +60,7 @@ class SpanProfileLinkProcessor(SpanProcessor):
         `cpu_span_labels`: label CPU samples with the root span (see the module doc)."""
         self._heap_active = heap_active
         self._cpu_tagger = cpu_tagger if cpu_span_labels else _no_tagger
+        self._warned = False
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         parent = span.parent
@@ -70,8 +74,8 @@ class SpanProfileLinkProcessor(SpanProcessor):
         try:
             tagger.add_thread_tag(SPAN_ID_TAG, span_id)
             tagger.add_thread_tag(SPAN_NAME_TAG, span.name)
-        except Exception:  # noqa: BLE001 - a profiler failing must not fail the request
-            pass
+        except Exception as exc:  # noqa: BLE001 - a profiler failing must not fail the request
+            self._tag_failed(exc)
 
     def on_end(self, span: ReadableSpan) -> None:
         parent = span.parent
@@ -83,8 +87,13 @@ class SpanProfileLinkProcessor(SpanProcessor):
         try:
             tagger.remove_thread_tag(SPAN_ID_TAG, format(span.context.span_id, "016x"))
             tagger.remove_thread_tag(SPAN_NAME_TAG, span.name)
-        except Exception:  # noqa: BLE001 - as above
-            pass
+        except Exception as exc:  # noqa: BLE001 - as above
+            self._tag_failed(exc)
+
+    def _tag_failed(self, exc: Exception) -> None:
+        if not self._warned:  # once: this runs per request
+            self._warned = True
+            _log.warning("leaktrace: pyroscope-io thread tags failed (%r); CPU samples lose span labels", exc)
 
     def shutdown(self) -> None:
         return None
