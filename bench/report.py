@@ -41,10 +41,12 @@ class MarkersMissing(ValueError):
 
 
 def is_variant(doc: Mapping[str, Any]) -> bool:
-    """A run of a non-default configuration (footprint --env, hunt_speed with dead exporters or
-    another sample interval): kept in bench/results and cited in docs, never the README's figure."""
+    """A run of a non-default configuration (footprint --env or another soak length than the
+    issue's 10 minutes, hunt_speed with dead exporters or another sample interval): kept in
+    bench/results and cited in docs, never the README's figure."""
     cfg = doc.get("config") or {}
-    return bool(cfg.get("extra_env")) or cfg.get("exporters", "live") != "live" or (
+    longer_soak = doc.get("benchmark") == "footprint" and not doc.get("quick") and cfg.get("duration_s", 600.0) != 600.0
+    return bool(cfg.get("extra_env")) or longer_soak or cfg.get("exporters", "live") != "live" or (
         cfg.get("sample_bytes", "leaktrace default") != "leaktrace default"
     )
 

@@ -190,3 +190,15 @@ def test_variant_runs_never_replace_the_default_figures(tmp_path: Path) -> None:
     # THEN the default run's figure is the one shown, however new the variants are
     assert docs["overhead"]["goals"][0]["value"] == 1.10
     assert R.is_variant(variant) and R.is_variant(dead) and not R.is_variant(docs["overhead"])
+
+
+def test_footprint_variant_settings_are_checked_and_recorded() -> None:
+    # GIVEN a variant setting for the leaktrace copy
+    a = FP.parse_args(["--duration", "300", "--env", "LEAKTRACE_CPU_SPAN_LABELS=true"])
+    # THEN it is parsed into the environment the leaktrace copy gets
+    assert a.extra_env == {"LEAKTRACE_CPU_SPAN_LABELS": "true"}
+    # AND a malformed one, or a setting that is not leaktrace's, is refused with exit status 2
+    for bad in ("LEAKTRACE_CPU_SPAN_LABELS", "PATH=/tmp"):
+        with pytest.raises(SystemExit) as exc:
+            FP.parse_args(["--env", bad])
+        assert exc.value.code == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import pytest
 from opentelemetry import trace
@@ -261,11 +262,13 @@ def test_profiler_gets_service_name_and_root_spans_get_the_profile_link() -> Non
     assert spans["root"].attributes["pyroscope.profile.id"] == format(root.get_span_context().span_id, "016x")
 
 
-def test_without_the_heap_sampler_pyroscope_io_profiles_memory_and_no_request_is_tagged() -> None:
+def _root_and_child_without_heap_sampler(env: dict[str, str]) -> tuple[Any, _RunningAgent, dict[str, Any]]:
+    """A root span with a child under Telemetry with a (faked) running pyroscope agent and no
+    heap sampler: (telemetry, agent, finished spans by name)."""
     from leaktrace import Settings, Telemetry
     from leaktrace.profiling.pyroscope_agent import PyroscopeProfiler
 
-    settings = Settings.resolve({}, service_name="cpu-only", heap_enabled=False, traces_enabled=False,
+    settings = Settings.resolve(env, service_name="cpu-only", heap_enabled=False, traces_enabled=False,
                                 logs_enabled=False)
     agent = _RunningAgent()
     profiler = PyroscopeProfiler(settings, memory=True, agent=agent)
@@ -276,31 +279,22 @@ def test_without_the_heap_sampler_pyroscope_io_profiles_memory_and_no_request_is
             with tel.tracer.start_as_current_span("child"):
                 pass
         tel.shutdown()
+    return tel, agent, {s.name: s for s in t.spans()}
+
+
+def test_without_the_heap_sampler_pyroscope_io_profiles_memory_and_no_request_is_tagged() -> None:
+    tel, agent, spans = _root_and_child_without_heap_sampler({})
     assert tel.heap_profiler is None
     assert agent.configured["mem_enabled"] is True
     # AND no per-request thread tag reaches pyroscope-io unless asked for, and no span claims a
     # span-level profile that does not exist
     assert agent.tag_calls == []
-    assert not any("pyroscope.profile.id" in s.attributes for s in t.spans())
+    assert not any("pyroscope.profile.id" in s.attributes for s in spans.values())
 
 
 def test_cpu_span_labels_setting_links_root_spans_to_cpu_profiles() -> None:
-    from leaktrace import Settings, Telemetry
-    from leaktrace.profiling.pyroscope_agent import PyroscopeProfiler
-
     # GIVEN LEAKTRACE_CPU_SPAN_LABELS=true and no heap sampler
-    settings = Settings.resolve({"LEAKTRACE_CPU_SPAN_LABELS": "true"}, service_name="cpu-ids", heap_enabled=False,
-                                traces_enabled=False, logs_enabled=False)
-    agent = _RunningAgent()
-    profiler = PyroscopeProfiler(settings, memory=True, agent=agent)
-    with in_memory_telemetry(registry=CollectorRegistry()) as t:
-        tel = Telemetry(settings, tracer_provider=t.telemetry.tracer_provider, profiler=profiler,
-                        registry=CollectorRegistry(), serve_metrics=False, install_log_handlers=False).start()
-        with tel.tracer.start_as_current_span("root"):
-            with tel.tracer.start_as_current_span("child"):
-                pass
-        tel.shutdown()
-    spans = {s.name: s for s in t.spans()}
+    _, agent, spans = _root_and_child_without_heap_sampler({"LEAKTRACE_CPU_SPAN_LABELS": "true"})
     root_id = format(spans["root"].context.span_id, "016x")
     # THEN the root span is linked (Grafana "Profiles for this span" on the CPU type) and its id
     # labels the CPU samples taken while it ran; the child is covered by its root
