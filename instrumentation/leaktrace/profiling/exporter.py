@@ -63,7 +63,6 @@ class HeapExporter:
         self._export_lock = threading.Lock()
         self._listeners: list[Listener] = []
         self.exports = 0
-        self.last_snapshot: HeapSnapshot | None = None
 
     def subscribe(self, listener: Listener) -> None:
         """In-process consumers (the leak analyzer) get every exported snapshot."""
@@ -98,7 +97,6 @@ class HeapExporter:
             except Exception as exc:  # noqa: BLE001 - telemetry must never break the host
                 _log.warning("heap snapshot failed: %s: %s", type(exc).__name__, exc)
                 return False
-            self.last_snapshot = snap
             self.exports += 1
             for listener in list(self._listeners):
                 try:
