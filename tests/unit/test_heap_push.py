@@ -58,6 +58,27 @@ def test_pprof_has_four_memory_types_values_labels_and_window() -> None:
     assert s.frames[0] == Frame("make_buffer", "/app/buf.py", 12)
 
 
+def test_stacks_shared_between_samples_and_varint_boundaries_decode_exactly() -> None:
+    from leaktrace.profiling.pprof import ProfileBuilder
+
+    # GIVEN one frames tuple used by many samples (the encoder caches its packed locations by
+    # identity), an equal but distinct tuple, and values on every varint length boundary
+    stack = tuple(Frame(f"f{i}", f"/app/m{i}.py", 100 + i) for i in range(200))
+    twin = tuple(Frame(f.function, f.file, f.line) for f in stack)
+    values = [0, 1, 127, 128, 16_383, 16_384, 2**21, 2**40]
+    b = ProfileBuilder(sample_types=(("a", "count"), ("b", "bytes")))
+    expected = []
+    for i, v in enumerate(values):
+        frames = twin if i % 3 == 0 else stack
+        b.add(frames, [v, i], {"span_id": f"{i:016x}"})
+        expected.append((frames, (v, i), {"span_id": f"{i:016x}"}))
+    # WHEN encoded and decoded
+    prof = decode_profile(b.encode_gzip())
+    # THEN every sample comes back with its own stack, values and labels
+    got = [(s.frames, s.values, dict(s.labels)) for s in prof.samples]
+    assert got == [(tuple(f), v, lab) for f, v, lab in expected]
+
+
 def test_push_request_round_trips_through_the_receiver_parser() -> None:
     raw = snapshot_to_pprof(snapshot())
     body = encode_push_request(

@@ -9,8 +9,8 @@ Pyroscope for samples whose `span_id` label equals it.
   duration and gets the attribute, as pyroscope-otel's processor does.
 
 Why CPU span labels are opt-in: pyroscope-io (1.4) grows with every thread tag set and removed
-per request, whatever the value (a span id, or one of a few span names), and without bound; with
-no thread tags it stays flat. With every other leaktrace signal on at 50 req/s, the labels took
+per request, whatever the value (a span id, or one of a few span names), for as long as we ran
+it; with no thread tags it stays flat. With every other leaktrace signal on at 50 req/s, the labels took
 leaktrace's own memory from 0.33 to 1.6 MB a minute (docs/benchmarks.md, "pyroscope-io and
 per-request tags"). Heap profiles carry span ids through leaktrace's own pusher, which keeps
 nothing between exports, so memory-per-span works either way.
