@@ -16,13 +16,8 @@ from pathlib import Path
 import pytest
 from leaktrace.profiling.heap import HeapProfiler, unsupported_reason
 
-SOURCE = (
-    Path(__file__).resolve().parents[2]
-    / "instrumentation"
-    / "leaktrace"
-    / "profiling"
-    / "_heapsampler.c"
-)
+NATIVE = Path(__file__).resolve().parents[2] / "instrumentation" / "leaktrace" / "profiling" / "_native"
+SOURCES = sorted(str(p) for p in NATIVE.glob("*.c"))
 
 STRESS = textwrap.dedent(
     """
@@ -96,7 +91,7 @@ def test_stress_under_address_and_undefined_behaviour_sanitizers(tmp_path: Path)
     so = tmp_path / "_heapsampler_asan.so"
     build = subprocess.run(
         ["gcc", "-shared", "-fPIC", "-g", "-O1", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
-         "-fno-sanitize-recover=undefined", "-std=c11", f"-I{sysconfig.get_paths()['include']}", str(SOURCE),
+         "-fno-sanitize-recover=undefined", "-std=c11", f"-I{sysconfig.get_paths()['include']}", f"-I{NATIVE}", *SOURCES,
          "-o", str(so), "-lm"],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip

@@ -26,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from .samples import Frame, HeapSample, HeapSnapshot
+from .span_record import SpanRecorder
 
 _log = logging.getLogger("leaktrace.profiling.heap")
 
@@ -64,25 +65,6 @@ def unsupported_reason(native: ModuleType | None = None) -> str | None:
     if not getattr(native, "SUPPORTED", 0):
         return "native extension reports this build unsupported"
     return None
-
-
-def _otel_context_var() -> tuple[Any, object]:
-    """The ContextVar holding OpenTelemetry's current Context and the key of the current span.
-
-    Read at sample time from C, so attribution follows contextvars: per thread and per asyncio
-    task, not "the last span started on this thread".
-    """
-    from opentelemetry import context as otel_context
-    from opentelemetry.trace.propagation import _SPAN_KEY
-
-    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
-    var = getattr(runtime, "_current_context", None)
-    import contextvars
-
-    if not isinstance(var, contextvars.ContextVar):
-        # A non-contextvars runtime context cannot be read from C without running Python code.
-        return None, _SPAN_KEY
-    return var, _SPAN_KEY
 
 
 class _HeapCollector(Collector):
@@ -127,10 +109,12 @@ class HeapProfiler:
         registry: CollectorRegistry | None = None,
         live_bytes_metric: bool = True,
         native: ModuleType | None = None,
+        span_recorder: SpanRecorder | None = None,
     ) -> None:
         """`registry` gets leaktrace_heap_samples_dropped_total and, unless live_bytes_metric is
         False (when another collector already reports it from live_bytes()), leaktrace_heap_live_bytes.
-        `native` replaces the extension module (tests)."""
+        `native` replaces the extension module (tests). `span_recorder` keeps the record of the
+        current span that the allocator hook reads (span_record.py); one is made at start()."""
         if sample_bytes < 1:
             raise ValueError("sample_bytes must be >= 1")
         if not 1 <= max_frames <= 512:
@@ -144,6 +128,7 @@ class HeapProfiler:
         self._clock = clock
         self._registry = registry
         self._native = native
+        self._span_recorder = span_recorder
         self._live_bytes_metric = live_bytes_metric
         self._collector: _HeapCollector | None = None
         self._lock = threading.Lock()
@@ -191,11 +176,9 @@ class HeapProfiler:
                 warnings.warn(msg, RuntimeWarning, stacklevel=2)
                 _log.warning(msg)
                 return False
-            var, key = _otel_context_var()
-            if var is None:
-                _log.warning(
-                    "OpenTelemetry runtime context is not contextvars-based: heap samples carry no span ids"
-                )
+            if self._span_recorder is None:
+                self._span_recorder = SpanRecorder(spanref=native.SpanRef)
+            var = self._span_recorder.install()
             try:
                 native.start(
                     sample_bytes=self.sample_bytes,
@@ -203,12 +186,15 @@ class HeapProfiler:
                     max_tracked=self.max_tracked,
                     max_stacks=self.max_stacks,
                     context_var=var,
-                    span_key=key,
                 )
             except RuntimeError as exc:
+                self._span_recorder.uninstall()
                 if "already running" in str(exc):
                     raise HeapProfilerBusy(str(exc)) from None
-                raise
+                msg = f"leaktrace heap sampler disabled: {exc}; falling back to pyroscope-io memory profiling"
+                warnings.warn(msg, RuntimeWarning, stacklevel=2)
+                _log.warning(msg)
+                return False
             self._running = True
             self._pid = os.getpid()
             self._alloc_start = self._clock()
@@ -220,7 +206,8 @@ class HeapProfiler:
                 ref = weakref.ref(self)
                 os.register_at_fork(after_in_child=lambda: _after_fork_in_child(ref))
                 self._fork_hook_registered = True
-            # Unhook before interpreter finalization, where reading contextvars is not safe.
+            # Unhook before interpreter finalization: the hook skips finalizing interpreters, but
+            # the tables hold code objects that should be released while the interpreter is whole.
             atexit.register(self.stop)
             if self._registry is not None and self._collector is None:
                 self._collector = _HeapCollector(self)
@@ -236,6 +223,8 @@ class HeapProfiler:
             native = self._native
             if native is not None and os.getpid() == self._pid:
                 native.stop()
+            if self._span_recorder is not None:
+                self._span_recorder.uninstall()
             atexit.unregister(self.stop)
             self._stack_cache.clear()
             self._frame_cache.clear()
