@@ -2,7 +2,8 @@
 # One image for the four sample services (downstream, leaky, fixed, loadgen):
 #   docker compose builds it once; each service picks its module with `command:`.
 # The build stage has a compiler for leaktrace's C extension (setup.py); the runtime stage gets
-# only the wheels.
+# only the wheels, plus services/ as source (the leaktrace wheel does not ship it), run with
+# `python -m services.<name>` from /app.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -12,7 +13,6 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
 COPY instrumentation ./instrumentation
-COPY services ./services
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[services]"
 
 FROM ${PYTHON_IMAGE}
@@ -26,6 +26,7 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
  && mkdir -p /app /run/loadgen \
  && chown app /app /run/loadgen
 WORKDIR /app
+COPY services /app/services
 USER app
 # Each service sets its own command and healthcheck in docker-compose.yml (GET /healthz through
 # urllib: the slim image has no curl). This default answers for a service on $PORT.

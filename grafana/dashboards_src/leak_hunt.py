@@ -155,7 +155,9 @@ def build() -> Json:
             "Heap flame graph (inuse_space)", Grid(0, 42, 12, 12),
             [profile(HEAP_INUSE_SPACE, f'{{service_name=~"{SERVICE_REGEX}"}}')],
             description="Live heap by allocating call stack for the selected services and time range "
-                        "(leaktrace heap profiler, pushed to Pyroscope).",
+                        "(leaktrace heap profiler, a snapshot pushed to Pyroscope every 15 s). Pyroscope "
+                        "adds up every snapshot in the range, so the total is the live heap times the "
+                        "number of snapshots (240 per hour): read the stacks' shares, not the total.",
         ),
         flamegraph(
             "CPU flame graph", Grid(12, 42, 12, 12),
@@ -166,7 +168,11 @@ def build() -> Json:
             "Slowest recent traces", Grid(0, 54, 24, 8),
             [traceql(f'{{resource.service.name=~"{SERVICE_REGEX}"}}')],
             description="TraceQL search in Tempo; each trace id opens the trace, whose spans link to "
-                        "their logs, metrics and profiles.",
+                        "their logs, metrics and profiles. A span's heap profile adds up the live-heap "
+                        "snapshots (one every 15 s) in Grafana's window around the span, and memory the "
+                        "span still holds is in every snapshot after it: the embedded flame graph "
+                        "(span ± 30 s) shows about 2× the bytes it holds, \"Profiles for this span\" "
+                        "(span ± 60 s) about 4×. Memory freed before the next snapshot does not show.",
         ),
         logs(
             "Recent logs (with trace links)", Grid(0, 62, 24, 10),

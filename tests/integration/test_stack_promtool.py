@@ -70,3 +70,21 @@ def test_unit_tests_catch_a_changed_threshold(promtool_bin: str, tmp_path: Path)
     proc = promtool(promtool_bin, "test", "rules", "canary.test.yml", cwd=tmp_path / "tests")
     assert proc.returncode != 0
     assert "CanaryMemoryPause" in proc.stdout + proc.stderr
+
+
+def test_unit_tests_catch_rules_that_judge_the_backends(promtool_bin: str, tmp_path: Path) -> None:
+    # GIVEN the memory rules without their services-only selector ({track!=""})
+    shutil.copytree(PROM_DIR / "rules", tmp_path / "rules")
+    shutil.copytree(PROM_DIR / "tests", tmp_path / "tests")
+    memory = tmp_path / "rules" / "memory.rules.yml"
+    lines = memory.read_text().splitlines(keepends=True)
+    code = [i for i, line in enumerate(lines) if '{track!=""}' in line and not line.lstrip().startswith("#")]
+    assert len(code) == 4, code
+    for i in code:
+        lines[i] = lines[i].replace('{track!=""}', "")
+    memory.write_text("".join(lines))
+    # WHEN the unit tests run THEN the growing backends show up: recorded, and alerted on
+    proc = promtool(promtool_bin, "test", "rules", "memory.test.yml", cwd=tmp_path / "tests")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert 'job="prometheus"' in out and "MemoryGrowthSustained" in out and "MemoryExhaustionPredicted" in out

@@ -8,10 +8,13 @@ the problem to be named), so no check passes vacuously.
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib.util
 import json
+import math
 import re
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -20,9 +23,14 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from leaktrace.config import Settings
+from leaktrace.metrics import RequestMetrics
+from prometheus_client import CollectorRegistry
 
 REPO = Path(__file__).resolve().parents[2]
-COMPOSE_SCHEMA = REPO.parent / "shared" / "schemas" / "compose-spec.json"
+# Vendored, with its origin and license beside it: the suite needs nothing outside the repository.
+COMPOSE_SCHEMA_DIR = REPO / "tests" / "data" / "compose-spec"
+COMPOSE_SCHEMA = COMPOSE_SCHEMA_DIR / "compose-spec.json"
 COMPOSE = REPO / "docker-compose.yml"
 COLLECTOR = REPO / "collector" / "config.yml"
 DASHBOARD_DIR = REPO / "grafana" / "dashboards"
@@ -35,6 +43,13 @@ CPU_PROFILE = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 QUERY_FIELDS = ("expr", "query", "labelSelector")
 UNIT_PANELS = {"timeseries", "stat", "gauge", "bargauge", "table"}
 SAMPLE_SERVICES = ("downstream", "leaky", "fixed", "loadgen")
+README = REPO / "README.md"
+STACK_DOC = REPO / "docs" / "stack.md"
+TEMPO = REPO / "tempo" / "config.yml"
+RULE_FILES = sorted((REPO / "prometheus" / "rules").glob("*.rules.yml"))
+# Tempo's metrics generator labels exemplars with this unless overridden
+# (grafana/tempo v3.0.3 modules/generator/registry/histogram.go, newHistogram).
+TEMPO_DEFAULT_EXEMPLAR_LABEL = "traceID"
 
 
 def load_yaml(path: Path) -> Any:
@@ -59,10 +74,18 @@ def datasources() -> dict[str, dict[str, Any]]:
 # --- compose ----------------------------------------------------------------------------------
 
 
+def test_the_compose_schema_is_vendored_with_its_origin_and_license() -> None:
+    notice = (COMPOSE_SCHEMA_DIR / "NOTICE").read_text()
+    digest = hashlib.sha256(COMPOSE_SCHEMA.read_bytes()).hexdigest()
+    assert f"SHA-256:  {digest}" in notice, "compose-spec.json changed: update NOTICE (commit, SHA-256)"
+    assert "github.com/compose-spec/compose-spec" in notice
+    assert re.search(r"commit [0-9a-f]{40}", notice)
+    assert "Apache License 2.0" in notice
+    license_text = (COMPOSE_SCHEMA_DIR / "LICENSE").read_text()
+    assert "Apache License" in license_text and "Version 2.0, January 2004" in license_text
+
+
 def test_compose_validates_against_the_compose_spec(compose: dict[str, Any]) -> None:
-    if not COMPOSE_SCHEMA.is_file():
-        pytest.fail(f"compose schema not found at {COMPOSE_SCHEMA}: a copy of shared/ must sit "
-                    "beside the repository (shared/schemas/compose-spec.json)")
     schema = json.loads(COMPOSE_SCHEMA.read_text())
     validator = jsonschema.Draft7Validator(schema)
     validator.validate(compose)
@@ -125,6 +148,11 @@ def test_the_services_image_builds_from_a_pinned_python_311_slim_with_a_compiler
     bases = _dockerfile_bases(REPO / "Dockerfile")
     assert bases and all(re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", b) for b in bases), bases
     assert "build-essential" in text and '.[services]' in text
+    # The leaktrace wheel holds no `services` package: the runtime stage carries the source and
+    # runs `python -m services.<name>` from its working directory.
+    runtime = text.rsplit("\nFROM ", 1)[1]
+    workdir = re.findall(r"^WORKDIR (\S+)", runtime, flags=re.MULTILINE)[-1]
+    assert re.search(rf"^COPY services {re.escape(workdir)}/services$", runtime, flags=re.MULTILINE), runtime
 
 
 def mount_problems(compose: dict[str, Any]) -> list[str]:
@@ -208,6 +236,53 @@ def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies(comp
                                        "grafana: depends_on loki is not condition service_healthy"]
 
 
+def pull_problems(compose: dict[str, Any]) -> list[str]:
+    problems = []
+    for name, svc in compose["services"].items():
+        built = "build" in svc
+        if built and svc.get("pull_policy") != "build":
+            problems.append(f"{name}: built locally but pull_policy is {svc.get('pull_policy')!r}, not 'build'")
+        if str(svc.get("image", "")).startswith("leaktrace/") and not built:
+            problems.append(f"{name}: image {svc['image']} is ours but has no build:")
+    return problems
+
+
+def test_locally_built_images_are_never_pulled(compose: dict[str, Any]) -> None:
+    # `docker compose pull` would otherwise fetch a same-named leaktrace/* image from a registry.
+    assert pull_problems(compose) == []
+    assert {n for n, s in compose["services"].items() if "build" in s} >= {"otel-collector", *SAMPLE_SERVICES}
+    broken = copy.deepcopy(compose)
+    del broken["services"]["leaky"]["pull_policy"]
+    broken["services"]["otel-collector"]["pull_policy"] = "missing"
+    assert pull_problems(broken) == [
+        "otel-collector: built locally but pull_policy is 'missing', not 'build'",
+        "leaky: built locally but pull_policy is None, not 'build'"]
+
+
+def test_pyroscope_uses_the_upstream_image_and_its_own_readiness_probe(compose: dict[str, Any]) -> None:
+    # grafana/pyroscope v2.2.1 cmd/pyroscope/Dockerfile copies profilecli to /usr/bin beside the
+    # server; `profilecli ready` GETs <url>/ready and fails unless it answers 200.
+    pyroscope = compose["services"]["pyroscope"]
+    assert pyroscope["image"] == "grafana/pyroscope:2.2.1" and "build" not in pyroscope
+    assert pyroscope["healthcheck"]["test"] == ["CMD", "/usr/bin/profilecli", "ready", "--url=http://127.0.0.1:4040"]
+    assert not (REPO / "pyroscope" / "Dockerfile").exists(), "no probe image is needed any more"
+
+
+def root_user_problems(compose: dict[str, Any]) -> list[str]:
+    return [f"{name}: runs as root (user: {svc['user']!r})" for name, svc in compose["services"].items()
+            if str(svc.get("user", "")).split(":")[0] in ("0", "root")]
+
+
+def test_no_service_overrides_its_image_user_to_root(compose: dict[str, Any]) -> None:
+    # Tempo runs as the image's 10001: the 3.0.3 image creates /var/tempo owned by 10001 and a
+    # fresh named volume takes that ownership (docs/stack.md). Decided once; no root fallback.
+    assert root_user_problems(compose) == []
+    assert "user" not in compose["services"]["tempo"]
+    broken = copy.deepcopy(compose)
+    broken["services"]["tempo"]["user"] = "0:0"
+    assert root_user_problems(broken) == ["tempo: runs as root (user: '0:0')"]
+
+
 def test_sample_service_healthchecks_use_python_not_curl(compose: dict[str, Any]) -> None:
     for name in ("downstream", "leaky", "fixed", "fixed-canary"):
         test = compose["services"][name]["healthcheck"]["test"]
@@ -242,10 +317,39 @@ def test_grafana_password_comes_from_env_and_anonymous_is_viewer(compose: dict[s
         assert grafana_security_problems(broken), bad_env
 
 
-def test_prometheus_runs_with_exemplars_otlp_and_remote_write(compose: dict[str, Any]) -> None:
+# Grafana settings that make start-up wait on grafana.com (and halt when it is unreachable),
+# and feature toggles that no longer exist (removed by grafana/grafana#80792; Grafana only
+# logs a warning for unknown toggles).
+_BLOCKING_GRAFANA_ENV = ("GF_PLUGINS_PREINSTALL_SYNC", "GF_INSTALL_PLUGINS")
+_OBSOLETE_TOGGLES = ("traceToProfiles", "tracesEmbeddedFlameGraph")
+
+
+def grafana_startup_problems(compose: dict[str, Any]) -> list[str]:
+    env = compose["services"]["grafana"].get("environment", {})
+    problems = [f"{key} blocks Grafana's start on a download from grafana.com" for key in _BLOCKING_GRAFANA_ENV
+                if key in env]
+    if str(env.get("GF_PLUGINS_PREINSTALL_ASYNC", "true")).lower() == "false":
+        problems.append("GF_PLUGINS_PREINSTALL_ASYNC=false makes every preinstall blocking")
+    toggles = str(env.get("GF_FEATURE_TOGGLES_ENABLE", "")).replace(",", " ").split()
+    problems += [f"feature toggle {t} no longer exists" for t in toggles if t in _OBSOLETE_TOGGLES]
+    return problems
+
+
+def test_grafana_starts_without_grafana_com_and_without_obsolete_toggles(compose: dict[str, Any]) -> None:
+    assert grafana_startup_problems(compose) == []
+    broken = copy.deepcopy(compose)
+    broken["services"]["grafana"]["environment"].update({
+        "GF_PLUGINS_PREINSTALL_SYNC": "grafana-pyroscope-app",
+        "GF_FEATURE_TOGGLES_ENABLE": "traceToProfiles tracesEmbeddedFlameGraph"})
+    assert grafana_startup_problems(broken) == [
+        "GF_PLUGINS_PREINSTALL_SYNC blocks Grafana's start on a download from grafana.com",
+        "feature toggle traceToProfiles no longer exists",
+        "feature toggle tracesEmbeddedFlameGraph no longer exists"]
+
+
+def test_prometheus_runs_with_exemplars_and_remote_write(compose: dict[str, Any]) -> None:
     command = compose["services"]["prometheus"]["command"]
-    for flag in ("--enable-feature=exemplar-storage", "--web.enable-otlp-receiver",
-                 "--web.enable-remote-write-receiver"):
+    for flag in ("--enable-feature=exemplar-storage", "--web.enable-remote-write-receiver"):
         assert flag in command
 
 
@@ -280,6 +384,57 @@ def test_scrape_targets_are_compose_services_on_their_ports(compose: dict[str, A
     assert {"source_labels": ["service"], "regex": "(.+)", "target_label": "job"} in relabel
 
 
+# Raw series the memory rules judge; a rule must say which targets it judges (the services).
+_JUDGED_SERIES = re.compile(r"(?<![\w:])(process_resident_memory_bytes|leaktrace_heap_live_bytes)(\{[^}]*\})?")
+
+
+def rule_selector_problems(rule_files: dict[str, Any]) -> list[str]:
+    problems = []
+    for name, doc in rule_files.items():
+        for group in doc["groups"]:
+            for rule in group["rules"]:
+                what = rule.get("record") or rule.get("alert")
+                for match in _JUDGED_SERIES.finditer(str(rule["expr"])):
+                    if not re.search(r"\btrack\s*(=|!=|=~)", match.group(2) or ""):
+                        problems.append(f"{name}: {what} takes {match.group(1)} of every job, not only the services")
+    return problems
+
+
+def track_label_problems(config: dict[str, Any]) -> list[str]:
+    """`track` must mark the services job's targets, all of them, and nothing else."""
+    problems = []
+    for job in config["scrape_configs"]:
+        sets_track = any(r.get("target_label") == "track" for r in job.get("relabel_configs", []))
+        static_track = any("track" in g.get("labels", {}) for g in job.get("static_configs", []))
+        if job["job_name"] == "services":
+            if not any(r.get("target_label") == "track" and r.get("replacement") and r.get("regex") == ""
+                       for r in job.get("relabel_configs", [])):
+                problems.append("services: targets without a track do not default to one")
+        elif sets_track or static_track:
+            problems.append(f"{job['job_name']}: sets track, so the memory rules would judge it")
+    return problems
+
+
+def test_memory_rules_and_alerts_judge_the_services_only() -> None:
+    # Prometheus, Loki, Tempo, Pyroscope and the collector also export process_resident_memory_bytes;
+    # against the services' 512 MiB limit they could fire MemoryGrowthSustained/ExhaustionPredicted.
+    rules = {p.name: load_yaml(p) for p in RULE_FILES}
+    assert rule_selector_problems(rules) == []
+    config = load_yaml(PROMETHEUS_YML)
+    assert track_label_problems(config) == []
+    broken = copy.deepcopy(rules)
+    alert = next(r for g in broken["memory.rules.yml"]["groups"] for r in g["rules"]
+                 if r.get("alert") == "MemoryExhaustionPredicted")
+    alert["expr"] = alert["expr"].replace('{track!=""}', "")
+    assert rule_selector_problems(broken) == [
+        ("memory.rules.yml: MemoryExhaustionPredicted takes process_resident_memory_bytes of every job, "
+         "not only the services")]
+    broken_config = copy.deepcopy(config)
+    tempo_job = next(j for j in broken_config["scrape_configs"] if j["job_name"] == "tempo")
+    tempo_job["static_configs"][0]["labels"] = {"track": "stable"}
+    assert track_label_problems(broken_config) == ["tempo: sets track, so the memory rules would judge it"]
+
+
 # --- collector --------------------------------------------------------------------------------
 
 
@@ -302,7 +457,7 @@ def collector_problems(config: dict[str, Any]) -> list[str]:
 def test_collector_pipelines_reference_defined_components() -> None:
     config = load_yaml(COLLECTOR)
     assert collector_problems(config) == []
-    assert set(config["service"]["pipelines"]) == {"traces", "logs", "metrics"}
+    assert set(config["service"]["pipelines"]) == {"traces", "logs"}
     assert "health_check" in config["service"]["extensions"]
     protocols = config["receivers"]["otlp"]["protocols"]
     assert set(protocols) == {"grpc", "http"}
@@ -323,8 +478,47 @@ def test_collector_routes_each_signal_to_its_backend() -> None:
     assert traces.startswith("otlp_grpc") and exporters[traces]["endpoint"] == "tempo:4317"
     [logs] = pipelines["logs"]["exporters"]
     assert exporters[logs]["endpoint"] == "http://loki:3100/otlp"
-    [metrics] = pipelines["metrics"]["exporters"]
-    assert exporters[metrics]["endpoint"] == "http://prometheus:9090/api/v1/otlp"
+
+
+# Signs in leaktrace's source that it builds an OTel SDK MeterProvider or an OTLP metric exporter.
+_OTEL_METRICS_SDK = re.compile(r"opentelemetry\.sdk\.metrics|OTLPMetricExporter|set_meter_provider")
+
+
+def leaktrace_exports_otlp_metrics() -> bool:
+    sources = (REPO / "instrumentation" / "leaktrace").rglob("*.py")
+    return any(_OTEL_METRICS_SDK.search(path.read_text()) for path in sources)
+
+
+def otlp_metrics_problems(collector: dict[str, Any], compose: dict[str, Any], *, producer: bool) -> list[str]:
+    """An OTLP metrics path must carry something, and something that is sent must have a path."""
+    pipeline = "metrics" in collector["service"]["pipelines"]
+    receiver = "--web.enable-otlp-receiver" in compose["services"]["prometheus"]["command"]
+    problems = []
+    if pipeline and not producer:
+        problems.append("collector has a metrics pipeline, but nothing sends OTLP metrics")
+    if receiver and not pipeline:
+        problems.append("Prometheus enables its OTLP receiver, but no pipeline feeds it")
+    if producer and not (pipeline and receiver):
+        problems.append("leaktrace sends OTLP metrics, but the stack has no path to Prometheus for them")
+    return problems
+
+
+def test_no_otlp_metrics_path_without_otlp_metrics(compose: dict[str, Any]) -> None:
+    # leaktrace's metrics are scraped from /metrics (prometheus_client, exemplars kept) and its
+    # instrumentors get a no-op meter provider; an OTLP pipeline to Prometheus would carry nothing.
+    collector = load_yaml(COLLECTOR)
+    producer = leaktrace_exports_otlp_metrics()
+    assert not producer
+    assert otlp_metrics_problems(collector, compose, producer=producer) == []
+    broken_collector = copy.deepcopy(collector)
+    broken_collector["service"]["pipelines"]["metrics"] = {
+        "receivers": ["otlp"], "processors": ["memory_limiter", "batch"], "exporters": ["otlp_http/loki"]}
+    broken_compose = copy.deepcopy(compose)
+    broken_compose["services"]["prometheus"]["command"].append("--web.enable-otlp-receiver")
+    assert otlp_metrics_problems(broken_collector, broken_compose, producer=False) == [
+        "collector has a metrics pipeline, but nothing sends OTLP metrics"]
+    assert otlp_metrics_problems(collector, compose, producer=True) == [
+        "leaktrace sends OTLP metrics, but the stack has no path to Prometheus for them"]
 
 
 # --- YAML -------------------------------------------------------------------------------------
@@ -377,6 +571,40 @@ def test_datasources_have_fixed_uids_and_the_correlations(datasources: dict[str,
     assert (derived["matcherType"], derived["matcherRegex"], derived["datasourceUid"]) == ("label", "trace_id", "tempo")
     # Provisioning expands $VAR: literal Grafana variables must be escaped as $$.
     assert derived["url"] == "$${__value.raw}"
+
+
+def leaktrace_exemplar_trace_label() -> str:
+    """The exemplar label leaktrace's request histogram puts the trace id in (from the code)."""
+    registry = CollectorRegistry()
+    trace_id = 0x0AF7651916CD43DD8448EB211C80319C
+    RequestMetrics(registry).observe(0.01, "GET", "/x", 200, trace_id, 0x00F067AA0BA902B7)
+    exemplars = [s.exemplar for m in registry.collect() for s in m.samples if s.exemplar is not None]
+    assert exemplars, "the request histogram recorded no exemplar"
+    [name] = [k for k, v in exemplars[0].labels.items() if v == format(trace_id, "032x")]
+    return name
+
+
+def exemplar_link_problems(tempo: dict[str, Any], datasources: dict[str, dict[str, Any]], *,
+                           leaktrace_label: str) -> list[str]:
+    generator = tempo.get("overrides", {}).get("defaults", {}).get("metrics_generator", {})
+    tempo_label = generator.get("trace_id_label_name", TEMPO_DEFAULT_EXEMPLAR_LABEL)
+    destinations = {d["name"] for d in datasources["prometheus"]["jsonData"].get("exemplarTraceIdDestinations", [])
+                    if d.get("datasourceUid") == "tempo"}
+    return [f"{source} exemplars carry the trace id in {label!r}, which no exemplar destination maps"
+            for source, label in (("Tempo span-metrics", tempo_label), ("leaktrace", leaktrace_label))
+            if label not in destinations]
+
+
+def test_every_exemplar_label_links_to_its_trace(datasources: dict[str, dict[str, Any]]) -> None:
+    tempo = load_yaml(TEMPO)
+    label = leaktrace_exemplar_trace_label()
+    assert label == "trace_id"
+    assert exemplar_link_problems(tempo, datasources, leaktrace_label=label) == []
+    # Without the override Tempo writes traceID, and its exemplars would never open a trace.
+    broken = copy.deepcopy(tempo)
+    del broken["overrides"]["defaults"]["metrics_generator"]["trace_id_label_name"]
+    assert exemplar_link_problems(broken, datasources, leaktrace_label=label) == [
+        "Tempo span-metrics exemplars carry the trace id in 'traceID', which no exemplar destination maps"]
 
 
 def test_every_referenced_datasource_uid_is_provisioned(datasources: dict[str, dict[str, Any]]) -> None:
@@ -496,3 +724,75 @@ def test_generated_json_is_in_sync_with_the_code(tmp_path: Path) -> None:
     edited["title"] = "edited by hand"
     (tmp_path / "canary-gate.json").write_text(json.dumps(edited, indent=2, sort_keys=True) + "\n")
     assert generate.out_of_sync(tmp_path) == ["canary-gate.json"]
+
+
+# --- "Profiles for this span" with the heap profile -------------------------------------------
+
+# Grafana asks Pyroscope for the span's profile over the span widened by these windows
+# (grafana/grafana public/app/features/explore/TraceView/createSpanLink.tsx,
+# getTimeRangeFromSpan with shouldCreatePyroscopeLink: 60 s each side, for the "Profiles for
+# this span" link; .../SpanDetail/SpanFlameGraph.tsx, getTimeRangeForProfile: 30 s each side,
+# for the embedded flame graph). Pyroscope adds up every profile in the range
+# (SelectMergeSpanProfile), and each pushed inuse_space profile is a snapshot of the live heap.
+SPAN_LINK_WINDOW_S = 60.0
+SPAN_EMBEDDED_WINDOW_S = 30.0
+
+
+def snapshots_summed(*, interval_s: float, phase_s: float, window_s: float, span_start_s: float,
+                     span_s: float, allocated_s: float, freed_s: float) -> int:
+    """How many pushed snapshots (at phase_s + k*interval_s) hold memory that lived from
+    allocated_s to freed_s and fall inside [span start - window, span end + window]."""
+    lo = max(span_start_s - window_s, allocated_s)
+    hi = min(span_start_s + span_s + window_s, freed_s)
+    first = math.ceil((lo - phase_s) / interval_s)
+    last = math.floor((hi - phase_s) / interval_s)
+    return max(0, last - first + 1)
+
+
+def typical_factor(*, interval_s: float, window_s: float, span_s: float = 0.05) -> int:
+    """The multiple of its live bytes that memory a span allocated and still holds shows, for the
+    most common phase of the push clock against the span (the others differ by one)."""
+    counts = Counter(
+        snapshots_summed(interval_s=interval_s, phase_s=interval_s * i / 1000, window_s=window_s,
+                         span_start_s=1000.0, span_s=span_s, allocated_s=1000.0 + span_s / 2,
+                         freed_s=math.inf)
+        for i in range(1000))
+    return counts.most_common(1)[0][0]
+
+
+def compose_heap_push_interval(compose: dict[str, Any], service: str) -> float:
+    env = {k: str(v) for k, v in compose["services"][service].get("environment", {}).items()}
+    return Settings.resolve(env).heap_export_interval_s
+
+
+def test_snapshot_counting_matches_hand_worked_cases() -> None:
+    # A span at t=100 s, pushes at 0, 15, 30, ... s: held memory is in the pushes at 105..160.
+    held = {"interval_s": 15.0, "phase_s": 0.0, "span_start_s": 100.0, "span_s": 1.0, "allocated_s": 100.5}
+    assert snapshots_summed(window_s=60.0, freed_s=math.inf, **held) == 4   # 105, 120, 135, 150
+    assert snapshots_summed(window_s=30.0, freed_s=math.inf, **held) == 2   # 105, 120
+    assert snapshots_summed(window_s=60.0, freed_s=104.0, **held) == 0      # freed before a push
+    assert snapshots_summed(window_s=60.0, freed_s=125.0, **held) == 2      # 105, 120
+
+
+def test_span_heap_profile_factor_is_stated_where_users_read_it(
+        compose: dict[str, Any], dashboards: dict[str, dict[str, Any]]) -> None:
+    # The figure a user reads in the span view is the bytes the span holds times the number of
+    # snapshots summed; dashboard, README and docs/stack.md must state that factor, computed
+    # from the push interval the compose services actually run with.
+    interval = {compose_heap_push_interval(compose, s) for s in ("leaky", "fixed", "downstream")}
+    assert interval == {15.0}, interval
+    [push_s] = interval
+    link = typical_factor(interval_s=push_s, window_s=SPAN_LINK_WINDOW_S)
+    embedded = typical_factor(interval_s=push_s, window_s=SPAN_EMBEDDED_WINDOW_S)
+    assert (link, embedded) == (4, 2)
+    panel = next(p for p in dashboards["leak-hunt.json"]["panels"] if p["title"] == "Slowest recent traces")
+    texts = {"leak-hunt dashboard (traces panel)": panel["description"],
+             "README.md": README.read_text(), "docs/stack.md": STACK_DOC.read_text()}
+    for where, text in texts.items():
+        flat = " ".join(text.split())
+        assert f"one every {push_s:g} s" in flat, where
+        assert re.search(rf"embedded flame graph[^.]*±\s*{SPAN_EMBEDDED_WINDOW_S:g} s[^.]*about {embedded}×", flat), where
+        assert re.search(rf"Profiles for this span[^.]*±\s*{SPAN_LINK_WINDOW_S:g} s[^.]*about {link}×", flat), where
+    heap = next(p for p in dashboards["leak-hunt.json"]["panels"] if p["title"] == "Heap flame graph (inuse_space)")
+    per_hour = round(3600 / push_s)
+    assert f"every {push_s:g} s" in heap["description"] and f"{per_hour} per hour" in heap["description"]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ..analysis.model import render_json
@@ -33,13 +36,50 @@ def _service_env(environ: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+NEEDS_CHECKOUT = (
+    "leaktrace demo: needs a checkout of the leaktrace repository (the sample services in its "
+    "services/ folder are not part of the installed package): run it from the repository root"
+)
+# Files that make a directory a leaktrace checkout the demo can run from.
+_CHECKOUT_MARKERS = ("services/common/launch.py", "services/measure.py", "services/leaky/__main__.py")
+
+
+def find_checkout(candidates: Iterable[Path]) -> Path | None:
+    """The first candidate that holds the sample services (a leaktrace checkout), if any."""
+    for root in candidates:
+        if all((root / marker).is_file() for marker in _CHECKOUT_MARKERS):
+            return root.resolve()
+    return None
+
+
+def _checkout_candidates() -> list[Path]:
+    # The working directory, then the source tree this package runs from (editable install or
+    # PYTHONPATH=instrumentation): instrumentation/leaktrace/cli/demo.py -> the repository root.
+    return [Path.cwd(), Path(__file__).resolve().parents[3]]
+
+
+def _import_from(root: Path, name: str) -> ModuleType | None:
+    """Import `name` from the checkout at `root`, or None if another `services` shadows it."""
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     try:
-        from services.common.launch import running
-        from services.measure import LoadShape, compare, drive_both, reduction, render_table, sample
-    except ImportError as exc:
-        print(f"leaktrace demo: the sample services are not installed ({exc})", file=sys.stderr)
-        return 1
+        module = importlib.import_module(name)
+    except ImportError:
+        return None
+    origin = Path(module.__file__ or "").resolve()
+    return module if origin.is_relative_to(root) else None
+
+
+def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    root = find_checkout(_checkout_candidates())
+    launch = _import_from(root, "services.common.launch") if root is not None else None
+    measure = _import_from(root, "services.measure") if root is not None else None
+    if launch is None or measure is None:
+        print(NEEDS_CHECKOUT, file=sys.stderr)
+        return 2
+    running = launch.running
+    LoadShape, compare, drive_both = measure.LoadShape, measure.compare, measure.drive_both
+    reduction, render_table, sample = measure.reduction, measure.render_table, measure.sample
     base = _service_env(dict(os.environ))
     shape = LoadShape(rate=args.rate)
     with tempfile.TemporaryDirectory(prefix="leaktrace-demo-") as tmp, ExitStack() as stack:
