@@ -30,7 +30,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, dead_port  # noqa: E402
+from _common import RESULTS, dead_port
 
 APPS = Path(__file__).resolve().parent / "workloads" / "soak_apps"
 
@@ -56,7 +56,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
 
 
 def metric(text: str, name: str) -> float | None:
-    m = re.search(rf"^{re.escape(name)}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.M)
+    m = re.search(rf"^{re.escape(name)}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.MULTILINE)
     return float(m.group(1)) if m else None
 
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                              capture_output=True, text=True, check=True).stdout.strip()
     out = args.out or RESULTS / f"soak_crash_{args.app}_py{version}_{args.sample_bytes}.json"
     log_path = Path(tempfile.gettempdir()) / (out.stem + ".log")  # the server's output, for a post-mortem
-    log = open(log_path, "wb")
+    log = open(log_path, "wb")  # noqa: SIM115 - held open for the server's whole life
     proc = subprocess.Popen(server_command(args.app, args.python, port), env=env, cwd=str(APPS),
                             stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

@@ -219,10 +219,9 @@ def libraries() -> None:
     from flask import Flask
 
     for _ in range(n(60)):
-        with tracer.start_as_current_span("numpy"):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                a = np.random.rand(200, 20)
-                (a / (a - a)).sum()
+        with tracer.start_as_current_span("numpy"), np.errstate(divide="ignore", invalid="ignore"):
+            a = np.random.rand(200, 20)
+            (a / (a - a)).sum()
     frame = pd.DataFrame(np.random.rand(500, 8), columns=list("abcdefgh"))
     frame["k"] = np.arange(500) % 7
     for _ in range(n(6)):
@@ -230,10 +229,9 @@ def libraries() -> None:
             frame.describe()
             frame.groupby("k").agg(["mean", "max"])
     for i in range(n(300)):
-        with tracer.start_as_current_span("decimal"):
-            with decimal.localcontext() as ctx:
-                ctx.prec = 10 + i % 5
-                sum(decimal.Decimal(j) / 7 for j in range(20))
+        with tracer.start_as_current_span("decimal"), decimal.localcontext() as ctx:
+            ctx.prec = 10 + i % 5
+            sum(decimal.Decimal(j) / 7 for j in range(20))
     app = Flask("every-allocation")
 
     @app.get("/item/<int:i>")

@@ -22,7 +22,7 @@ NATIVE = ROOT / "instrumentation" / "leaktrace" / "profiling" / "_native"
 DOC = ROOT / "docs" / "heap-profiler.md"
 HOOK_PATH = ("hooks.c", "live.c", "agg.c", "stacks.c", "span.c")
 OUTSIDE = ("module.c", "tables.c")
-VERSION = "%d.%d" % sys.version_info[:2]
+VERSION = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 pytestmark = [
     pytest.mark.native,

@@ -54,7 +54,7 @@ class _RecordingRuntimeContext(_RuntimeContext):
             if not trace_id or not span_id:
                 return self._none
             return self._spanref(trace_id, span_id)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a foreign span must never break attach()
             return self._none
 
     def attach(self, context: Context) -> contextvars.Token[Context]:
@@ -81,8 +81,11 @@ class SpanRecorder:
 
     def __init__(self, *, spanref: SpanRefFactory, otel_context: ModuleType | None = None) -> None:
         if otel_context is None:
-            from opentelemetry import context as otel_context
-        self._module = otel_context
+            from opentelemetry import context as default_context
+
+            otel_context = default_context
+        # Any: `_RUNTIME_CONTEXT` is OpenTelemetry's private module attribute, not in its stubs
+        self._module: Any = otel_context
         self._spanref = spanref
         self.var: contextvars.ContextVar[object] = contextvars.ContextVar("leaktrace_current_span")
         self._wrapper: _RecordingRuntimeContext | None = None
@@ -95,16 +98,19 @@ class SpanRecorder:
         """Start recording; returns the variable the hook reads. The span current right now is
         recorded too, so a sampler started inside a span attributes to it."""
         if not self.installed:
-            inner = self._module._RUNTIME_CONTEXT
-            self._wrapper = _RecordingRuntimeContext(inner, self.var, self._spanref)
-            self._module._RUNTIME_CONTEXT = self._wrapper
-            self.var.set(self._wrapper._ref(inner.get_current()))
+            inner: _RuntimeContext = self._module._RUNTIME_CONTEXT
+            wrapper = _RecordingRuntimeContext(inner, self.var, self._spanref)
+            self._wrapper = wrapper
+            self._module._RUNTIME_CONTEXT = wrapper
+            self.var.set(wrapper._ref(inner.get_current()))
         return self.var
 
     def uninstall(self) -> None:
         """Stop recording. Leaves OpenTelemetry as it was, unless someone wrapped it since (then
         the wrapper stays in their chain as a pass-through that still records)."""
         wrapper = self._wrapper
-        if wrapper is not None and getattr(self._module, "_RUNTIME_CONTEXT", None) is wrapper:
+        if wrapper is None:
+            return
+        if getattr(self._module, "_RUNTIME_CONTEXT", None) is self._wrapper:
             self._module._RUNTIME_CONTEXT = wrapper.inner
             self._wrapper = None
