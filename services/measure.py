@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -69,6 +70,57 @@ def sample(service: Service) -> Sample:
         threads=proc.num_threads(),
         metrics=metrics,
     )
+
+
+class Tracker:
+    """Samples services every `interval_s` from a thread while the load runs, for the demo's
+    charts: RSS and the heap readings of `WANTED` over time. Bounded: past `max_points` per
+    service the older half is thinned to every other point. A failed sample is skipped."""
+
+    def __init__(self, services: Any, *, interval_s: float = 1.0, max_points: int = 600) -> None:
+        self._services = tuple(services)
+        self._interval = interval_s
+        self._max = max_points
+        self._samples: dict[str, list[Sample]] = {s.name: [] for s in self._services}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-memory-tracker", daemon=True)
+
+    def __enter__(self) -> Tracker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            for service in self._services:
+                try:
+                    point = sample(service)
+                except Exception:  # noqa: BLE001 - a service busy or gone: the next tick will tell
+                    continue
+                kept = self._samples[service.name]
+                kept.append(point)
+                if len(kept) > self._max:
+                    half = len(kept) // 2
+                    kept[:half] = kept[:half:2]
+            if self._stop.wait(self._interval):
+                return
+
+    def series(self) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
+        """Per service: {"rss_bytes": (times, values), <metric>: (times, values), ...}."""
+        out: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+        for name, points in self._samples.items():
+            tracks: dict[str, tuple[list[float], list[float]]] = {
+                "rss_bytes": ([p.at for p in points], [float(p.rss_bytes) for p in points])
+            }
+            for key in WANTED:
+                have = [p for p in points if key in p.metrics]
+                if have:
+                    tracks[key] = ([p.at for p in have], [p.metrics[key] for p in have])
+            out[name] = tracks
+        return out
 
 
 def compare(before: Sample, after: Sample, load: LoadReport) -> dict[str, Any]:
@@ -163,28 +215,36 @@ def _mib(value: float | None) -> str:
     return "n/a" if value is None else f"{value / MIB:+.1f} MiB"
 
 
-def render_table(result: dict[str, Any]) -> str:
+def table_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The comparison as cells: a header row ("", "leaky", "fixed"), then one row per figure
+    (what render_table prints and the demo's HTML report shows)."""
     leaky, fixed = result["leaky"], result["fixed"]
 
-    def row(label: str, key: str, fmt: Any) -> str:
-        return f"{label:<34}{fmt(leaky[key]):>18}{fmt(fixed[key]):>18}"
+    def row(label: str, key: str, fmt: Any) -> tuple[str, str, str]:
+        return (label, fmt(leaky[key]), fmt(fixed[key]))
 
-    def span(start: str, end: str) -> Any:
-        return lambda svc: f"{svc[start]} -> {svc[end]}"
+    def span(svc: dict[str, Any], start: str, end: str) -> str:
+        return f"{svc[start]} -> {svc[end]}"
 
-    lines = [
-        f"{'':<34}{'leaky':>18}{'fixed':>18}",
+    rows = [
+        ("", "leaky", "fixed"),
         row("RSS growth", "rss_growth_bytes", _mib),
         row("live heap growth", "heap_growth_bytes", _mib),
-        f"{'open fds':<34}{span('open_fds_start', 'open_fds_end')(leaky):>18}{span('open_fds_start', 'open_fds_end')(fixed):>18}",
-        f"{'threads':<34}{span('threads_start', 'threads_end')(leaky):>18}{span('threads_start', 'threads_end')(fixed):>18}",
+        ("open fds", span(leaky, "open_fds_start", "open_fds_end"), span(fixed, "open_fds_start", "open_fds_end")),
+        ("threads", span(leaky, "threads_start", "threads_end"), span(fixed, "threads_start", "threads_end")),
         row("requests served", "requests", str),
         row("allocs/request (net blocks)", "allocs_per_request", lambda v: "n/a" if v is None else f"{v:.1f}"),
         row("heap growth/request", "heap_growth_per_request_bytes", lambda v: "n/a" if v is None else f"{v:.0f} B"),
     ]
     for label, key in (("achieved rate (req/s)", "achieved_rate"), ("errors", "errors")):
-        lines.append(f"{label:<34}{leaky['load'][key]:>18}{fixed['load'][key]:>18}")
-    lines.append(f"{'latency p50 / p99 (ms)':<34}{_lat(leaky):>18}{_lat(fixed):>18}")
+        rows.append((label, str(leaky["load"][key]), str(fixed["load"][key])))
+    rows.append(("latency p50 / p99 (ms)", _lat(leaky), _lat(fixed)))
+    return rows
+
+
+def render_table(result: dict[str, Any]) -> str:
+    leaky = result["leaky"]
+    lines = [f"{label:<34}{a:>18}{b:>18}" for label, a, b in table_rows(result)]
     red = result["reduction"]
     lines.append("")
     lines.append(f"heap method: {leaky['heap_method']}")

@@ -59,6 +59,9 @@ LEAKTRACE_HUNT_REPORT = "LEAKTRACE_HUNT_REPORT"
 LEAKTRACE_HUNT_INTERVAL = "LEAKTRACE_HUNT_INTERVAL"
 LEAKTRACE_HUNT_MAX_DUTY = "LEAKTRACE_HUNT_MAX_DUTY"
 LEAKTRACE_HUNT_TRACEMALLOC = "LEAKTRACE_HUNT_TRACEMALLOC"
+LEAKTRACE_HUNT_PROFILE = "LEAKTRACE_HUNT_PROFILE"
+#: Grafana base URL the HTML hunt report links trace ids to (read by the CLI only).
+LEAKTRACE_GRAFANA_URL = "LEAKTRACE_GRAFANA_URL"
 LEAKTRACE_METRICS_HOST = "LEAKTRACE_METRICS_HOST"
 LEAKTRACE_METRICS_PORT = "LEAKTRACE_METRICS_PORT"
 LEAKTRACE_HEAP_SAMPLE_BYTES = "LEAKTRACE_HEAP_SAMPLE_BYTES"
@@ -214,6 +217,8 @@ class Settings:
     heap_enabled: bool = True
     hunt_enabled: bool = False
     hunt_report_path: str = ""
+    #: Where the hunter keeps the live heap of its latest verdict as a gzipped pprof (or "").
+    hunt_profile_path: str = ""
     # In a service, hunting is a background duty: a tick every 2 s, at most 5 % of one core.
     # `leaktrace hunt` (a diagnosis run) asks for 1 s, 25 % and a denser heap sample.
     hunt_interval_s: float = 2.0
@@ -344,6 +349,7 @@ class Settings:
             heap_enabled=env.get((LEAKTRACE_HEAP_ENABLED,), _parse_bool, True),
             hunt_enabled=hunt_enabled,
             hunt_report_path=env.get((LEAKTRACE_HUNT_REPORT,), str.strip, ""),
+            hunt_profile_path=env.get((LEAKTRACE_HUNT_PROFILE,), str.strip, ""),
             hunt_interval_s=env.get((LEAKTRACE_HUNT_INTERVAL,), _parse_positive_float, d.hunt_interval_s),
             hunt_max_duty=env.get((LEAKTRACE_HUNT_MAX_DUTY,), _parse_fraction, d.hunt_max_duty),
             hunt_tracemalloc=env.get((LEAKTRACE_HUNT_TRACEMALLOC,), _parse_bool, False),

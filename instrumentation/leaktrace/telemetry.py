@@ -248,6 +248,7 @@ class Telemetry:
             session = HuntSession(
                 heap_profiler=self.heap_profiler,  # None -> the documented tracemalloc fallback
                 report_path=self.settings.hunt_report_path or None,
+                profile_path=self.settings.hunt_profile_path or None,
                 registry=self.registry,
                 logger=logging.getLogger("leaktrace.hunt"),
                 tracer=self.tracer,

@@ -32,7 +32,7 @@ def check_schema(doc: dict) -> None:  # type: ignore[type-arg]
     assert doc["verdict"] in ("leak", "no-leak")
     assert isinstance(doc["duration_s"], float) and isinstance(doc["rss_growth_bytes_per_s"], float)
     for s in doc["suspects"]:
-        assert set(s) == {"frames", "growth_bytes_per_s", "retained_bytes", "objects", "retained_by", "trace_ids"}
+        assert set(s) >= {"frames", "growth_bytes_per_s", "retained_bytes", "objects", "retained_by", "trace_ids"}
         assert all(set(f) == {"function", "file", "line"} and isinstance(f["line"], int) for f in s["frames"])
         assert isinstance(s["retained_bytes"], int) and isinstance(s["objects"], int)
         assert s["retained_by"] is None or isinstance(s["retained_by"], str)

@@ -102,7 +102,7 @@ def check_schema(doc: dict[str, Any]) -> None:
     assert set(doc) >= {"verdict", "duration_s", "rss_growth_bytes_per_s", "suspects"}
     assert isinstance(doc["duration_s"], float) and isinstance(doc["rss_growth_bytes_per_s"], float)
     for s in doc["suspects"]:
-        assert set(s) == {"frames", "growth_bytes_per_s", "retained_bytes", "objects", "retained_by", "trace_ids"}
+        assert set(s) >= {"frames", "growth_bytes_per_s", "retained_bytes", "objects", "retained_by", "trace_ids"}
         assert all(set(f) == {"function", "file", "line"} and isinstance(f["line"], int) for f in s["frames"])
         assert isinstance(s["retained_bytes"], int) and isinstance(s["objects"], int)
         assert all(re.fullmatch(r"[0-9a-f]{32}", t) for t in s["trace_ids"])

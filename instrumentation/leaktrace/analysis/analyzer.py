@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from leaktrace.analysis.callpath import CallPathKey, FrameFilter, call_path_key, user_frames
-from leaktrace.analysis.model import Report, Suspect
+from leaktrace.analysis.model import Report, Suspect, TimeSeries
 from leaktrace.analysis.trend import Shape, Trend, TrendConfig, classify, theil_sen
 from leaktrace.profiling.samples import Frame, HeapSnapshot
 
@@ -303,6 +303,7 @@ class LeakAnalyzer:
                     trace_ids=tuple(format(tid, "032x") for tid, _ in retained),
                     span_ids=tuple(format(sid, "016x") for _, sid in retained),
                     key=path.key,
+                    retained_series=TimeSeries.of(series.times, series.values),
                 )
             )
         suspects.sort(key=lambda s: s.growth_bytes_per_s, reverse=True)
@@ -317,6 +318,8 @@ class LeakAnalyzer:
             suspects=tuple(suspects[: cfg.max_suspects]),
             snapshots=self._snapshots,
             notes=tuple(notes),
+            heap_series=TimeSeries.of(self._total.times, self._total.values),
+            rss_series=TimeSeries.of(self._rss.times, self._rss.values),
         )
 
     def _retained_traces(self, path: _Path) -> list[tuple[int, int]]:

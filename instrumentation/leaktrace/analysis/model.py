@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -12,6 +12,39 @@ from leaktrace.profiling.samples import Frame
 
 LEAK = "leak"
 NO_LEAK = "no-leak"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeSeries:
+    """Points over the run, oldest first; times in the snapshot clock's seconds (Unix time).
+
+    Copies of the analyzer's bounded series (at most `max_points`, older half thinned), so a
+    report stays small however long the run. What the HTML report draws."""
+
+    times: tuple[float, ...] = ()
+    values: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.times) != len(self.values):
+            raise ValueError("one value per time")
+
+    @classmethod
+    def of(cls, times: Sequence[float], values: Sequence[float]) -> TimeSeries:
+        return cls(tuple(float(t) for t in times), tuple(float(v) for v in values))
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def to_json_dict(self) -> dict[str, list[float]]:
+        return {"t": [round(t, 3) for t in self.times], "v": [round(v, 1) for v in self.values]}
+
+    @classmethod
+    def from_json_dict(cls, doc: Any) -> TimeSeries:
+        if not isinstance(doc, Mapping):
+            return cls()
+        times, values = doc.get("t") or [], doc.get("v") or []
+        n = min(len(times), len(values))
+        return cls.of(times[:n], values[:n])
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,9 +58,37 @@ class Holder:
     bytes_per_entry: float  # slope b of bytes = a + b * entries
     r_squared: float
     confirmed: bool = False  # a sampled entry was allocated on the suspect's call path
+    entries: TimeSeries = TimeSeries()  # the holder's len() over the run (census clock)
 
     def describe(self) -> str:
+        if not self.kind:  # rebuilt from a document that only had the description
+            return self.name
         return f"{self.name} ({self.kind}, {self.entries_growth:+,} entries in {self.span_s:.0f} s)"
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "entries_growth": self.entries_growth,
+            "span_s": round(self.span_s, 3),
+            "bytes_per_entry": round(self.bytes_per_entry, 1),
+            "r_squared": round(self.r_squared, 4),
+            "confirmed": self.confirmed,
+            "entries_series": self.entries.to_json_dict(),
+        }
+
+    @classmethod
+    def from_json_dict(cls, doc: Mapping[str, Any]) -> Holder:
+        return cls(
+            name=str(doc.get("name", "")),
+            kind=str(doc.get("kind", "")),
+            entries_growth=int(doc.get("entries_growth", 0)),
+            span_s=float(doc.get("span_s", 0.0)),
+            bytes_per_entry=float(doc.get("bytes_per_entry", 0.0)),
+            r_squared=float(doc.get("r_squared", 0.0)),
+            confirmed=bool(doc.get("confirmed", False)),
+            entries=TimeSeries.from_json_dict(doc.get("entries_series")),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +102,7 @@ class Suspect:
     holder: Holder | None = None
     key: tuple[Frame, ...] = ()  # the grouping key (see callpath); not part of the JSON
     span_ids: tuple[str, ...] = ()  # 16-hex, parallel to trace_ids; not part of the JSON
+    retained_series: TimeSeries = TimeSeries()  # live bytes on this call path over the run
 
     @property
     def retained_by(self) -> str | None:
@@ -56,13 +118,40 @@ class Suspect:
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
-            "frames": [{"function": f.function, "file": f.file, "line": f.line} for f in self.frames],
+            "frames": [_frame_json(f) for f in self.frames],
             "growth_bytes_per_s": round(self.growth_bytes_per_s, 3),
             "retained_bytes": int(self.retained_bytes),
             "objects": int(self.objects),
             "retained_by": self.retained_by,
             "trace_ids": list(self.trace_ids),
+            # Added for the HTML report; the fields above are the original contract.
+            "call_path": self.call_path,
+            "p_value": self.p_value,
+            "grouped_by": [_frame_json(f) for f in self.key],
+            "holder": self.holder.to_json_dict() if self.holder else None,
+            "retained_series": self.retained_series.to_json_dict(),
         }
+
+    @classmethod
+    def from_json_dict(cls, doc: Mapping[str, Any]) -> Suspect:
+        holder_doc = doc.get("holder")
+        if isinstance(holder_doc, Mapping):
+            holder: Holder | None = Holder.from_json_dict(holder_doc)
+        elif doc.get("retained_by"):
+            holder = Holder(str(doc["retained_by"]), "", 0, 0.0, 0.0, 0.0)
+        else:
+            holder = None
+        return cls(
+            frames=tuple(_frame_of(f) for f in doc.get("frames") or ()),
+            growth_bytes_per_s=float(doc.get("growth_bytes_per_s", 0.0)),
+            retained_bytes=int(doc.get("retained_bytes", 0)),
+            objects=int(doc.get("objects", 0)),
+            p_value=float(doc.get("p_value", 0.0)),
+            trace_ids=tuple(str(t) for t in doc.get("trace_ids") or ()),
+            holder=holder,
+            key=tuple(_frame_of(f) for f in doc.get("grouped_by") or ()),
+            retained_series=TimeSeries.from_json_dict(doc.get("retained_series")),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +161,8 @@ class Report:
     suspects: tuple[Suspect, ...] = ()  # most likely first
     snapshots: int = 0
     notes: tuple[str, ...] = field(default=())  # degraded modes worth telling the user
+    heap_series: TimeSeries = TimeSeries()  # the sampled live heap over the run
+    rss_series: TimeSeries = TimeSeries()  # the process's RSS over the run
 
     @property
     def verdict(self) -> str:
@@ -84,7 +175,29 @@ class Report:
             "duration_s": round(self.duration_s, 3),
             "rss_growth_bytes_per_s": round(self.rss_growth_bytes_per_s, 3),
             "suspects": [s.to_json_dict() for s in self.suspects],
+            "snapshots": self.snapshots,
+            "notes": list(self.notes),
+            "timeline": {
+                "heap_live_bytes": self.heap_series.to_json_dict(),
+                "rss_bytes": self.rss_series.to_json_dict(),
+            },
         }
+
+    @classmethod
+    def from_json_dict(cls, doc: Mapping[str, Any]) -> Report:
+        """The model back from a `to_json_dict()` document (what a hunted child hands over).
+        Fields missing from older documents take their defaults."""
+        raw = doc.get("timeline")
+        timeline: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        return cls(
+            duration_s=float(doc.get("duration_s", 0.0)),
+            rss_growth_bytes_per_s=float(doc.get("rss_growth_bytes_per_s", 0.0)),
+            suspects=tuple(Suspect.from_json_dict(s) for s in doc.get("suspects") or ()),
+            snapshots=int(doc.get("snapshots", 0)),
+            notes=tuple(str(n) for n in doc.get("notes") or ()),
+            heap_series=TimeSeries.from_json_dict(timeline.get("heap_live_bytes")),
+            rss_series=TimeSeries.from_json_dict(timeline.get("rss_bytes")),
+        )
 
     def render(self, file: TextIO | None = None, *, max_frames: int = 6) -> None:
         out = file if file is not None else sys.stdout
@@ -145,6 +258,14 @@ def render_json(doc: Mapping[str, Any], file: TextIO | None = None, *, max_frame
             out.write(f"  requests still holding memory here: {', '.join(traces[:5])}{more}\n")
 
 
+def _frame_json(f: Frame) -> dict[str, Any]:
+    return {"function": f.function, "file": f.file, "line": f.line}
+
+
+def _frame_of(doc: Mapping[str, Any]) -> Frame:
+    return Frame(str(doc.get("function", "?")), str(doc.get("file", "?")), int(doc.get("line", 0)))
+
+
 def _size(n: float) -> str:
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -156,3 +277,8 @@ def _size(n: float) -> str:
 
 def _rate(n: float) -> str:
     return f"{'+' if n >= 0 else '-'}{_size(abs(n))}/s"
+
+
+# Public names for the other renderers (the HTML report formats sizes the same way).
+format_size = _size
+format_rate = _rate

@@ -36,12 +36,12 @@ import threading
 import time
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from leaktrace.analysis.analyzer import Series
 from leaktrace.analysis.callpath import CallPathKey, FrameFilter, user_frames
-from leaktrace.analysis.model import Holder
+from leaktrace.analysis.model import Holder, TimeSeries
 from leaktrace.analysis.trend import ols, theil_sen
 from leaktrace.profiling.samples import Frame
 
@@ -304,7 +304,7 @@ class ContainerCensus:
         cfg = self._config
         t0 = times[0]
         top = (site[0].file, site[0].line)
-        best: tuple[float, Holder] | None = None
+        best: tuple[float, Holder, _Candidate] | None = None
         for c in list(self._candidates.values()):
             ct, cv = c.series.times, c.series.values
             if len(ct) < 3 or ct[-1] <= t0 or cv[-1] - min(cv) < cfg.min_entries_growth:
@@ -339,8 +339,11 @@ class ContainerCensus:
                 confirmed=confirmed,
             )
             if best is None or score > best[0]:
-                best = (score, holder)
-        return best[1] if best else None
+                best = (score, holder, c)
+        if best is None:
+            return None
+        # The winner's entry counts over the run, for the report's "entries against bytes" chart.
+        return replace(best[1], entries=TimeSeries.of(best[2].series.times, best[2].series.values))
 
 
 def entries_slope(times: Sequence[float], values: Sequence[float]) -> float:

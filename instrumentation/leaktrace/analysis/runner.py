@@ -23,6 +23,7 @@ from ..config import (
     LEAKTRACE_HUNT_ENABLED,
     LEAKTRACE_HUNT_INTERVAL,
     LEAKTRACE_HUNT_MAX_DUTY,
+    LEAKTRACE_HUNT_PROFILE,
     LEAKTRACE_HUNT_REPORT,
     LEAKTRACE_HUNT_TRACEMALLOC,
     LEAKTRACE_METRICS_PORT,
@@ -51,6 +52,7 @@ class HuntOutcome:
     exit_status: int | None  # the program's, or None if it had to be killed
     stopped_by: str  # "exited", "SIGINT", "SIGTERM" or "SIGKILL"
     wall_s: float
+    profile: bytes | None = None  # gzipped pprof of the final live heap, when asked for and left
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
@@ -73,8 +75,10 @@ def hunt_env(
     *,
     bootstrap_env: Callable[..., dict[str, str]],
     service_name: str | None = None,
+    profile_path: str | None = None,
 ) -> dict[str, str]:
-    """The environment of a hunted Python child: the run bootstrap plus the hunt handshake.
+    """The environment of a hunted Python child: the run bootstrap plus the hunt handshake
+    (and, with `profile_path`, the file the child keeps its final live heap in).
 
     A hunt is a diagnosis run, so it trades overhead for speed (a denser heap sample, a tick a
     second, up to a quarter of a core) unless the user set those knobs.
@@ -85,6 +89,8 @@ def hunt_env(
         # A hunted program must not collide with a service already on 9464.
         LEAKTRACE_METRICS_PORT: environ.get(LEAKTRACE_METRICS_PORT, "0"),
     }
+    if profile_path:
+        extra[LEAKTRACE_HUNT_PROFILE] = profile_path
     for name, value in HUNT_RUN_DEFAULTS.items():
         extra[name] = environ.get(name, value)
     return bootstrap_env(environ, service_name=service_name, extra=extra)
@@ -102,13 +108,17 @@ def hunt_program(
     stdout: TextIO | int | None = None,
     stderr: TextIO | int | None = None,
     clock: Callable[[], float] = time.monotonic,
+    keep_profile: bool = False,
 ) -> HuntOutcome:
     executable = shutil.which(command[0])
     if executable is None:
         raise ProgramError(f"cannot run {command[0]!r}: command not found")
     with tempfile.TemporaryDirectory(prefix="leaktrace-hunt-") as tmp:
         report_path = os.path.join(tmp, "report.json")
-        env = hunt_env(environ, report_path, bootstrap_env=bootstrap_env, service_name=service_name)
+        profile_path = os.path.join(tmp, "heap.pb.gz") if keep_profile else None
+        env = hunt_env(
+            environ, report_path, bootstrap_env=bootstrap_env, service_name=service_name, profile_path=profile_path
+        )
         start = clock()
         try:
             proc = subprocess.Popen(
@@ -144,4 +154,16 @@ def hunt_program(
                 "as a Python program under leaktrace, or failed at start-up"
             )
         status = proc.returncode if stopped_by in ("exited", "SIGINT") else None
-        return HuntOutcome(report=doc, exit_status=status, stopped_by=stopped_by, wall_s=wall)
+        return HuntOutcome(
+            report=doc, exit_status=status, stopped_by=stopped_by, wall_s=wall,
+            profile=read_profile(profile_path) if profile_path else None,
+        )
+
+
+def read_profile(path: str) -> bytes | None:
+    """The heap profile a hunted child left, or None (it wrote none: no heap snapshot yet)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None

@@ -4,11 +4,19 @@ keep the handoff report file current. This is what Telemetry starts when hunting
 The source is the native span-linked sampler when one is given (anything with
 `.snapshot() -> HeapSnapshot`), else the tracemalloc fallback, which is slower and has
 no trace ids; the fallback is said so in every report's notes and logged once.
+
+With a profile path (LEAKTRACE_HUNT_PROFILE, set by `leaktrace hunt --pprof/--html`) the
+session also keeps the live heap the latest verdict was computed on as a gzipped pprof, the
+same encoding as the heap profiles pushed to Pyroscope: rewritten atomically every
+`profile_interval_s` and at stop, from the last tick's snapshot (never one taken during the
+host's shutdown, when it may already have released what it leaked).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
@@ -17,6 +25,7 @@ from leaktrace.analysis.handoff import write_report
 from leaktrace.analysis.hunter import Hunter, HunterConfig
 from leaktrace.analysis.model import Report
 from leaktrace.analysis.tracemalloc_source import TracemallocSource
+from leaktrace.profiling.push import snapshot_to_pprof
 from leaktrace.profiling.samples import HeapSnapshot
 
 _log = logging.getLogger("leaktrace.hunt")
@@ -43,10 +52,20 @@ class HuntSession:
         tasks: Callable[[], Iterable[Any]] | None = None,
         clock: Callable[[], float] = time.time,
         config: HunterConfig | None = None,
+        profile_path: str | None = None,
+        profile_interval_s: float = 5.0,
     ) -> None:
         self._report_path = report_path
+        self._profile_path = profile_path
+        self._profile_interval_s = profile_interval_s
         self._fallback: TracemallocSource | None = None
         self._write_failed = False
+        self._profile_failed = False
+        # The snapshot the latest report was computed on (only kept with a profile path).
+        self._last_snapshot: HeapSnapshot | None = None
+        self._snapshot_seq = 0  # counts kept snapshots, so an unchanged one is not re-encoded
+        self._profile_seq = 0
+        self._profile_due = float("-inf")
         if heap_profiler is not None:
             # The hunter reads the live heap only; a provider without live_snapshot() (a test
             # double, a recorded run) hands out whole snapshots, which the analyzer also takes.
@@ -57,6 +76,8 @@ class HuntSession:
             self._fallback = TracemallocSource(clock=clock)
             source, object_site, notes = self._fallback, self._fallback.object_site, (FALLBACK_NOTE,)
         self.source_kind = "native" if heap_profiler is not None else "tracemalloc"
+        if profile_path:
+            source = self._keeping_last(source)
         self.hunter = Hunter(
             source,
             containers=containers,
@@ -66,7 +87,7 @@ class HuntSession:
             registry=registry,
             logger=logger,
             tracer=tracer,
-            on_report=self._write if report_path else None,
+            on_report=self._on_report if report_path or profile_path else None,
             config=config or HunterConfig(),
             notes=notes,
         )
@@ -84,7 +105,27 @@ class HuntSession:
             self._fallback.stop()
         if self._report_path:
             self._write(report)
+        if self._profile_path:
+            self._write_profile()
         return report
+
+    def _keeping_last(self, source: Callable[[], HeapSnapshot]) -> Callable[[], HeapSnapshot]:
+        def snapshot() -> HeapSnapshot:
+            snap = source()
+            self._last_snapshot = snap
+            self._snapshot_seq += 1
+            return snap
+
+        return snapshot
+
+    def _on_report(self, report: Report) -> None:
+        if self._report_path:
+            self._write(report)
+        if self._profile_path and time.monotonic() >= self._profile_due:
+            # Not every tick: encoding thousands of samples is the costly part, and the file
+            # matters at the end (a child killed with SIGKILL still leaves a recent one).
+            self._profile_due = time.monotonic() + self._profile_interval_s
+            self._write_profile()
 
     def _write(self, report: Report) -> None:
         assert self._report_path is not None
@@ -94,3 +135,31 @@ class HuntSession:
             if not self._write_failed:  # say it once; the host goes on
                 self._write_failed = True
                 _log.warning("leaktrace: cannot write hunt report to %s: %s", self._report_path, exc)
+
+    def _write_profile(self) -> None:
+        assert self._profile_path is not None
+        snap, seq = self._last_snapshot, self._snapshot_seq
+        if snap is None or seq == self._profile_seq:
+            return
+        try:
+            _write_atomic(self._profile_path, snapshot_to_pprof(snap))
+            self._profile_seq = seq
+        except Exception as exc:  # noqa: BLE001 - a profile file must not break the host
+            if not self._profile_failed:
+                self._profile_failed = True
+                _log.warning("leaktrace: cannot write the heap profile to %s: %r", self._profile_path, exc)
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".leaktrace-heap-", suffix=".pb.gz", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -11,14 +11,20 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from ..analysis.model import render_json
-from ..analysis.runner import hunt_env, peek_report
-from .hunt import positive_seconds, writable_path
+from ..analysis.runner import hunt_env, peek_report, read_profile
+from .hunt import (
+    add_report_flags,
+    check_report_flags,
+    positive_seconds,
+    writable_path,
+    write_demo_html,
+)
 from .run import bootstrap_env
 
 
@@ -71,6 +77,8 @@ def _import_from(root: Path, name: str) -> ModuleType | None:
 
 
 def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if (code := check_report_flags(args, "demo")) != 0:
+        return code
     root = find_checkout(_checkout_candidates())
     launch = _import_from(root, "services.common.launch") if root is not None else None
     measure = _import_from(root, "services.measure") if root is not None else None
@@ -85,11 +93,13 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     with tempfile.TemporaryDirectory(prefix="leaktrace-demo-") as tmp, ExitStack() as stack:
         log_dir = Path(tmp)
         report_path = str(log_dir / "hunt.json")
+        profile_path = str(log_dir / "heap.pb.gz") if args.html else None
         print(f"starting downstream, leaky (hunted) and fixed on 127.0.0.1; logs in {log_dir}", file=sys.stderr)
         try:
             downstream = stack.enter_context(running("downstream", base, log_dir))
             env = {**base, "DOWNSTREAM_URL": downstream.url}
-            leaky_env = hunt_env(env, report_path, bootstrap_env=bootstrap_env, service_name="leaky")
+            leaky_env = hunt_env(env, report_path, bootstrap_env=bootstrap_env, service_name="leaky",
+                                 profile_path=profile_path)
             # The heap sampler feeds the hunter: profiling on for leaky, CPU profiles off.
             leaky_env.update({"LEAKTRACE_PROFILING_ENABLED": "true", "LEAKTRACE_CPU_PROFILING_ENABLED": "false",
                               "PYROSCOPE_SERVER_ADDRESS": "http://127.0.0.1:9"})
@@ -103,9 +113,11 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         before = {s.name: sample(s) for s in (leaky, fixed)}
         print(f"driving {args.rate:g} req/s at each for {args.duration:.0f} s", file=sys.stderr)
         started = time.monotonic()
-        leaky_load, fixed_load = asyncio.run(
-            drive_both(leaky, fixed, shape, seconds=args.duration, prefix="m", show=True)
-        )
+        # With --html, both services' memory is also sampled every second, for the charts.
+        with measure.Tracker((leaky, fixed)) if args.html else nullcontext() as tracker:
+            leaky_load, fixed_load = asyncio.run(
+                drive_both(leaky, fixed, shape, seconds=args.duration, prefix="m", show=True)
+            )
         after = {s.name: sample(s) for s in (leaky, fixed)}
         measured = {
             "leaky": compare(before["leaky"], after["leaky"], leaky_load),
@@ -113,6 +125,7 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         }
         stack.close()  # SIGTERM: leaky shuts down gracefully and writes its final hunt report
         hunt = peek_report(report_path)
+        profile = read_profile(profile_path) if profile_path else None
         wall = time.monotonic() - started
     if hunt is None:
         print("leaktrace demo: the leaky service left no hunt report (see its log)", file=sys.stderr)
@@ -130,6 +143,12 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json}")
+    if args.html is not None:
+        red = result["reduction"]
+        notes = (f"heap method: {result['leaky']['heap_method']}",
+                 "reduction = 1 - fixed.rss_growth / leaky.rss_growth = " + ("n/a" if red is None else f"{red:.3f}"))
+        return write_demo_html(args.html, hunt, profile, tracker.series() if tracker else {},
+                               measure.table_rows(result), notes=notes, grafana=args.grafana)
     return 0
 
 
@@ -145,4 +164,5 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring (default 3)")
     p.add_argument("--rate", type=positive_seconds, default=50.0, help="requests/s at each service (default 50)")
     p.add_argument("--json", type=writable_path, default=None, help="write the JSON result here")
+    add_report_flags(p)
     p.set_defaults(func=_demo)
