@@ -31,6 +31,8 @@ ENV = {
     "OTEL_LOGS_EXPORTER": "none",
     "LEAKTRACE_CPU_PROFILING_ENABLED": "false",
     "PYROSCOPE_SERVER_ADDRESS": "http://127.0.0.1:9",
+    # A source tree given on PYTHONPATH (a worktree, a CI checkout) is the one under test.
+    **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
 }
 
 if find_chromium() is None:
