@@ -57,7 +57,7 @@ __attribute__((noinline, cold)) static void lt_sample(lt_state *st, void *p, siz
     st->countdown = lt_draw(st);
     if (lt_t_guard || !st->enabled || size == 0) return;
     PyThreadState *ts = LT_TSTATE_UNCHECKED();
-    if (ts == NULL || lt_finalizing()) return;
+    if (ts == NULL || ts->interp != st->interp || lt_finalizing()) return;
     lt_t_guard = 1;
 
     lt_frame frames[LT_MAX_FRAMES_CAP];
@@ -127,6 +127,14 @@ static void lt_free(void *ctx, void *p) {
     lt_state *st = h->st;
     if (LT_UNLIKELY(st->live_count != 0) && p != NULL) lt_untrack(st, p);
     h->orig.free(h->orig.ctx, p);
+}
+
+/* The probe of a free that the filter could not rule out. Only the sampled interpreter's
+ * threads touch the table: another interpreter's block was never sampled (a live address
+ * belongs to one interpreter), and its threads do not hold the GIL that guards the table. */
+void lt_untrack_checked(lt_state *st, uintptr_t p, uint64_t h, uint8_t *c) {
+    PyThreadState *ts = LT_TSTATE_UNCHECKED();
+    if (ts != NULL && ts->interp == st->interp) lt_untrack_slow(st, p, h, c);
 }
 
 PyMemAllocatorEx lt_hook_obj = {&lt_g.obj, lt_malloc, lt_calloc, lt_realloc, lt_free};

@@ -80,6 +80,10 @@ typedef struct lt_state {
     int enabled;   /* sampling is on */
     uint64_t generation;
 
+    /* the interpreter whose allocations are sampled: the main one. Since 3.12 an interpreter with
+     * its own GIL calls the (process-wide) hooks concurrently; those calls only pass through. */
+    PyInterpreterState *interp;
+
     /* sampling */
     int64_t countdown;
     double interval;
@@ -109,6 +113,11 @@ typedef struct lt_state {
     uint32_t *stack_free; /* free list of stack ids after compaction */
     uint32_t stack_free_n;
 
+    /* a stop() while other interpreters run leaves the arrays their frees may still be reading
+     * here, to be freed by a later stop() or start() in a process with one interpreter */
+    lt_live *retired_live;
+    uint8_t *retired_filter;
+
     /* span attribution: leaktrace's own context variable, read from the HAMT by identity */
     PyObject *span_var;
     int32_t span_var_hash; /* the HAMT's 32-bit fold of hash(span_var) */
@@ -129,13 +138,14 @@ int64_t lt_draw(lt_state *st);
 void lt_live_insert(lt_state *st, uintptr_t p, size_t size, double weight, uint32_t stack_id,
                     uint64_t thi, uint64_t tlo, uint64_t span);
 void lt_untrack_slow(lt_state *st, uintptr_t p, uint64_t h, uint8_t *c);
+void lt_untrack_checked(lt_state *st, uintptr_t p, uint64_t h, uint8_t *c); /* hooks.c */
 static inline uint64_t lt_mix(uintptr_t p) { return (uint64_t)(p >> 4) * 0x9E3779B97F4A7C15ULL; }
 static inline size_t lt_filter_idx(uint64_t h) { return (size_t)(h >> (64 - LT_FILTER_BITS)); }
 static inline void lt_untrack(lt_state *st, void *ptr) {
     uintptr_t p = (uintptr_t)ptr;
     uint64_t h = lt_mix(p);
     uint8_t *c = &st->filter[lt_filter_idx(h)];
-    if (LT_UNLIKELY(*c != 0)) lt_untrack_slow(st, p, h, c);
+    if (LT_UNLIKELY(*c != 0)) lt_untrack_checked(st, p, h, c);
 }
 
 /* agg.c */
@@ -151,7 +161,7 @@ void lt_current_span(lt_state *st, PyThreadState *ts, uint64_t *thi, uint64_t *t
 
 /* tables.c (never from a hook) */
 int lt_alloc_tables(lt_state *st, size_t max_tracked, size_t max_stacks);
-void lt_free_tables(lt_state *st);
+void lt_free_tables(lt_state *st, int others_running);
 void lt_compact_stacks(lt_state *st);
 
 #endif

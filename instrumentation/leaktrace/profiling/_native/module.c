@@ -167,6 +167,10 @@ static int lt_hooks_are_ours(void) {
            cur_mem.ctx == &lt_g.mem;
 }
 
+static int lt_other_interpreters(void) {
+    return PyInterpreterState_Next(PyInterpreterState_Head()) != NULL;
+}
+
 static void lt_disable(lt_state *st) {
     st->enabled = 0;
     st->generation++;
@@ -177,7 +181,7 @@ static void lt_disable(lt_state *st) {
         PyMem_SetAllocator(PYMEM_DOMAIN_MEM, &st->mem.orig);
         st->installed = 0;
     }
-    lt_free_tables(st);
+    lt_free_tables(st, lt_other_interpreters());
     st->countdown = INT64_MAX;
 }
 
@@ -212,7 +216,12 @@ static PyObject *hs_start(PyObject *self, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_TypeError, "context_var must be a contextvars.ContextVar or None");
         return NULL;
     }
-    if (st->live != NULL) lt_free_tables(st); /* left over from a stop() that found others chained on top */
+    if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
+        /* the hook is process-wide and its state is one per process */
+        PyErr_SetString(PyExc_RuntimeError, "the heap sampler can only start in the main interpreter");
+        return NULL;
+    }
+    if (st->live != NULL) lt_free_tables(st, lt_other_interpreters()); /* left over from a stop() */
     if (var != Py_None) {
         Py_hash_t h = PyObject_Hash(var);
         if (h == -1) return NULL;
@@ -228,6 +237,7 @@ static PyObject *hs_start(PyObject *self, PyObject *args, PyObject *kw) {
         Py_CLEAR(st->span_var);
         return PyErr_NoMemory();
     }
+    st->interp = PyInterpreterState_Main();
     st->interval = (double)sample_bytes;
     st->max_frames = max_frames;
     st->rng ^= (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)&st->rng ^ (uint64_t)clock();

@@ -60,7 +60,9 @@ int lt_alloc_tables(lt_state *st, size_t max_tracked, size_t max_stacks) {
     return 0;
 }
 
-void lt_free_tables(lt_state *st) {
+/* others_running: another interpreter exists, whose threads may be inside a free hook reading
+ * the live table and filter right now (they pass through, but read first). */
+void lt_free_tables(lt_state *st, int others_running) {
     /* Detach first so hooks still in the chain see an empty sampler. */
     lt_live *live = st->live;
     lt_agg *agg = st->agg;
@@ -80,9 +82,21 @@ void lt_free_tables(lt_state *st) {
     st->live_bytes = 0.0;
     PyObject *var = st->span_var;
     st->span_var = NULL;
-    free(live);
+    if (others_running) {
+        /* keep the newest pair; an older one has had a whole sampling run to drain */
+        free(st->retired_live);
+        free(st->retired_filter);
+        st->retired_live = live;
+        st->retired_filter = filter;
+    } else {
+        free(live);
+        free(filter);
+        free(st->retired_live);
+        free(st->retired_filter);
+        st->retired_live = NULL;
+        st->retired_filter = NULL;
+    }
     free(agg);
-    free(filter);
     free(index);
     free(freel);
     if (stacks != NULL) {
