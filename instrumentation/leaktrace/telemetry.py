@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
@@ -21,6 +21,7 @@ from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
 from ._ratelimit import OTEL_EXPORT_LOGGERS, OTEL_QUEUE_LOGGER, RateLimitedLogger, RateLimiter, RateLimitFilter
+from .autoinstrument import Instrumentation
 from .config import Settings
 from .logs import OTLPLogHandler, build_logger_provider, console_handler
 from .metrics import MetricsServer, RuntimeMetrics
@@ -124,6 +125,9 @@ class Telemetry:
             )
             self._export_guards.append(log_guard)
         self.tracer: Tracer = self.tracer_provider.get_tracer("leaktrace")
+        #: The OpenTelemetry instrumentors loaded with this tracer provider (`instrument()`,
+        #: or the `leaktrace run` bootstrap through leaktrace's distro).
+        self.instrumentation = Instrumentation(tracer_provider=self.tracer_provider)
         heap_live = getattr(self.heap_profiler, "live_bytes", None)
         self.metrics = RuntimeMetrics(settings, self.registry, clock=clock, heap_live_bytes=heap_live)
         self._metrics_server = MetricsServer(self.registry, settings.metrics_host, settings.metrics_port)
@@ -163,6 +167,10 @@ class Telemetry:
         return PyroscopeProfiler(self.settings, memory=self.heap_profiler is None)
 
     # --- lifecycle ------------------------------------------------------------------------
+    @property
+    def started(self) -> bool:
+        return self._started
+
     def start(self) -> Telemetry:
         with self._lock:
             if self._started:
@@ -371,6 +379,19 @@ class Telemetry:
     def metrics_port(self) -> int | None:
         """The bound /metrics port (useful with LEAKTRACE_METRICS_PORT=0), or None."""
         return self._metrics_server.port
+
+    def instrument(self, *, skip: Iterable[str] = ()) -> Instrumentation:
+        """Load the installed OpenTelemetry instrumentors (`opentelemetry_instrumentor` entry
+        points, minus OTEL_PYTHON_DISABLED_INSTRUMENTATIONS and `skip`) with this tracer provider.
+
+        Under `leaktrace run` they are loaded already and this changes nothing. A library's
+        instrumentor patches what is created after it runs (Flask(), Starlette(), ...), so call
+        it before building an app that should get the framework's spans. With OTEL_SDK_DISABLED
+        nothing is loaded.
+        """
+        if not self.settings.sdk_disabled:
+            self.instrumentation.load(skip=skip)
+        return self.instrumentation
 
     def traced(self, name: str | None = None) -> Callable[[F], F]:
         return traced(self.tracer, name)

@@ -11,6 +11,11 @@ from opentelemetry.trace import SpanKind, Tracer
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
+#: What the services instrument by hand: server spans (``telemetry.wrap_asgi``) and client spans
+#: (``client_span`` below). Their composition roots load every other installed OpenTelemetry
+#: instrumentor, threading among them, so a job thread carries the trace of its request.
+HAND_INSTRUMENTED: tuple[str, ...] = ("starlette", "httpx")
+
 
 class TelemetryLike(Protocol):
     """The slice of ``leaktrace.Telemetry`` (docs/CONTRACT.md) the services use."""

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import leaktrace
 
+from services.common.telemetry import HAND_INSTRUMENTED
 from services.common.web import add_server_args, serve
 from services.downstream.app import create_app
 
@@ -16,6 +17,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_server_args(parser, default_port=8000)
     args = parser.parse_args(argv)
     telemetry = leaktrace.init("downstream", serve_metrics=False)
+    telemetry.instrument(skip=HAND_INSTRUMENTED)
     try:
         serve(create_app(telemetry=telemetry), args.host, args.port)
     finally:

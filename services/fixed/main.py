@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import leaktrace
 
+from services.common.telemetry import HAND_INSTRUMENTED
 from services.common.web import add_downstream_arg, add_server_args, serve
 from services.fixed.app import FixedConfig, compose, create_app
 
@@ -48,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         job_timeout_s=args.job_timeout,
     )
     telemetry = leaktrace.init("fixed", serve_metrics=False)
+    telemetry.instrument(skip=HAND_INSTRUMENTED)
     container = compose(config, telemetry)
     try:
         serve(create_app(container), args.host, args.port)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import leaktrace
 
+from services.common.telemetry import HAND_INSTRUMENTED
 from services.common.web import add_downstream_arg, add_server_args, serve
 from services.leaky.app import create_app
 
@@ -17,6 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_downstream_arg(parser)
     args = parser.parse_args(argv)
     telemetry = leaktrace.init("leaky", serve_metrics=False)
+    telemetry.instrument(skip=HAND_INSTRUMENTED)
     try:
         serve(create_app(downstream_url=args.downstream_url, telemetry=telemetry), args.host, args.port)
     finally:

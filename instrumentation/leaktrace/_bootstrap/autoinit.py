@@ -1,4 +1,5 @@
-"""Start leaktrace in a process launched by `leaktrace run`, and stop it on every way out."""
+"""Start leaktrace in a process launched by `leaktrace run` (or `opentelemetry-instrument` with
+leaktrace's configurator), and stop it on every way out."""
 
 from __future__ import annotations
 
@@ -9,22 +10,36 @@ import signal
 import sys
 from types import FrameType
 
-from ..telemetry import Telemetry, init
+from ..config import Settings
+from ..telemetry import Telemetry
 
 _log = logging.getLogger("leaktrace.bootstrap")
+
+#: Set to the pid of the process whose leaktrace the bootstrap started (a forked child differs).
+BOOTSTRAP_DONE = "LEAKTRACE_BOOTSTRAP_DONE"
 
 # The one deliberate piece of process-wide state in leaktrace, like OTel's global tracer
 # provider: under `leaktrace run`/`hunt` the process already has its composition root, and a
 # program that also calls `leaktrace.init()` must get that one rather than start a second
-# sampler, metrics server and exporter pipeline. Only `start()` below writes it.
+# sampler, metrics server and exporter pipeline. Only `prepare()` below writes it.
 _PROCESS_ROOT: list[Telemetry] = []
+
+
+def _root() -> Telemetry | None:
+    if _PROCESS_ROOT and os.environ.get(BOOTSTRAP_DONE) == str(os.getpid()):
+        return _PROCESS_ROOT[0]
+    return None
 
 
 def process_telemetry() -> Telemetry | None:
     """The Telemetry `leaktrace run` started in this process, if any (and still running)."""
-    if _PROCESS_ROOT and os.environ.get("LEAKTRACE_BOOTSTRAP_DONE") == str(os.getpid()):
-        return _PROCESS_ROOT[0]
-    return None
+    telemetry = _root()
+    return telemetry if telemetry is not None and telemetry.started else None
+
+
+def prepared_telemetry() -> Telemetry | None:
+    """The process's Telemetry once built, started or not (the instrumentors get its provider)."""
+    return _root()
 
 
 def _chain_sigterm(telemetry: Telemetry) -> None:
@@ -44,13 +59,56 @@ def _chain_sigterm(telemetry: Telemetry) -> None:
         pass
 
 
-def start() -> Telemetry | None:
+def prepare() -> Telemetry | None:
+    """Build the process's Telemetry from the environment, once, without starting it."""
+    built = _root()
+    if built is not None:
+        return built
+    os.environ[BOOTSTRAP_DONE] = str(os.getpid())
     try:
-        telemetry = init(set_global=True)
-    except Exception as exc:  # never stop the program from running
+        telemetry = Telemetry(Settings.resolve(), set_global=True)
+    except Exception as exc:  # noqa: BLE001 - never stop the program from running
+        print(f"leaktrace: not started ({exc!r}); the program runs without telemetry", file=sys.stderr)
+        return None
+    _PROCESS_ROOT[:] = [telemetry]
+    return telemetry
+
+
+def start() -> Telemetry | None:
+    """Start the process's Telemetry (built by `prepare()` if it was not); idempotent."""
+    telemetry = prepare()
+    if telemetry is None or telemetry.started:
+        return telemetry
+    try:
+        telemetry.start()
+    except Exception as exc:  # noqa: BLE001 - never stop the program from running
         print(f"leaktrace: not started ({exc!r}); the program runs without telemetry", file=sys.stderr)
         return None
     atexit.register(telemetry.shutdown)
     _chain_sigterm(telemetry)
-    _PROCESS_ROOT[:] = [telemetry]
     return telemetry
+
+
+def initialize() -> Telemetry | None:
+    """What `leaktrace run` does in the program's process before its code runs.
+
+    OpenTelemetry's own auto-instrumentation entry (the one `opentelemetry-instrument` runs),
+    with leaktrace chosen as distro and configurator by the environment `leaktrace run` sets:
+    leaktrace's Telemetry is built, the installed instrumentors are loaded with its tracer
+    provider, then it starts (see `LeaktraceConfigurator`).
+    """
+    try:
+        from opentelemetry.instrumentation.auto_instrumentation import initialize as otel_initialize
+    except ImportError as exc:
+        _log.warning("leaktrace: OpenTelemetry auto-instrumentation is unavailable (%r)", exc)
+    else:
+        otel_initialize()  # logs and swallows its own failures
+    if prepared_telemetry() is None:
+        # leaktrace's entry points are not installed (a source tree on PYTHONPATH, not pip),
+        # or auto-instrumentation failed before the configurator: still start leaktrace.
+        telemetry = start()
+        if telemetry is not None:
+            telemetry.instrument()
+        return telemetry
+    # Normally started by the post-instrument hook already; not if instrumenting stopped early.
+    return start()

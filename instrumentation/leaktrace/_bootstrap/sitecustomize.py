@@ -8,10 +8,9 @@ import sys
 def _leaktrace_bootstrap() -> None:
     if os.environ.get("LEAKTRACE_BOOTSTRAP_DONE") == str(os.getpid()):
         return
-    os.environ["LEAKTRACE_BOOTSTRAP_DONE"] = str(os.getpid())
-    from leaktrace._bootstrap.autoinit import start
+    from leaktrace._bootstrap.autoinit import initialize
 
-    start()
+    initialize()
 
 
 def _chain_next_sitecustomize() -> None:

@@ -252,7 +252,7 @@ class LeakAnalyzer:
         """
         if not growing:
             return
-        growing.sort(reverse=True)
+        growing.sort(key=lambda g: g[0], reverse=True)  # Frame keys do not order
         min_points = self._config.trend.min_points
         for gain, key in growing[: self._config.promotions_per_snapshot]:
             eligible = [p for p in self._paths.values() if len(p.bytes) >= min_points]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from .. import __version__
 
 # Module name of each subcommand; each exposes `register(subparsers)` that sets `func`.
-_SUBCOMMANDS: tuple[str, ...] = ("run", "hunt", "demo", "gate")
+_SUBCOMMANDS: tuple[str, ...] = ("run", "hunt", "bootstrap", "demo", "gate")
 
 
 def version() -> str:
