@@ -2,6 +2,7 @@
 
     python bench/overhead.py [--runs 5] [--quick] [--rounds dead,live]
                              [--workloads alloc_heavy,request_loop,service] --json bench/results/overhead.json
+    python bench/overhead.py --rounds live --workloads service_auto --json bench/results/overhead_auto.json
 
 Modes (each (mode, workload) is a fresh child process; timing happens inside the child, after
 start-up, init and a warm-up, so only steady-state cost is compared):
@@ -21,6 +22,14 @@ leaktrace with OTEL_SDK_DISABLED=true and every LEAKTRACE_*_ENABLED=false: no-op
 exporters, no profilers, no metrics server; the ASGI wrapper's request histogram remains.
 The alternative stack cannot be injected into the services (they build their tracer from
 leaktrace's Telemetry), so the service round compares bare and leaktrace only.
+
+The auto-instrumentation variant (`--workloads service_auto`, not in the default set) runs the
+same `services.fixed` three ways: bare (as above), under `opentelemetry-instrument` with
+opentelemetry-distro's distro and configurator, and under `leaktrace run`. Both launchers load
+every installed instrumentor (the same set: nothing disabled) and export spans over OTLP to the
+round's endpoint; the service's environment is otherwise the same (its own leaktrace exports
+spans and nothing else: no logs, metrics server, profiler, heap sampler or hunter). The goal
+is leaktrace run's time per request against opentelemetry-instrument's, within each run.
 
 Runs are interleaved (each run measures every mode once, rotating which goes first) and each
 ratio is the median over runs of the ratio within a run. Time ratios: > 1 means slower.
@@ -49,11 +58,18 @@ MODES = ("bare", "alt", "leaktrace")
 SERVICE_MODES = ("bare", "leaktrace")
 MICRO = ("alloc_heavy", "request_loop")
 ALL_WORKLOADS = (*MICRO, "service")
+#: Selectable with --workloads, not run by default.
+OPTIONAL_WORKLOADS = ("service_auto",)
+AUTO_MODES = ("bare", "otel-instrument", "lt-run")
 
 GOALS = {
     "service": C.Goal("sample service: leaktrace/bare cost per request", "leaktrace/bare", 1.05),
     "request_loop": C.Goal("request loop: leaktrace/alternative", "leaktrace/alt", 1.00),
     "alloc_heavy": C.Goal("allocation-heavy loop: leaktrace/bare", "leaktrace/bare", 1.25),
+    "service_auto": C.Goal(
+        "sample service auto-instrumented: leaktrace run/opentelemetry-instrument CPU per request",
+        "lt-run/otel-instrument", 1.00,
+    ),
 }
 
 #: Every signal leaktrace has, on (the brief: "with every signal on").
@@ -66,6 +82,21 @@ LEAKTRACE_ALL_ON = {
     "LEAKTRACE_HUNT_ENABLED": "true",
     "LEAKTRACE_METRICS_PORT": "0",
 }
+#: The service's own leaktrace in the auto-instrumentation variant, whichever launcher: spans only.
+AUTO_SERVICE_ENV = {
+    "LEAKTRACE_TRACES_ENABLED": "true",
+    "LEAKTRACE_LOGS_ENABLED": "false",
+    "LEAKTRACE_METRICS_ENABLED": "false",
+    "LEAKTRACE_PROFILING_ENABLED": "false",
+    "LEAKTRACE_HEAP_ENABLED": "false",
+    "LEAKTRACE_HUNT_ENABLED": "false",
+    "OTEL_TRACES_EXPORTER": "otlp",
+    "OTEL_METRICS_EXPORTER": "none",
+    "OTEL_LOGS_EXPORTER": "none",
+}
+#: opentelemetry-instrument as OpenTelemetry ships it (opentelemetry-distro), chosen by name
+#: because leaktrace's distro is installed too.
+OTEL_INSTRUMENT_ENV = {"OTEL_PYTHON_DISTRO": "distro", "OTEL_PYTHON_CONFIGURATOR": "configurator"}
 LEAKTRACE_ALL_OFF = {
     "OTEL_SDK_DISABLED": "true",
     "LEAKTRACE_TRACES_ENABLED": "false",
@@ -353,6 +384,109 @@ def run_service(
     }
 
 
+def auto_launcher(mode: str) -> list[str]:
+    if mode == "lt-run":
+        return [sys.executable, "-m", "leaktrace", "run", "--"]
+    if mode == "otel-instrument":
+        return [str(Path(sys.executable).parent / "opentelemetry-instrument")]
+    return []
+
+
+def auto_env(mode: str, endpoints: Endpoints, downstream_url: str) -> dict[str, str]:
+    env = C.child_env(**endpoints.env(), DOWNSTREAM_URL=downstream_url)
+    if mode == "bare":
+        env.update(LEAKTRACE_ALL_OFF)
+    else:
+        env.update(AUTO_SERVICE_ENV)
+    if mode == "otel-instrument":
+        env.update(OTEL_INSTRUMENT_ENV)
+    return env
+
+
+def run_service_auto(
+    runs: int,
+    endpoints: Endpoints,
+    *,
+    duration: float,
+    warmup: float,
+    rate: float,
+    concurrency: int,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """services.fixed bare, under opentelemetry-instrument and under leaktrace run."""
+    from services.common.launch import running
+
+    modes = AUTO_MODES
+    throughput: dict[str, list[float | None]] = {m: [None] * runs for m in modes}
+    p99: dict[str, list[float | None]] = {m: [None] * runs for m in modes}
+    cpu_per_req: dict[str, list[float | None]] = {m: [None] * runs for m in modes}
+    spans: dict[str, list[int]] = {m: [] for m in modes}
+    instrumented: dict[str, str] = {}
+    errors: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-auto-") as tmp, ExitStack() as stack:
+        tmpdir = Path(tmp)
+        down = stack.enter_context(running("downstream", C.child_env(**endpoints.env(), **LEAKTRACE_ALL_OFF), tmpdir))
+        for i, mode in C.interleaved(modes, runs):
+            log_dir = tmpdir / f"{mode}-{i}"
+            log_dir.mkdir()
+            try:
+                with running("fixed", auto_env(mode, endpoints, down.url), log_dir, launcher=auto_launcher(mode)) as svc:
+                    loadgen(svc.url, rate=rate, duration=warmup, concurrency=concurrency, out=log_dir / "warm.json", seed=100 + i)
+                    before = endpoints.counters()
+                    cpu0 = process_cpu(svc.pid)
+                    rep = loadgen(svc.url, rate=rate, duration=duration, concurrency=concurrency, out=log_dir / "load.json", seed=i)
+                    cpu1 = process_cpu(svc.pid)
+                    got = delta(before, endpoints.counters()) if endpoints.otlp is not None else {}
+                instrumented.setdefault(mode, _instrumented_line((log_dir / "fixed.log").read_text(errors="replace")))
+            except (C.ChildFailed, RuntimeError, OSError) as exc:
+                errors.append(f"run {i} {mode}: {exc}")
+                log(f"  service_auto run {i + 1}/{runs} {mode}: FAILED {str(exc)[:300]}")
+                continue
+            throughput[mode][i] = rep["achieved_rate"]
+            cpu_per_req[mode][i] = (cpu1 - cpu0) / rep["completed"] * 1e3 if rep["completed"] else None
+            p99[mode][i] = rep["latency_ms"]["p99"]
+            if got:
+                spans[mode].append(got.get("otlp_trace_requests", 0))
+            log(f"  service_auto run {i + 1}/{runs} {mode:15s} {rep['achieved_rate']:.0f} req/s, "
+                f"{cpu_per_req[mode][i] or 0:.2f} ms CPU/request, p99 {rep['latency_ms']['p99']} ms, errors {rep['errors']}")
+    ratios: dict[str, Any] = {}
+    for num, den in (("lt-run", "otel-instrument"), ("lt-run", "bare"), ("otel-instrument", "bare")):
+        cost = C.paired_ratios(throughput, den, num)  # den/num throughput = num/den time per request
+        cpu = C.paired_ratios(cpu_per_req, num, den)
+        ratios[f"{num}/{den}"] = {
+            "throughput_cost_per_run": cost,
+            "throughput_cost": C.median(cost),
+            "cpu_per_request_per_run": cpu,
+            "cpu_per_request": C.median(cpu),
+            "p99": C.median(C.paired_ratios(p99, num, den)),
+        }
+    return {
+        "duration_s": duration,
+        "warmup_s": warmup,
+        "offered_rate": rate,
+        "concurrency": concurrency,
+        "modes": list(modes),
+        "throughput_rps": throughput,
+        "cpu_ms_per_request": cpu_per_req,
+        "p99_ms": p99,
+        "median_throughput_rps": {m: C.median(v) for m, v in throughput.items()},
+        "median_cpu_ms_per_request": {m: C.median(v) for m, v in cpu_per_req.items()},
+        "median_p99_ms": {m: C.median(v) for m, v in p99.items()},
+        "otlp_trace_requests_during_load": spans,
+        "instrumented": instrumented,
+        "ratios": ratios,
+        "errors": errors,
+    }
+
+
+def _instrumented_line(text: str) -> str:
+    """leaktrace's own line naming what it instrumented (the evidence both loaded the same)."""
+    for line in text.splitlines():
+        if "leaktrace: instrumented " in line:
+            return line.split("leaktrace: instrumented ", 1)[1].strip()
+    return ""
+
+
 # --- driver ---------------------------------------------------------------------------------
 #: Which figure a goal is judged on; every figure is always recorded and shown.
 #: "stated" (default): the figure each goal is stated in by issue 8: the service "in throughput"
@@ -380,7 +514,11 @@ def judge(rounds: Mapping[str, Mapping[str, Any]], basis: str = "stated") -> lis
         for workload, goal in GOALS.items():
             if workload not in res:
                 continue
-            if workload == "service":
+            if workload == "service_auto":
+                # Judged on CPU per request (every thread of the service counted) unless wall.
+                auto_key = "throughput_cost" if basis == "wall" else "cpu_per_request"
+                value = res[workload]["ratios"]["lt-run/otel-instrument"][auto_key]
+            elif workload == "service":
                 value = res[workload]["ratios"]["leaktrace/bare"][keys["service"]]
             elif workload == "request_loop":
                 value = res[workload]["ratios"]["leaktrace/alt"][keys["micro"]]
@@ -390,6 +528,8 @@ def judge(rounds: Mapping[str, Mapping[str, Any]], basis: str = "stated") -> lis
             judged["round"] = round_name
             judged["workload"] = workload
             judged["basis"] = JUDGE_BASIS[basis]["service" if workload == "service" else "micro"]
+            if workload == "service_auto":
+                judged["basis"] = "throughput" if basis == "wall" else "cpu"
             out.append(judged)
     return out
 
@@ -417,6 +557,17 @@ def summary_rows(rounds: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
                          s["median_throughput_rps"]["leaktrace"], None, lb["throughput_cost"], None])
             rows.append([round_name, "service p99 ms", s["median_p99_ms"]["bare"], None,
                          s["median_p99_ms"]["leaktrace"], None, lb["p99"], None])
+        if "service_auto" in res:
+            # alt = opentelemetry-instrument, leaktrace = leaktrace run, both auto-instrumenting
+            s = res["service_auto"]
+            r = s["ratios"]
+            for label, med, key in (("CPU ms/request", "median_cpu_ms_per_request", "cpu_per_request"),
+                                    ("req/s (cost = bare/x)", "median_throughput_rps", "throughput_cost"),
+                                    ("p99 ms", "median_p99_ms", "p99")):
+                m = s[med]
+                rows.append([round_name, f"service auto-instrumented {label}", m["bare"], m["otel-instrument"],
+                             m["lt-run"], r["otel-instrument/bare"][key], r["lt-run/bare"][key],
+                             r["lt-run/otel-instrument"][key]])
     return rows
 
 
@@ -463,7 +614,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     a = p.parse_args(argv)
     a.rounds = [r for r in a.rounds.split(",") if r]
     a.workloads = [w for w in a.workloads.split(",") if w]
-    bad = [w for w in a.workloads if w not in ALL_WORKLOADS] + [r for r in a.rounds if r not in ("dead", "live")]
+    bad = [w for w in a.workloads if w not in (*ALL_WORKLOADS, *OPTIONAL_WORKLOADS)]
+    bad += [r for r in a.rounds if r not in ("dead", "live")]
     a.ablate = [m for m in a.ablate.split(",") if m]
     if any(m not in ABLATION for m in a.ablate):
         p.error(f"--ablate takes names among {', '.join(ABLATION)}")
@@ -497,7 +649,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args = ["--requests", str(a.requests), "--warmup", str(max(1, a.requests // 10))]
                     res[workload] = run_micro(workload, args, a.runs, endpoints, log=log)
                 else:
-                    res[workload] = run_service(
+                    run = run_service_auto if workload == "service_auto" else run_service
+                    res[workload] = run(
                         a.runs, endpoints, duration=a.service_duration, warmup=a.service_warmup,
                         rate=a.service_rate, concurrency=a.service_concurrency, log=log,
                     )

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,15 +44,18 @@ def running(
     args: tuple[str, ...] = (),
     start_timeout_s: float = 30.0,
     stop_timeout_s: float = 15.0,
+    launcher: Sequence[str] = (),
 ) -> Iterator[ServiceProcess]:
     """``python -m services.<module> --host 127.0.0.1 --port 0``; SIGTERM (then SIGKILL) on exit.
 
     stdout and stderr go to ``<log_dir>/<module>.log`` once the ready line has been read.
+    `launcher` goes before the command: ``leaktrace run --`` or ``opentelemetry-instrument``
+    (both exec the program, so the pid stays the service's).
     """
     log_path = log_dir / f"{module}.log"
     log = log_path.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", f"services.{module}", "--host", "127.0.0.1", "--port", "0", *args],
+        [*launcher, sys.executable, "-m", f"services.{module}", "--host", "127.0.0.1", "--port", "0", *args],
         cwd=ROOT,
         env=dict(env),
         stdout=subprocess.PIPE,
