@@ -17,6 +17,7 @@ warning, and the others still load (OpenTelemetry's loader stops at the first ex
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -48,6 +49,12 @@ __all__ = [
 ENTRY_POINT_NAME = "leaktrace"
 
 _log = logging.getLogger("leaktrace.instrumentation")
+
+#: opentelemetry-instrumentation-logging's switch for the OpenTelemetry log handler it puts on the
+#: root logger (on by default since 0.5xb): leaktrace exports stdlib logging itself, so that
+#: handler would send every record twice, and, installed before leaktrace starts, make the root
+#: logger look configured to leaktrace (no console handler, INFO records dropped).
+OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION = "OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION"
 
 
 class EntryPointLike(Protocol):
@@ -153,6 +160,8 @@ class Instrumentation:
                 return
             if self._tracer_provider is not None:
                 kwargs.setdefault("tracer_provider", self._tracer_provider)
+            if name == "logging" and OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION not in os.environ:
+                kwargs.setdefault("enable_log_auto_instrumentation", False)
             instrumentor.instrument(**kwargs)
         except Exception as exc:
             if _passes_through(exc):

@@ -180,3 +180,23 @@ def test_bootstrap_lists_the_instrumentations_of_the_installed_libraries() -> No
     bad = subprocess.run([sys.executable, "-m", "leaktrace", "bootstrap", "-a", "uninstall"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == 2 and "invalid choice" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_logging_instrumentation_leaves_log_export_to_leaktrace(tmp_path: Path) -> None:
+    # opentelemetry-instrumentation-logging (an opentelemetry-bootstrap default) puts its own
+    # OpenTelemetry handler on the root logger unless told not to; leaktrace's distro tells it.
+    script = tmp_path / "logs.py"
+    script.write_text("import logging\nlogging.getLogger('app').warning('exported once')\n"
+                      "logging.getLogger('app').info('an info line')\n")
+    with OTLPReceiver(grpc_enabled=False) as receiver:
+        env = {**BASE_ENV, "OTEL_LOGS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.http_endpoint,
+               "LEAKTRACE_PROFILING_ENABLED": "false"}
+        proc = subprocess.run([sys.executable, "-m", "leaktrace", "run", "--", sys.executable, str(script)],
+                              env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+        poll_until(lambda: [r for r in receiver.logs() if r.body == "an info line"], timeout=10)
+        exported = [r for r in receiver.logs() if r.body == "exported once"]
+    assert "logging" in proc.stderr.split("leaktrace: instrumented ", 1)[1].split("\n", 1)[0].split(", ")
+    assert len(exported) == 1, exported
+    # the root logger was still unconfigured when leaktrace started: console handler, INFO kept
+    assert "an info line" in proc.stderr

@@ -105,6 +105,18 @@ def test_each_instrumentor_gets_leaktraces_tracer_provider() -> None:
     assert inst.instrumented == ("good",) and inst.failed == ()
 
 
+def test_the_logging_instrumentation_leaves_log_export_to_leaktrace(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION", raising=False)
+    calls: list[dict[str, Any]] = []
+    Instrumentation().load_instrumentor(FakeEntryPoint("logging", recording_instrumentor(calls)))
+    assert calls == [{"enable_log_auto_instrumentation": False}]
+    # an explicit OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION is the user's choice
+    monkeypatch.setenv("OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION", "true")
+    calls2: list[dict[str, Any]] = []
+    Instrumentation().load_instrumentor(FakeEntryPoint("logging", recording_instrumentor(calls2)))
+    assert calls2 == [{}]
+
+
 def test_a_failing_instrumentor_is_one_warning_and_the_rest_still_load(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
