@@ -20,7 +20,7 @@ OUT_DIR = HERE / "dashboards"
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from dashboards_src import before_after, canary_gate, leak_hunt
+from dashboards_src import before_after, canary_gate, datasources, leak_hunt
 
 BUILDERS: dict[str, Callable[[], dict[str, Any]]] = {
     "leak-hunt.json": leak_hunt.build,
@@ -36,6 +36,12 @@ def render(build: Callable[[], dict[str, Any]]) -> str:
 def rendered() -> dict[str, str]:
     """File name -> the JSON text the code produces."""
     return {name: render(build) for name, build in BUILDERS.items()}
+
+
+def portable() -> dict[str, dict[str, Any]]:
+    """File name -> the dashboard with datasource template variables (what the mixin ships);
+    `datasources.substitute(board, datasources.COMPOSE_UIDS)` gives back the provisioned one."""
+    return {name: datasources.templated(build()) for name, build in BUILDERS.items()}
 
 
 def out_of_sync(out_dir: Path = OUT_DIR) -> list[str]:
