@@ -16,6 +16,7 @@ deploy/kubernetes/prometheus/prometheus.yml (job, namespace).
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import json
 import sys
@@ -65,10 +66,57 @@ def dump_yaml(document: Any) -> str:
     return HEADER + yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=240, allow_unicode=True)
 
 
+SERVICE_MATCHER = 'job=~"$service"'
+NAMESPACE_VAR = "namespace"
+
+
+def _prometheus_targets(board: dict[str, Any]) -> list[dict[str, Any]]:
+    return [t for p in board["panels"] for t in p.get("targets", [])
+            if t.get("datasource", {}).get("type") == "prometheus" and "expr" in t]
+
+
+def scoped(board: dict[str, Any], namespace_label: str | None) -> dict[str, Any]:
+    """`board` with a `$namespace` variable (values of `namespace_label` on leaktrace_info)
+    narrowing every Prometheus query and the `$service` choices; unchanged without a label."""
+    if not namespace_label:
+        return board
+    out = copy.deepcopy(board)
+    matcher = f'{namespace_label}=~"${NAMESPACE_VAR}"'
+    for target in _prometheus_targets(out):
+        target["expr"] = target["expr"].replace(SERVICE_MATCHER, f"{matcher}, {SERVICE_MATCHER}")
+    variables = out["templating"]["list"]
+    index = next(i for i, v in enumerate(variables) if v["name"] == "service")
+    service = variables[index]
+    definition = f"label_values(leaktrace_info{{{matcher}}}, job)"
+    service["definition"] = service["query"]["query"] = definition
+    namespace = copy.deepcopy(service)
+    namespace.update({"name": NAMESPACE_VAR, "label": "Namespace", "allValue": ".*",
+                      "current": {"selected": True, "text": ["All"], "value": ["$__all"]}})
+    namespace["definition"] = namespace["query"]["query"] = f"label_values(leaktrace_info, {namespace_label})"
+    variables.insert(index, namespace)
+    return out
+
+
+def unscoped(board: dict[str, Any], namespace_label: str | None) -> dict[str, Any]:
+    """The inverse of `scoped` (tests use it to compare with the compose dashboards)."""
+    if not namespace_label:
+        return board
+    out = copy.deepcopy(board)
+    matcher = f'{namespace_label}=~"${NAMESPACE_VAR}"'
+    for target in _prometheus_targets(out):
+        target["expr"] = target["expr"].replace(f"{matcher}, {SERVICE_MATCHER}", SERVICE_MATCHER)
+    out["templating"]["list"] = [v for v in out["templating"]["list"] if v["name"] != NAMESPACE_VAR]
+    for variable in out["templating"]["list"]:
+        if variable["name"] == "service":
+            variable["definition"] = variable["query"]["query"] = "label_values(leaktrace_info, job)"
+    return out
+
+
 def rendered(config: MixinConfig = DEFAULT_CONFIG) -> dict[str, str]:
     """Path relative to the output directory -> file text."""
     out: dict[str, str] = {}
-    for name, board in _grafana_generator().portable().items():
+    for name, portable in _grafana_generator().portable().items():
+        board = scoped(portable, config.namespace_label)
         out[f"dashboards/{name}"] = json.dumps(board, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     for name, document in rule_files(config).items():
         out[f"rules/{name}"] = dump_yaml(document)

@@ -8,6 +8,7 @@ time, canary pods the last 2 hours.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -220,3 +221,31 @@ def test_a_canary_without_samples_gives_argo_no_result(prom: PrometheusServer) -
     # An empty vector: Argo's result[0] errors, a measurement error, never a pass.
     query, _ = _argo("no-such-namespace")
     assert prom.query(query, time=NOW) == []
+
+
+# Grafana's own variables, as Grafana would interpolate them for an instant query.
+GRAFANA_VALUES = {"$__rate_interval": "1m", "$__range": "1h", "$namespace": ".*", "$service": "shop"}
+
+
+def test_mixin_dashboard_queries_are_valid_promql_with_the_namespace_scope(prom: PrometheusServer) -> None:
+    exprs = []
+    for path in sorted((MIXIN / "dashboards").glob("*.json")):
+        board = json.loads(path.read_text())
+        for panel in board["panels"]:
+            for target in panel.get("targets", []):
+                if target.get("datasource", {}).get("type") == "prometheus":
+                    exprs.append(target["expr"])
+        exprs += [v["definition"].removeprefix("label_values(").rsplit(",", 1)[0]
+                  for v in board["templating"]["list"] if v.get("definition", "").startswith("label_values(")]
+    assert len(exprs) > 30
+    scoped = 0
+    for expr in exprs:
+        for name, value in GRAFANA_VALUES.items():
+            expr = expr.replace(name, value)
+        assert "$" not in expr, expr
+        prom.query(expr, time=NOW)  # raises on a parse or evaluation error
+        scoped += 'namespace=~".*"' in expr
+    assert scoped >= 30
+    # A namespace matcher that selects: the shop series of one namespace only.
+    answer = prom.query('max by (namespace) (process_resident_memory_bytes{namespace=~"pause", job=~"shop"})', time=NOW)
+    assert [a["metric"]["namespace"] for a in answer] == ["pause"]

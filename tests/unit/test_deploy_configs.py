@@ -153,16 +153,45 @@ def test_mixin_dashboards_use_datasource_variables(mixin_dashboards: dict[str, d
     assert len(portable_problems("x", broken)) == 3
 
 
+def namespace_scope_problems(name: str, board: dict[str, Any]) -> list[str]:
+    """Every Prometheus query that selects $service also selects $namespace."""
+    names = [v["name"] for v in board["templating"]["list"]]
+    problems = [] if "namespace" in names and names.index("namespace") < names.index("service") else \
+        [f"{name}: no $namespace variable before $service"]
+    for panel in board["panels"]:
+        for target in panel.get("targets", []):
+            expr = target.get("expr", "")
+            if target.get("datasource", {}).get("type") == "prometheus" and "$service" in expr \
+                    and expr.count('namespace=~"$namespace"') != expr.count('job=~"$service"'):
+                problems.append(f"{name}: {panel['title']!r} selects $service without $namespace")
+    return problems
+
+
+def test_mixin_dashboards_are_scoped_by_namespace(mixin_dashboards: dict[str, dict[str, Any]],
+                                                  mixin_generate: ModuleType) -> None:
+    for name, board in mixin_dashboards.items():
+        assert namespace_scope_problems(name, board) == []
+        [service] = [v for v in board["templating"]["list"] if v["name"] == "service"]
+        assert service["definition"] == 'label_values(leaktrace_info{namespace=~"$namespace"}, job)'
+    broken = mixin_generate.unscoped(mixin_dashboards["canary-gate.json"], "namespace")
+    assert namespace_scope_problems("x", broken)[0] == "x: no $namespace variable before $service"
+    assert len(namespace_scope_problems("x", broken)) == 1 + sum(
+        "$service" in t.get("expr", "") for p in broken["panels"] for t in p.get("targets", []))
+
+
 def test_mixin_dashboards_pass_the_dashboard_tests_with_the_variables_set(
-        mixin_dashboards: dict[str, dict[str, Any]]) -> None:
-    # Substituting the compose uids gives back exactly what compose provisions, so the whole
-    # compose dashboard suite (tests/unit/test_stack_configs.py) speaks for the mixin too.
+        mixin_dashboards: dict[str, dict[str, Any]], mixin_generate: ModuleType) -> None:
+    # With the namespace scope taken off and the compose uids substituted, each is exactly what
+    # compose provisions, so the compose dashboard suite (tests/unit/test_stack_configs.py)
+    # speaks for the mixin too.
     sys.path.insert(0, str(REPO / "grafana"))
     from dashboards_src import datasources
 
     provisioned = {p.name: json.loads(p.read_text()) for p in sorted(stack.DASHBOARD_DIR.glob("*.json"))}
     uids = set(datasources.COMPOSE_UIDS.values())
-    for name, board in mixin_dashboards.items():
+    for name, scoped_board in mixin_dashboards.items():
+        assert stack.dashboard_problems(name, datasources.substitute(scoped_board, datasources.COMPOSE_UIDS), uids) == []
+        board = mixin_generate.unscoped(scoped_board, "namespace")
         substituted = datasources.substitute(board, datasources.COMPOSE_UIDS)
         assert substituted == provisioned[name], name
         assert stack.dashboard_problems(name, substituted, uids) == []
@@ -267,6 +296,7 @@ CRD_KINDS = {
     "PrometheusRule": (CRDS / "prometheus-operator" / "monitoring.coreos.com_prometheusrules.yaml", "v1"),
     "AnalysisTemplate": (CRDS / "argo-rollouts" / "analysis-template-crd.yaml", "v1alpha1"),
     "MetricTemplate": (CRDS / "flagger" / "crd.yaml", "v1beta1"),
+    "PodMonitor": (CRDS / "prometheus-operator" / "monitoring.coreos.com_podmonitors.yaml", "v1"),
 }
 
 
@@ -605,3 +635,65 @@ def test_scale_doc_figures_come_from_bench_results() -> None:
         assert f"{n} instances: {total * n * 60 * 24 / 1e9:,.1f} GB/day" in doc
     assert f"{result['memory']['own_rss_at_end_bytes'] / 1e6:.1f} MB" in doc
     assert "500 req/s: not measured" in doc
+
+
+# --- scraping in Kubernetes -------------------------------------------------------------------
+
+SCRAPE = DEPLOY / "prometheus" / "prometheus.yml"
+#: Labels the mixin's rules, dashboards and canary templates select or aggregate on.
+SCRAPE_LABELS = {"job", "track", "rollouts_pod_template_hash"}
+
+
+def _relabel_targets(relabelings: list[dict[str, Any]], *, source_key: str, target_key: str) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for rule in relabelings:
+        if rule.get(target_key):
+            out.setdefault(rule[target_key], set()).update(rule.get(source_key, []))
+    return out
+
+
+def scrape_problems(config: dict[str, Any], podmonitor: dict[str, Any]) -> list[str]:
+    [job] = config["scrape_configs"]
+    plain = _relabel_targets(job["relabel_configs"], source_key="source_labels", target_key="target_label")
+    [endpoint] = podmonitor["spec"]["podMetricsEndpoints"]
+    operator = _relabel_targets(endpoint["relabelings"], source_key="sourceLabels", target_key="targetLabel")
+    problems = [f"prometheus.yml does not set {label}" for label in sorted({*SCRAPE_LABELS, "namespace", "pod"} - set(plain))]
+    problems += [f"PodMonitor does not set {label}" for label in sorted(SCRAPE_LABELS - set(operator))]
+    problems += [f"{label}: prometheus.yml takes {sorted(plain.get(label, ()))}, the PodMonitor {sorted(operator[label])}"
+                 for label in sorted(SCRAPE_LABELS & set(operator)) if plain.get(label) != operator[label]]
+    return problems
+
+
+def test_scrape_configs_make_the_labels_the_mixin_uses() -> None:
+    config = yaml.safe_load(SCRAPE.read_text())
+    [podmonitor] = documents(DEPLOY / "prometheus" / "podmonitor.yaml")
+    assert crd_problems(podmonitor) == []
+    assert scrape_problems(config, podmonitor) == []
+    # Exemplars survive only the OpenMetrics exposition.
+    assert podmonitor["spec"]["scrapeProtocols"][0].startswith("OpenMetricsText")
+    # prometheus.yml loads the mixin's rule files.
+    [pattern] = config["rule_files"]
+    loaded = sorted(p.resolve() for p in (SCRAPE.parent / pattern).parent.glob(Path(pattern).name))
+    assert loaded == sorted((MIXIN / "rules").glob("*.rules.yml"))
+    broken = copy.deepcopy(podmonitor)
+    broken["spec"]["podMetricsEndpoints"][0]["relabelings"][0]["sourceLabels"] = ["__meta_kubernetes_pod_label_app"]
+    del broken["spec"]["podMetricsEndpoints"][0]["relabelings"][-1]
+    assert scrape_problems(config, broken) == [
+        "PodMonitor does not set rollouts_pod_template_hash",
+        ("job: prometheus.yml takes ['__meta_kubernetes_pod_label_app_kubernetes_io_name'], "
+         "the PodMonitor ['__meta_kubernetes_pod_label_app']")]
+    broken["spec"]["podMetricsEndpoints"][0]["scrapeInterval"] = "15s"
+    assert crd_problems(broken)
+
+
+def test_the_sample_pod_is_scraped_where_it_serves_metrics(manifests: dict[str, list[dict[str, Any]]]) -> None:
+    [deployment] = _by_kind(manifests["app/shop.yaml"], "Deployment")
+    template = deployment["spec"]["template"]
+    [container] = template["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    [podmonitor] = documents(DEPLOY / "prometheus" / "podmonitor.yaml")
+    assert podmonitor["spec"]["podMetricsEndpoints"][0]["port"] in ports
+    assert int(template["metadata"]["annotations"]["prometheus.io/port"]) == ports["http"]
+    assert container["command"][container["command"].index("--port") + 1] == str(ports["http"])
+    [expression] = podmonitor["spec"]["selector"]["matchExpressions"]
+    assert expression["key"] in template["metadata"]["labels"]
