@@ -49,7 +49,7 @@ def _grafana_generator() -> ModuleType:
     return module
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(yaml.SafeDumper):  # type: ignore[misc]
     pass
 
 
@@ -63,7 +63,8 @@ _Dumper.add_representer(str, _str)
 
 
 def dump_yaml(document: Any) -> str:
-    return HEADER + yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=240, allow_unicode=True)
+    text: str = yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=240, allow_unicode=True)
+    return HEADER + text
 
 
 SERVICE_MATCHER = 'job=~"$service"'

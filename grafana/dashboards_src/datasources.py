@@ -13,7 +13,7 @@ import copy
 import json
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from . import panels
@@ -43,7 +43,7 @@ def _variable(plugin_type: str, name: str, label: str) -> Json:
 def _retarget(node: Any, mapping: Mapping[str, str]) -> Any:
     """Copy of `node` with every datasource reference's uid (dict or bare string) mapped."""
     if isinstance(node, dict):
-        out = {}
+        out: Json = {}
         for key, value in node.items():
             if key == "datasource" and isinstance(value, dict) and value.get("uid") in mapping:
                 out[key] = {**value, "uid": mapping[value["uid"]]}
@@ -74,7 +74,7 @@ def templated(board: Json) -> Json:
     used = {value["uid"] for key, value in _walk(board)
             if key == "datasource" and isinstance(value, dict)}
     mapping = {uid: f"${{{variable}}}" for uid, variable in _UID_TO_VARIABLE.items()}
-    out = _retarget(copy.deepcopy(board), mapping)
+    out: Json = _retarget(copy.deepcopy(board), mapping)
     variables = [_variable(plugin_type, variable, label) for plugin_type, uid, variable, label in KINDS
                  if uid in used]
     out["templating"] = {"list": variables + list(out["templating"]["list"])}
@@ -84,12 +84,12 @@ def templated(board: Json) -> Json:
 def substitute(board: Json, uids: Mapping[str, str]) -> Json:
     """`board` with each datasource variable in `uids` (name -> uid) set and removed."""
     mapping = {f"${{{name}}}": uid for name, uid in uids.items()}
-    out = _retarget(copy.deepcopy(board), mapping)
+    out: Json = _retarget(copy.deepcopy(board), mapping)
     out["templating"] = {"list": [v for v in out["templating"]["list"] if v["name"] not in uids]}
     return out
 
 
-def _walk(node: Any) -> Any:
+def _walk(node: Any) -> Iterator[tuple[str, Any]]:
     if isinstance(node, dict):
         for key, value in node.items():
             yield key, value
