@@ -249,3 +249,24 @@ def test_mixin_dashboard_queries_are_valid_promql_with_the_namespace_scope(prom:
     # A namespace matcher that selects: the shop series of one namespace only.
     answer = prom.query('max by (namespace) (process_resident_memory_bytes{namespace=~"pause", job=~"shop"})', time=NOW)
     assert [a["metric"]["namespace"] for a in answer] == ["pause"]
+
+
+def test_kubernetes_scrape_config_passes_promtool_but_for_its_service_discovery(
+        promtool_bin: str, tmp_path: Path) -> None:
+    # The Debian promtool is built without Kubernetes service discovery: everything else in
+    # the file (relabelling, rule files) is checked with a static target in its place.
+    source = REPO / "deploy" / "kubernetes" / "prometheus" / "prometheus.yml"
+    config = yaml.safe_load(source.read_text())
+    [job] = config["scrape_configs"]
+    assert job.pop("kubernetes_sd_configs") == [{"role": "pod"}]
+    job["static_configs"] = [{"targets": ["127.0.0.1:9"]}]
+    config["rule_files"] = [str((source.parent / pattern).resolve()) for pattern in config["rule_files"]]
+    checked = tmp_path / "prometheus.yml"
+    checked.write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = promtool(promtool_bin, "check", "config", str(checked), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "leaktrace-canary.rules.yml" in proc.stdout and "leaktrace-memory.rules.yml" in proc.stdout
+    # A broken relabel rule is caught.
+    job["relabel_configs"][0]["action"] = "kepp"
+    checked.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert promtool(promtool_bin, "check", "config", str(checked), cwd=tmp_path).returncode != 0
