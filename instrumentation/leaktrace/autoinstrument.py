@@ -149,6 +149,9 @@ class Instrumentation:
     def load_instrumentor(self, entry_point: EntryPointLike, **kwargs: Any) -> None:
         """The distro hook OpenTelemetry's loader calls once per accepted entry point."""
         name = entry_point.name
+        with self._lock:
+            if name in self._failed:
+                return  # said once; a composition root loading after the bootstrap stays quiet
         try:
             instrumentor = entry_point.load()()
             if getattr(instrumentor, "is_instrumented_by_opentelemetry", False):

@@ -138,6 +138,9 @@ def test_a_failing_instrumentor_is_one_warning_and_the_rest_still_load(
     assert "'broken'" in warnings[0].getMessage() and "boom" in warnings[0].getMessage()
     assert "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=broken" in warnings[0].getMessage()
     assert all(r.exc_info is None for r in caplog.records)  # no tracebacks
+    # AND loading again (a composition root after `leaktrace run`) does not say it twice
+    inst.load()
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
 
 
 def test_disabled_instrumentations_and_skip_are_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
