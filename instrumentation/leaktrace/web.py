@@ -6,7 +6,6 @@ so it can name the route, time the request and attach the span's trace_id as an 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -45,18 +44,22 @@ def _name_span(method: str, route: str) -> None:
 
 class _ASGIRecorder:
     def __init__(self, app: ASGIApp, requests: RequestMetrics, loops: LoopRegistry, clock: Callable[[], float]) -> None:
+        # Imported here, by an ASGI service only: a WSGI or plain one is spared asyncio's import.
+        import asyncio
+
         self.app = app
         self._requests = requests
         self._loops = loops
         self._clock = clock
+        self._running_loop = asyncio.get_running_loop
 
     async def __call__(self, scope: Scope, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope.get("type") != "http":
             if scope.get("type") == "lifespan":
-                self._loops.add(asyncio.get_running_loop())
+                self._loops.add(self._running_loop())
             await self.app(scope, receive, send)
             return
-        self._loops.add(asyncio.get_running_loop())
+        self._loops.add(self._running_loop())
         start = self._clock()
         status = 500
         ctx = trace.get_current_span().get_span_context()

@@ -30,8 +30,9 @@ REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 VERSION = PYPROJECT["project"]["version"]
 READY_PREFIX = "listening on "
-# Build inputs only; caches, venvs and build products of this checkout stay out of the copy.
-_IGNORE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "*.so",
+# Build inputs only; caches, venvs (.venv, and .venv312 ... of `make test-all`) and build
+# products of this checkout stay out of the copy.
+_IGNORE = shutil.ignore_patterns(".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", "*.so",
                                  ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", "results")
 
 

@@ -4,6 +4,10 @@ Handshake: the parent sets LEAKTRACE_HUNT_ENABLED=true and LEAKTRACE_HUNT_REPORT
 in the child's environment. The child's hunter rewrites <path> atomically after every
 analysis and once more on shutdown, so even a child killed with SIGKILL leaves its last
 complete report (never a torn file) behind.
+
+A child that cannot hunt (no heap sampler, and the tracemalloc fallback not opted into) writes
+a refusal there instead, `{"refused": "<why>"}`, so the parent can stop it and say why at once
+rather than wait out the run for a report that will never come.
 """
 
 from __future__ import annotations
@@ -21,11 +25,31 @@ from leaktrace.config import LEAKTRACE_HUNT_REPORT as LEAKTRACE_HUNT_REPORT  # r
 
 def write_report(path: str, report: Report) -> None:
     """Write `report.to_json_dict()` to `path` atomically (temp file in the same dir + rename)."""
+    _write_json(path, report.to_json_dict())
+
+
+def write_refusal(path: str, reason: str) -> None:
+    """Say in the handoff file that this process will not hunt, and why (atomically)."""
+    _write_json(path, {"refused": reason})
+
+
+def read_refusal(path: str) -> str | None:
+    """The reason a hunted child refused to hunt, or None (no file, a report, or garbage)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    reason = doc.get("refused") if isinstance(doc, dict) else None
+    return reason if isinstance(reason, str) and reason else None
+
+
+def _write_json(path: str, doc: dict[str, Any]) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".leaktrace-report-", suffix=".json", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(report.to_json_dict(), fh, indent=2)
+            json.dump(doc, fh, indent=2)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -25,10 +25,9 @@ from ..config import (
     LEAKTRACE_HUNT_MAX_DUTY,
     LEAKTRACE_HUNT_PROFILE,
     LEAKTRACE_HUNT_REPORT,
-    LEAKTRACE_HUNT_TRACEMALLOC,
     LEAKTRACE_METRICS_PORT,
 )
-from .handoff import read_report
+from .handoff import read_refusal, read_report
 
 
 HUNT_RUN_DEFAULTS: Mapping[str, str] = MappingProxyType(
@@ -36,14 +35,19 @@ HUNT_RUN_DEFAULTS: Mapping[str, str] = MappingProxyType(
         LEAKTRACE_HEAP_SAMPLE_BYTES: "16384",
         LEAKTRACE_HUNT_INTERVAL: "1",
         LEAKTRACE_HUNT_MAX_DUTY: "0.25",
-        # A diagnosis run may pay for tracemalloc where the sampler cannot load.
-        LEAKTRACE_HUNT_TRACEMALLOC: "true",
+        # No LEAKTRACE_HUNT_TRACEMALLOC here: tracing every allocation left a FastAPI service
+        # answering a fifteenth of its requests (docs/heap-profiler.md), so where the sampler
+        # cannot run the child refuses and `leaktrace hunt` says why, unless the user opts in.
     }
 )
 
 
 class ProgramError(RuntimeError):
     """The program could not be run, or ended without leaving a hunt report."""
+
+
+class HuntRefused(RuntimeError):
+    """The program ran but could not hunt (handoff.write_refusal); it was stopped at once."""
 
 
 @dataclass(frozen=True)
@@ -127,10 +131,14 @@ def hunt_program(
         except OSError as exc:
             raise ProgramError(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
         stopped_by = "exited"
+        refusal: str | None = None
         try:
             deadline = start + duration_s
             while proc.poll() is None and clock() < deadline:
                 time.sleep(min(1.0, max(0.05, deadline - clock())))
+                refusal = read_refusal(report_path)
+                if refusal is not None:
+                    break
                 if progress is not None:
                     progress(clock() - start, peek_report(report_path))
             if proc.poll() is None:
@@ -147,6 +155,9 @@ def hunt_program(
                 _signal_group(proc, signal.SIGKILL)
                 proc.wait(timeout=5)
         wall = clock() - start
+        refusal = refusal or read_refusal(report_path)
+        if refusal is not None:
+            raise HuntRefused(refusal)
         doc = peek_report(report_path)
         if doc is None:
             raise ProgramError(

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..analysis.handoff import read_refusal
 from ..analysis.model import render_json
 from ..analysis.runner import hunt_env, peek_report, read_profile
 from .hunt import (
@@ -125,8 +126,12 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         }
         stack.close()  # SIGTERM: leaky shuts down gracefully and writes its final hunt report
         hunt = peek_report(report_path)
+        refusal = read_refusal(report_path)
         profile = read_profile(profile_path) if profile_path else None
         wall = time.monotonic() - started
+    if refusal is not None:
+        print(f"leaktrace demo: the leaky service could not hunt: {refusal}", file=sys.stderr)
+        return 2
     if hunt is None:
         print("leaktrace demo: the leaky service left no hunt report (see its log)", file=sys.stderr)
         return 1

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.model import render_json
-from ..analysis.runner import ProgramError, hunt_program
+from ..analysis.runner import HuntRefused, ProgramError, hunt_program
 from ..config import LEAKTRACE_GRAFANA_URL
 from .run import bootstrap_env, command_from
 
@@ -147,6 +147,9 @@ def _hunt(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except ProgramError as exc:
         print(f"\nleaktrace hunt: {exc}", file=sys.stderr)
         return 1
+    except HuntRefused as exc:
+        print(f"\nleaktrace hunt: cannot hunt in this program: {exc}", file=sys.stderr)
+        return 2
     if show:
         print(file=sys.stderr)
     render_json(outcome.report)
@@ -185,7 +188,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Run COMMAND as `leaktrace run` does, with the leak hunter on; stop it after "
         "--duration seconds (SIGINT, then SIGTERM, then SIGKILL) and report what leaks, what holds "
         "it and the trace ids behind it. Exit 0 when it ran (whatever the verdict), 2 for bad "
-        "usage, 1 when the program could not be run.",
+        "usage or when the program cannot be hunted (no heap sampler on its interpreter and "
+        "LEAKTRACE_HUNT_TRACEMALLOC not set: it is stopped at once), 1 when the program could not be run.",
     )
     p.add_argument("--duration", type=positive_seconds, default=20.0, help="seconds to run (default 20)")
     p.add_argument("--json", type=writable_path, default=None, help="write the JSON report here")
