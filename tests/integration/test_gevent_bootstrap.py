@@ -1,5 +1,6 @@
 """gevent programs under `leaktrace run` (leaktrace/_bootstrap/gevent_first.py): with
-LEAKTRACE_GEVENT_PATCH_ALL the bootstrap patches before leaktrace's threads start, and the
+OpenTelemetry's OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH=patch_all the
+bootstrap patches before leaktrace's threads start, and the
 program that crashed at exit in 3 runs of 6 (heap sampler on or off) ends cleanly; without it, a
 program that patches late gets one warning naming the variable."""
 
@@ -60,7 +61,7 @@ def run(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
 
 def test_patch_first_ends_cleanly(tmp_path: Path) -> None:
     for _ in range(4):
-        proc = run(tmp_path, LEAKTRACE_GEVENT_PATCH_ALL="true")
+        proc = run(tmp_path, OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH="patch_all")
         assert proc.returncode == 0, proc.stderr[-4000:]
         assert "patched-first TracerProvider" in proc.stdout
         assert "gevent is patching after leaktrace" not in proc.stderr
@@ -70,4 +71,4 @@ def test_late_patch_is_named_once(tmp_path: Path) -> None:
     proc = run(tmp_path)
     # this run may or may not crash at exit (that is the point of the warning); it must say why
     assert proc.stderr.count("gevent is patching after leaktrace started threads") == 1, proc.stderr[-4000:]
-    assert "LEAKTRACE_GEVENT_PATCH_ALL=true" in proc.stderr
+    assert "OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH=patch_all" in proc.stderr

@@ -8,9 +8,6 @@ import sys
 def _leaktrace_bootstrap() -> None:
     if os.environ.get("LEAKTRACE_BOOTSTRAP_DONE") == str(os.getpid()):
         return
-    from leaktrace._bootstrap.gevent_first import patch_first
-
-    patch_first(os.environ)  # before any thread of ours starts, or never (gevent's rule)
     from leaktrace._bootstrap.autoinit import initialize
 
     initialize()
