@@ -28,11 +28,14 @@ BEGIN = "<!-- bench:begin -->"
 END = "<!-- bench:end -->"
 BENCHMARKS = ("overhead", "hunt_speed", "footprint")
 #: bench/heap_overhead.py and bench/heap_accuracy.py write flat documents (no "table"/"date").
-HEAP_BENCHMARKS = ("heap_overhead", "heap_accuracy")
+HEAP_BENCHMARKS = ("heap_overhead", "heap_accuracy", "callgrind_alloc")
 HEAP_FIELDS = {
     "heap_overhead": frozenset({"iterations", "rounds", "sample_bytes", "ratio_leaktrace_vs_off", "ratio_pyroscope_mem_vs_off"}),
     "heap_accuracy": frozenset({"summary", "mb", "trials", "sample_bytes"}),
+    "callgrind_alloc": frozenset({"versions", "iterations", "sample_bytes", "command"}),
 }
+CALLGRIND_NAMES = {"bare": "bare", "leaktrace": "leaktrace heap sampler", "pyroscope_mem": "pyroscope-io memory",
+                   "ddtrace_memalloc": "ddtrace memalloc heap"}
 TITLES = {"overhead": "Overhead", "hunt_speed": "Hunt speed", "footprint": "Footprint"}
 
 
@@ -190,6 +193,17 @@ def heap_section(docs: Mapping[str, Mapping[str, Any]]) -> list[str]:
     lines: list[str] = []
     if over is None:
         lines.append("Not run yet: `python bench/heap_overhead.py`.")
+    elif isinstance(over.get("versions"), dict):
+        lines += [
+            (f"_`{over.get('command', 'python bench/heap_overhead.py')}`_: allocation-heavy loop "
+             f"({over['iterations']:,} iterations, median of {over['rounds']} interleaved rounds, "
+             f"{over['sample_bytes'] // 1024} KiB mean interval), each CPython against itself in the same run:"),
+            "",
+            C.table(["CPython", "heap sampling on/off", "pyroscope-io's memory profiler/off", "goal on/off <= 1.10"],
+                    [[version, C.fmt(v.get("ratio_leaktrace_vs_off")), C.fmt(v.get("ratio_pyroscope_mem_vs_off")),
+                      str(v.get("goal_status", "-")).upper()]
+                     for version, v in over["versions"].items()]),
+        ]
     else:
         lines.append(
             f"_`python bench/heap_overhead.py`_: allocation-heavy loop ({over['iterations']:,} iterations, median of "
@@ -197,6 +211,7 @@ def heap_section(docs: Mapping[str, Mapping[str, Any]]) -> list[str]:
             f"on/off {C.fmt(over['ratio_leaktrace_vs_off'])}; pyroscope-io's memory profiler/off "
             f"{C.fmt(over['ratio_pyroscope_mem_vs_off'])} (goal: on/off <= 1.10)."
         )
+    lines += ["", *callgrind_section(docs.get("callgrind_alloc"))]
     if acc is None:
         lines += ["", "Not run yet: `python bench/heap_accuracy.py`."]
     else:
@@ -207,6 +222,37 @@ def heap_section(docs: Mapping[str, Mapping[str, Any]]) -> list[str]:
                        "inuse_space estimate (goal: within ±10 %):"), "",
                   C.table(["pattern", "mean error", "stdev", "share of trials within ±10 %"], rows)]
     return lines
+
+
+def _giga(value: Any) -> str:
+    return "-" if value is None else f"{value / 1e9:.3f} G"
+
+
+def callgrind_section(doc: Mapping[str, Any] | None) -> list[str]:
+    """bench/callgrind_alloc.py: profilers side by side in instructions, per CPython."""
+    if doc is None:
+        return ["Not run yet: `python bench/callgrind_alloc.py` (needs valgrind and the `[bench]` extra)."]
+    rows = []
+    for version, v in doc["versions"].items():
+        for config, r in v.get("configs", {}).items():
+            rows.append([version, CALLGRIND_NAMES.get(config, config), _giga(r.get("loop_instructions")),
+                         C.fmt(r.get("loop_vs_bare")), _giga(r.get("startup_instructions")),
+                         C.fmt(r.get("startup_vs_bare"))])
+        for config, why in (v.get("skipped") or {}).items():
+            rows.append([version, CALLGRIND_NAMES.get(config, config), "skipped", why, "-", "-"])
+    goals = ", ".join(f"{version} {str(v.get('goal_status', '-')).upper()}" for version, v in doc["versions"].items())
+    return [
+        (f"_`{doc['command']}`_ ({str(doc.get('date', '?'))[:10]}, valgrind's callgrind): the same loop of tiny "
+         f"allocations (a dict of small lists, strs, dicts and tuples), {doc['iterations']:,} iterations, each "
+         f"profiler at a {doc['sample_bytes'] // 1024} KiB mean sample interval. Loop = instructions of the "
+         "main thread at N iterations minus at 0; start-up = all threads' instructions at 0 (interpreter, "
+         "imports, profiler start and exit). leaktrace ran through `leaktrace.init()` with traces, logs, "
+         "/metrics and CPU profiling off."),
+        "",
+        C.table(["CPython", "configuration", "loop", "loop / bare", "start-up", "start-up / bare"], rows),
+        "",
+        f"Goal, leaktrace's loop costs the least of the three profilers: {goals}.",
+    ]
 
 
 def splice(readme: str, section: str) -> str:

@@ -136,8 +136,11 @@ class Chromium:
             [exe, *NO_NETWORK_FLAGS, "--remote-debugging-pipe", f"--user-data-dir={self._profile.name}",
              f"--window-size={width},{height}", *extra_flags, "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            # close_fds runs after preexec_fn, and spares only pass_fds: 3 and 4 as wired.
-            preexec_fn=wire_fds, close_fds=True, pass_fds=(3, 4),
+            # Not pass_fds=(3, 4): the child marks pass_fds inheritable before preexec_fn runs,
+            # so that failed (EBADF) whenever the parent's own fd 3 or 4 was closed, as in the
+            # suite on 3.12. Without close_fds the child keeps only inheritable fds: 0-2 and the
+            # two dup2'ed in wire_fds (Python opens every other fd non-inheritable, PEP 446).
+            preexec_fn=wire_fds, close_fds=False,
         )
         os.close(to_child_r)
         os.close(from_child_w)

@@ -151,7 +151,9 @@ def test_make_test_fails_when_pytest_collects_nothing(tmp_path: Path) -> None:
         (tmp_path / name).write_text("")
     venv_bin = tmp_path / ".venv" / "bin"
     venv_bin.mkdir(parents=True)
-    (venv_bin / "python").symlink_to(sys.executable)
+    # A wrapper, not a symlink: a symlinked venv python outside its venv loses the venv's packages.
+    (venv_bin / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (venv_bin / "python").chmod(0o755)
     (tmp_path / ".venv" / ".installed").touch()
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_nothing.py").write_text("# no test here\n")

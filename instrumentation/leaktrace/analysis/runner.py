@@ -36,7 +36,7 @@ HUNT_RUN_DEFAULTS: Mapping[str, str] = MappingProxyType(
         LEAKTRACE_HUNT_INTERVAL: "1",
         LEAKTRACE_HUNT_MAX_DUTY: "0.25",
         # No LEAKTRACE_HUNT_TRACEMALLOC here: tracing every allocation left a FastAPI service
-        # answering a fifteenth of its requests (docs/heap-profiler.md), so where the sampler
+        # answering 173 requests in 30 s instead of ~3,000 (issue 13), so where the sampler
         # cannot run the child refuses and `leaktrace hunt` says why, unless the user opts in.
     }
 )
