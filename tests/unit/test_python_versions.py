@@ -158,8 +158,10 @@ def test_make_test_fails_when_pytest_collects_nothing(tmp_path: Path) -> None:
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_nothing.py").write_text("# no test here\n")
     # WHEN `make test` runs
+    # Not the caller's make variables: under `make test-all` MAKEFLAGS carries VENV=.venv312 etc.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "VENV", "PYTHON")}
     proc = subprocess.run(["make", "--no-print-directory", "test"], cwd=tmp_path, check=False, capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": ""})
+                          text=True, timeout=120, env={**env, "PYTHONPATH": ""})
     # THEN it fails, and says why
     assert proc.returncode != 0
     assert "collected no tests" in proc.stderr, (proc.stdout[-1000:], proc.stderr[-1000:])
