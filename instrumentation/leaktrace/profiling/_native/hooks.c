@@ -134,7 +134,8 @@ static void lt_free(void *ctx, void *p) {
  * belongs to one interpreter), and its threads do not hold the GIL that guards the table. */
 void lt_untrack_checked(lt_state *st, uintptr_t p, uint64_t h, uint8_t *c) {
     PyThreadState *ts = LT_TSTATE_UNCHECKED();
-    if (ts != NULL && ts->interp == st->interp) lt_untrack_slow(st, p, h, c);
+    /* no thread state (a thread being torn down): as before the guard, untrack */
+    if (ts == NULL || ts->interp == st->interp) lt_untrack_slow(st, p, h, c);
 }
 
 PyMemAllocatorEx lt_hook_obj = {&lt_g.obj, lt_malloc, lt_calloc, lt_realloc, lt_free};
