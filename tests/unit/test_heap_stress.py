@@ -61,11 +61,17 @@ def run(script: str, timeout: float = 60.0) -> dict[str, Any]:
     return result
 
 
-def test_fork_while_threads_allocate_leaves_child_unprofiled_and_parent_running() -> None:
+def test_fork_while_threads_allocate_keeps_sampling_in_child_from_empty_tables() -> None:
     result = run(
         """
+        from leaktrace.profiling.heap import HeapProfilerBusy
+        def names(snap, fn):
+            return sum(s.inuse_bytes for s in snap.samples if any(f.function == fn for f in s.frames))
+        def parent_alloc(): return [bytearray(4096) for _ in range(1000)]
+        def child_alloc(): return [bytearray(4096) for _ in range(1000)]
         prof = HeapProfiler(sample_bytes=4096)
         assert prof.start()
+        parent_kept = parent_alloc()
         stop = threading.Event()
         threads = [threading.Thread(target=churn, args=(stop, [], f"t{i}")) for i in range(3)]
         for t in threads: t.start()
@@ -74,28 +80,39 @@ def test_fork_while_threads_allocate_leaves_child_unprofiled_and_parent_running(
             time.sleep(0.05)
             pid = os.fork()
             if pid == 0:
-                # child: allocation keeps working, the sampler is off, and a new one can start
-                ok = not prof.running
-                junk = [bytearray(1000) for _ in range(20000)]
-                p2 = HeapProfiler(sample_bytes=4096)
-                ok = ok and p2.start()
-                junk2 = [bytes(2048) for _ in range(5000)]
-                ok = ok and p2.snapshot().tracked > 0
-                p2.stop()
-                os._exit(0 if ok else 3)
+                # child: the hook stays, the parent's samples are gone, the child's own are taken
+                # with the child's trace ids, and a second sampler still cannot hook
+                code = 0
+                if not prof.running: code = 3
+                elif names(prof.snapshot(), "parent_alloc") != 0: code = 4
+                else:
+                    with tracer.start_as_current_span("in-child") as span:
+                        kept = child_alloc()
+                    snap = prof.snapshot()
+                    mine = [s for s in snap.samples if any(f.function == "child_alloc" for f in s.frames)]
+                    if sum(s.inuse_bytes for s in mine) < 1_000_000: code = 5
+                    elif any(s.trace_id != span.get_span_context().trace_id for s in mine): code = 6
+                    else:
+                        try:
+                            HeapProfiler(sample_bytes=4096).start()
+                            code = 7
+                        except HeapProfilerBusy:
+                            pass
+                prof.stop()
+                os._exit(code)
             children.append(pid)
-        codes = [os.waitpid(pid, 0)[1] for pid in children]
-        kept = [bytes(4096) for _ in range(2000)]
+        codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
         snap = prof.snapshot()
         stop.set()
         for t in threads: t.join()
         prof.stop()
         print(json.dumps({"codes": codes, "parent_running": snap.tracked > 0,
-                          "sampled_after_fork": sum(s.inuse_bytes for s in snap.samples) > 0}))
+                          "parent_alloc_bytes": names(snap, "parent_alloc")}))
         """
     )
     assert result["codes"] == [0] * 5
-    assert result["parent_running"] and result["sampled_after_fork"]
+    # the parent's own samples survive its children
+    assert result["parent_running"] and 2_000_000 < result["parent_alloc_bytes"] < 8_000_000
 
 
 def test_stop_and_restart_while_threads_allocate() -> None:

@@ -237,14 +237,20 @@ class HeapProfiler:
 
     def _forked_child(self) -> None:
         # Only the forking thread exists in the child and it held the GIL across fork, so the
-        # native tables are consistent; the child starts unprofiled (restart it explicitly if
-        # wanted). A lock another thread held at fork time would never be released: replace it.
+        # native tables are consistent. The child keeps sampling from empty tables: the parent's
+        # samples are the parent's memory (a prefork worker's own leak is what a hunt is after).
+        # A lock another thread held at fork time would never be released: replace it.
         self._lock = threading.Lock()
         if self._running and self._native is not None:
-            self._native.after_fork_child()
-        self._running = False
+            self._running = bool(self._native.after_fork_child())
+            if not self._running:
+                _log.warning("leaktrace heap sampler: stopped in forked child %d (no memory for its tables)",
+                             os.getpid())
+        self._pid = os.getpid()
+        self._alloc_start = self._clock()
         self._stack_cache.clear()
         self._frame_cache.clear()
+        self._stack_epoch = -1
 
     # --- reading ------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

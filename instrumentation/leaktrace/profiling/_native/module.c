@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lt_context.h"
 #include "lt_frames.h"
@@ -262,8 +263,35 @@ static PyObject *hs_stop(PyObject *self, PyObject *unused) {
 }
 
 /* In a forked child only the forking thread survives, and it held the GIL across fork, so the
- * tables are consistent; they are freed and the child starts unprofiled. */
-static PyObject *hs_after_fork_child(PyObject *self, PyObject *unused) { return hs_stop(self, unused); }
+ * tables are consistent. Their samples are the parent's memory as seen by the parent (the child
+ * shares those pages copy-on-write and did not allocate them), so the child drops them and samples
+ * its own allocations from empty tables of the same size, with the hook left in place: a worker's
+ * leak is the one that matters in a prefork server (ddtrace's memalloc does the same). The child
+ * draws from its own random stream, or every worker would sample the same points. If the tables
+ * cannot be made again, the child stops sampling. Returns whether it samples. */
+static PyObject *hs_after_fork_child(PyObject *self, PyObject *unused) {
+    lt_state *st = &lt_g;
+    if (!st->enabled) return hs_stop(self, unused);
+    size_t max_tracked = st->live_max;
+    size_t max_stacks = st->stack_max;
+    PyObject *var = st->span_var; /* the span record stays; lt_free_tables releases one reference */
+    Py_XINCREF(var);
+    st->enabled = 0; /* hooks pass through while the tables are swapped */
+    st->generation++;
+    lt_free_tables(st, 0); /* fork keeps only the main interpreter */
+    if (lt_alloc_tables(st, max_tracked, max_stacks) < 0) {
+        Py_XDECREF(var);
+        lt_disable(st);
+        Py_RETURN_FALSE;
+    }
+    st->span_var = var;
+    st->rng ^= (uint64_t)getpid() * 0xD1B54A32D192ED03ULL ^ (uint64_t)clock();
+    if (st->rng == 0) st->rng = 0x9E3779B97F4A7C15ULL;
+    st->countdown = lt_draw(st);
+    st->interp = PyInterpreterState_Main();
+    st->enabled = 1;
+    Py_RETURN_TRUE;
+}
 
 static PyObject *hs_running(PyObject *self, PyObject *unused) { return PyBool_FromLong(lt_g.enabled); }
 
@@ -396,7 +424,8 @@ static PyMethodDef hs_methods[] = {
      "start(sample_bytes, max_frames, max_tracked, max_stacks, context_var): hook the allocator. context_var "
      "is the ContextVar whose SpanRef value names the current span (or None)."},
     {"stop", hs_stop, METH_NOARGS, "stop() -> bool: unhook (or go pass-through) and free the tables."},
-    {"after_fork_child", hs_after_fork_child, METH_NOARGS, "Disable sampling in a forked child."},
+    {"after_fork_child", hs_after_fork_child, METH_NOARGS,
+     "after_fork_child() -> bool: in a forked child, drop the parent's samples and keep sampling."},
     {"running", hs_running, METH_NOARGS, "running() -> bool"},
     {"stats", hs_stats, METH_NOARGS, "stats() -> dict of counters"},
     {"current_span", hs_current_span, METH_NOARGS,
