@@ -6,9 +6,35 @@ import argparse
 import dataclasses
 import sys
 import time
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from leaktrace import gate
+
+# The core names arguments by their GateConfig.build keyword; these are the same on the
+# command line. Only this module knows the flags.
+FLAGS: Mapping[str, str] = MappingProxyType(
+    {
+        "prometheus_url": "--prometheus",
+        "metric": "--metric",
+        "baseline": "--baseline",
+        "canary": "--canary",
+        "canary_window": "--canary-window",
+        "baseline_window": "--baseline-window",
+        "pause_at": "--pause-at",
+        "rollback_at": "--rollback-at",
+        "timeout_s": "--timeout",
+        "at": "--at",
+        "json": "--json",
+        "webhook": "--webhook",
+    }
+)
+
+
+def flag(argument: str) -> str:
+    return FLAGS.get(argument, argument)
+
 
 _EPILOG = """\
 exit codes: 0 continue, 3 pause, 4 rollback, 1 cannot decide (no data, Prometheus unreachable
@@ -91,9 +117,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )
         json_path = gate.check_json_path(args.json) if args.json else None
         if args.webhook:
-            gate.validate_http_url(args.webhook, "--webhook")
+            gate.validate_http_url(args.webhook, "webhook")
     except gate.GateUsageError as exc:
-        return _usage_error(args, parser, str(exc))
+        return _usage_error(args, parser, exc.describe(flag))
 
     client = gate.PrometheusClient(config.prometheus_url, timeout_s=config.timeout_s)
     report = gate.evaluate(config, client, clock=time.time)
