@@ -90,7 +90,7 @@ class Telemetry:
         self._queue_log_level: int | None = None
         # Three shutdown chains and two provider flushes, started with the rest (_standby.py).
         self._standby = StandbyThreads(5)
-        #: Periodic heap profile export; its subscribe() feeds in-process consumers (the hunter).
+        #: Periodic heap profile push to Pyroscope (the hunter reads the heap profiler itself).
         self.heap_exporter: Any | None = None
         #: The leak hunter (when hunting is on); `hunter.report()` is the current verdict.
         self.hunter: Any | None = None

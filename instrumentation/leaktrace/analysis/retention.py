@@ -42,7 +42,7 @@ from typing import Any
 from leaktrace.analysis.analyzer import Series
 from leaktrace.analysis.callpath import CallPathKey, FrameFilter, user_frames
 from leaktrace.analysis.model import Holder, TimeSeries
-from leaktrace.analysis.trend import ols, theil_sen
+from leaktrace.analysis.trend import ols
 from leaktrace.profiling.samples import Frame
 
 ObjectSite = Callable[[object], "tuple[Frame, ...] | None"]
@@ -344,10 +344,6 @@ class ContainerCensus:
             return None
         # The winner's entry counts over the run, for the report's "entries against bytes" chart.
         return replace(best[1], entries=TimeSeries.of(best[2].series.times, best[2].series.values))
-
-
-def entries_slope(times: Sequence[float], values: Sequence[float]) -> float:
-    return theil_sen(times, values)[0] if len(times) >= 2 else 0.0
 
 
 def _align(

@@ -65,7 +65,7 @@ class HeapExporter:
         self.exports = 0
 
     def subscribe(self, listener: Listener) -> None:
-        """In-process consumers (the leak analyzer) get every exported snapshot."""
+        """`listener` gets every exported snapshot (tests use it; the hunter does not)."""
         self._listeners.append(listener)
 
     def unsubscribe(self, listener: Listener) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ..config import Settings
@@ -90,6 +90,3 @@ class PyroscopeProfiler:
     def thread_tagger(self) -> Any | None:
         """The agent's thread-tag API while it runs (for span links), else None."""
         return self._agent if self.running else None
-
-
-ProfilerFactory = Callable[[Settings], PyroscopeProfiler]
