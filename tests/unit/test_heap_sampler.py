@@ -7,6 +7,8 @@ Ground truth comes from the test itself: sys.getsizeof of what it retains, and w
 from __future__ import annotations
 
 import asyncio
+import logging
+import platform
 import sys
 import threading
 import types
@@ -356,25 +358,33 @@ def test_pending_exception_survives_sampling(make_profiler: Callable[..., HeapPr
 
 
 # --- fallback -----------------------------------------------------------------------------
-def test_unsupported_interpreter_refuses_with_warning() -> None:
+def test_unsupported_interpreter_refuses_with_one_logged_warning_naming_the_version(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     fake = types.SimpleNamespace(SUPPORTED=0)
     prof = HeapProfiler(native=fake)  # type: ignore[arg-type]
-    with pytest.warns(RuntimeWarning, match="falling back to pyroscope-io"):
-        assert prof.start() is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a Python warning as well would be a second message
+        with caplog.at_level(logging.WARNING, logger="leaktrace.profiling.heap"):
+            assert prof.start() is False
     assert prof.running is False
+    [record] = caplog.records
+    assert "falling back to pyroscope-io" in record.getMessage()
+    assert f"CPython {platform.python_version()} is not supported" in record.getMessage()
 
 
-def test_free_threaded_build_is_reported_unsupported(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_free_threaded_build_is_reported_unsupported(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setattr(
         heap_mod.sysconfig, "get_config_var", lambda name: 1 if name == "Py_GIL_DISABLED" else None
     )
     reason = unsupported_reason()
-    assert reason is not None and "free-threaded" in reason
+    assert reason is not None and "free-threaded" in reason and platform.python_version() in reason
     assert HeapProfiler.is_supported() is False
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with caplog.at_level(logging.WARNING, logger="leaktrace.profiling.heap"):
         assert HeapProfiler().start() is False
-    assert any("free-threaded" in str(w.message) for w in caught)
+    assert [r.getMessage().count("free-threaded") for r in caplog.records] == [1]
 
 
 def test_bad_arguments_are_rejected() -> None:

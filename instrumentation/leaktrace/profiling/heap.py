@@ -16,7 +16,6 @@ import platform
 import sysconfig
 import threading
 import time
-import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from types import CodeType, ModuleType
@@ -52,9 +51,9 @@ class HeapProfilerBusy(RuntimeError):
 def unsupported_reason(native: ModuleType | None = None) -> str | None:
     """Why the native sampler cannot run on this interpreter, or None when it can."""
     if platform.python_implementation() != "CPython":
-        return f"needs CPython, this is {platform.python_implementation()}"
+        return f"needs CPython, this is {platform.python_implementation()} {platform.python_version()}"
     if sysconfig.get_config_var("Py_GIL_DISABLED"):
-        return "free-threaded build: the allocator hooks rely on the GIL"
+        return f"CPython {platform.python_version()} is a free-threaded build: the allocator hooks rely on the GIL"
     if native is None:
         try:
             from . import _heapsampler
@@ -63,7 +62,7 @@ def unsupported_reason(native: ModuleType | None = None) -> str | None:
         except ImportError as exc:
             return f"native extension not built: {exc}"
     if not getattr(native, "SUPPORTED", 0):
-        return "native extension reports this build unsupported"
+        return f"CPython {platform.python_version()} is not supported (the sampler reads CPython 3.11 to 3.13 frames)"
     return None
 
 
@@ -172,9 +171,8 @@ class HeapProfiler:
             native = self._load_native()
             reason = unsupported_reason(native)
             if reason is not None or native is None:
-                msg = f"leaktrace heap sampler disabled: {reason}; falling back to pyroscope-io memory profiling"
-                warnings.warn(msg, RuntimeWarning, stacklevel=2)
-                _log.warning(msg)
+                # One logged warning, not a Python warning as well: a refusal is a degraded mode.
+                _log.warning("leaktrace heap sampler disabled: %s; falling back to pyroscope-io memory profiling", reason)
                 return False
             if self._span_recorder is None:
                 self._span_recorder = SpanRecorder(spanref=native.SpanRef)
@@ -191,9 +189,7 @@ class HeapProfiler:
                 self._span_recorder.uninstall()
                 if "already running" in str(exc):
                     raise HeapProfilerBusy(str(exc)) from None
-                msg = f"leaktrace heap sampler disabled: {exc}; falling back to pyroscope-io memory profiling"
-                warnings.warn(msg, RuntimeWarning, stacklevel=2)
-                _log.warning(msg)
+                _log.warning("leaktrace heap sampler disabled: %s; falling back to pyroscope-io memory profiling", exc)
                 return False
             self._running = True
             self._pid = os.getpid()
