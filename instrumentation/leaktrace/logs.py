@@ -9,11 +9,16 @@ from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import get_current
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    LogRecordExporter,
+    LogRecordExportResult,
+)
 
 from ._ratelimit import RateLimitedLogger
 from .config import Settings
 from .otlp import ExportGuard, make_exporter
+from .unsent import Reachability, UnsentLedger
 
 CONSOLE_FORMAT = (
     "%(asctime)s %(levelname)s [%(name)s] [trace_id=%(otelTraceID)s span_id=%(otelSpanID)s] %(message)s"
@@ -84,7 +89,7 @@ class OTLPLogHandler(logging.Handler):
                 body=record.getMessage(),
                 attributes=attributes,
             )
-        except Exception:
+        except Exception:  # noqa: BLE001 - logging's own contract: handleError, never raise
             self.handleError(record)
 
     def handleError(self, record: logging.LogRecord) -> None:
@@ -110,17 +115,22 @@ def build_logger_provider(
     *,
     resource: object,
     warn: RateLimitedLogger,
+    ledger: UnsentLedger | None = None,
     exporter: LogRecordExporter | None = None,
 ) -> tuple[LoggerProvider, GuardedLogExporter | None]:
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)  # type: ignore[arg-type]
     guarded = None
+    built = False
     if exporter is None and settings.logs_enabled:
         try:
             exporter = make_log_exporter(settings)
-        except Exception as exc:
+            built = True
+        except Exception as exc:  # noqa: BLE001 - no exporter is one warning, not a crash
             warn.warning("log-exporter-init", "leaktrace: cannot build the OTLP log exporter (%r); logs are not exported", exc)
     if exporter is not None:
-        guarded = GuardedLogExporter(exporter, warn)
+        # The endpoint is known only for the exporter built here from the settings.
+        reach = Reachability(settings.logs_endpoint) if built else None
+        guarded = GuardedLogExporter(exporter, warn, reachability=reach, ledger=ledger)
         provider.add_log_record_processor(
             BatchLogRecordProcessor(
                 guarded,

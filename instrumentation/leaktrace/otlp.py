@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._ratelimit import RateLimitedLogger
+from .unsent import Reachability, UnsentLedger, where
 
 # (module, class) of the OTLP exporter per signal and protocol; imported only when used.
 _EXPORTERS: Mapping[tuple[str, str], tuple[str, str]] = {
@@ -42,28 +43,55 @@ class ExportGuard:
     _success: Any = None
     _failure: Any = None
 
-    def __init__(self, inner: Any, warn: RateLimitedLogger) -> None:
+    def __init__(self, inner: Any, warn: RateLimitedLogger, *, reachability: Reachability | None = None,
+                 ledger: UnsentLedger | None = None) -> None:
+        """`reachability`: probe the endpoint before exporting while it is not known to answer,
+        so a refused connection fails at once (unsent.py); `ledger`: counts what was not sent."""
         self._inner = inner
         self._warn = warn
+        self._reach = reachability
+        self.ledger = ledger if ledger is not None else UnsentLedger()
         self._closed = False
         #: True while the last export failed; shutdown then aborts retries instead of waiting.
         self.failing = False
 
     def export(self, batch: Sequence[Any]) -> Any:
         if self._closed:
+            self.ledger.add(self._noun, len(batch))
+            return self._failure
+        reach = self._reach
+        if reach is not None and not reach.check():
+            # Refused: fail now rather than enter the exporter's retry back-off.
+            self.failing = True
+            self.ledger.add(self._noun, len(batch), where(reach.endpoint, reach.last_error))
+            self._warn.warning(f"{self._noun}-unreachable", "leaktrace: %s not sent: %s", self._noun,
+                               where(reach.endpoint, reach.last_error))
             return self._failure
         try:
             result = self._inner.export(batch)
-        except Exception as exc:  # the host must never see an exporter's bug
+        except Exception as exc:  # noqa: BLE001 - the host must never see an exporter's bug
             self._warn.warning(f"{self._noun}-export-raised", "leaktrace: %s exporter raised %r; %s dropped",
                                self._noun, exc, self._noun)
             self.failing = True
+            self.ledger.add(self._noun, len(batch), f"exporter raised {type(exc).__name__}")
             return self._failure
         self.failing = result is not self._success
+        if reach is not None:
+            reach.mark(not self.failing)
         if self.failing:
+            self.ledger.add(self._noun, len(batch), where(reach.endpoint, "export failed") if reach else "")
             self._warn.warning(f"{self._noun}-export-failed", "leaktrace: could not export %d %s",
                                len(batch), self._noun)
         return result
+
+    def reopen(self, inner: Any) -> Any:
+        """Export through `inner` from now on and return the exporter it replaces: a forked
+        child's own (the parent's holds the parent's HTTP connections or gRPC channel, which
+        the child must neither use nor close)."""
+        old, self._inner = self._inner, inner
+        self._closed = False
+        self.failing = False
+        return old
 
     def shutdown(self) -> None:
         if self._closed:
@@ -71,12 +99,12 @@ class ExportGuard:
         self._closed = True
         try:
             self._inner.shutdown()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shutdown goes on past a broken exporter
             self._warn.warning(f"{self._noun}-export-shutdown", "leaktrace: %s exporter shutdown raised %r",
                                self._noun, exc)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         try:
             return bool(self._inner.force_flush(timeout_millis))
-        except Exception:
+        except Exception:  # noqa: BLE001 - a failed flush is False, never raised
             return False

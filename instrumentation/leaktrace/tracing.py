@@ -16,6 +16,7 @@ from opentelemetry.trace import Tracer
 from ._ratelimit import RateLimitedLogger
 from .config import Settings
 from .otlp import ExportGuard, make_exporter
+from .unsent import Reachability, UnsentLedger
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,20 +42,25 @@ def build_tracer_provider(
     *,
     resource: Resource,
     warn: RateLimitedLogger,
+    ledger: UnsentLedger | None = None,
     exporter: SpanExporter | None = None,
     processors: Sequence[SpanProcessor] = (),
 ) -> tuple[TracerProvider, GuardedSpanExporter | None]:
     provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     guarded = None
+    built = False
     for processor in processors:
         provider.add_span_processor(processor)
     if exporter is None and settings.traces_enabled:
         try:
             exporter = make_span_exporter(settings)
-        except Exception as exc:
+            built = True
+        except Exception as exc:  # noqa: BLE001 - no exporter is one warning, not a crash
             warn.warning("span-exporter-init", "leaktrace: cannot build the OTLP span exporter (%r); traces are not exported", exc)
     if exporter is not None:
-        guarded = GuardedSpanExporter(exporter, warn)
+        # The endpoint is known only for the exporter built here from the settings.
+        reach = Reachability(settings.traces_endpoint) if built else None
+        guarded = GuardedSpanExporter(exporter, warn, reachability=reach, ledger=ledger)
         provider.add_span_processor(
             BatchSpanProcessor(
                 guarded,

@@ -19,8 +19,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from leaktrace.analysis.callpath import CallPathKey, FrameFilter, call_path_key, user_frames
-from leaktrace.analysis.model import Report, Suspect, TimeSeries
+from leaktrace.analysis.freelists import freelist_block_sizes, is_ambiguous
+from leaktrace.analysis.model import EndpointShare, Report, Suspect, TimeSeries
 from leaktrace.analysis.trend import Shape, Trend, TrendConfig, classify, theil_sen
+from leaktrace.endpoints import EndpointSource, SpanNameCache
 from leaktrace.profiling.samples import Frame, HeapSnapshot
 
 
@@ -38,6 +40,7 @@ class AnalyzerConfig:
     min_trace_age_s: float = 1.5  # a trace must stay live this long to count as retained
     max_suspects: int = 10
     key_cache_size: int = 8192
+    max_endpoints_per_suspect: int = 10
 
     def __post_init__(self) -> None:
         if self.key_depth < 1 or self.max_paths < 1 or self.max_points < 16:
@@ -74,7 +77,7 @@ class Series:
 
 
 class _Path:
-    __slots__ = ("bytes", "first_seen", "frames", "key", "low", "objects", "raw")
+    __slots__ = ("bytes", "endpoint_bytes", "first_seen", "frames", "key", "low", "objects", "raw", "trusted_bytes")
 
     def __init__(self, key: CallPathKey, capacity: int) -> None:
         self.key = key
@@ -85,6 +88,10 @@ class _Path:
         self.objects = Series(capacity)
         self.low = float("inf")  # lowest live bytes seen while tracked
         self.first_seen: dict[int, tuple[float, int]] = {}  # trace id -> (first seen live, span id)
+        # Latest snapshot, samples a freelist cannot have served only: bytes left by ended
+        # requests per endpoint, and all such bytes (the denominator of each endpoint's share).
+        self.endpoint_bytes: dict[str, float] = {}
+        self.trusted_bytes = 0.0
 
     def append(self, t: float, nbytes: float, nobj: float) -> None:
         self.bytes.append(t, nbytes)
@@ -111,9 +118,21 @@ class _Light:
 class LeakAnalyzer:
     """Feed it snapshots in time order with `observe`; ask `report()` at any time."""
 
-    def __init__(self, config: AnalyzerConfig = AnalyzerConfig(), *, frame_filter: FrameFilter | None = None) -> None:
+    def __init__(
+        self,
+        config: AnalyzerConfig = AnalyzerConfig(),
+        *,
+        frame_filter: FrameFilter | None = None,
+        endpoints: EndpointSource | None = None,
+        ambiguous_sizes: frozenset[int] | None = None,
+    ) -> None:
+        """`endpoints`: span id -> local root span name (leaktrace.endpoints.EndpointTracker);
+        `ambiguous_sizes`: block sizes whose trace ids are not evidence (freelists.py)."""
         self._config = config
         self._filter = frame_filter or FrameFilter.default()
+        self._endpoints = SpanNameCache(endpoints)
+        self._ambiguous = freelist_block_sizes() if ambiguous_sizes is None else ambiguous_sizes
+        self._telemetry_bytes = 0.0
         self._paths: dict[CallPathKey, _Path] = {}
         self._light: dict[CallPathKey, _Light] = {}
         self._keys: dict[int, tuple[tuple[Frame, ...], CallPathKey]] = {}
@@ -165,12 +184,17 @@ class LeakAnalyzer:
         agg: dict[CallPathKey, list[float]] = {}  # key -> [bytes, objects, best_bytes]
         best: dict[CallPathKey, tuple[Frame, ...]] = {}
         traces: dict[CallPathKey, dict[int, int]] = {}
+        evidence: dict[CallPathKey, tuple[dict[str, float], list[float]]] = {}
+        telemetry = 0.0
+        names = self._endpoints
+        tracking = names.source is not None
         for s in snapshot.samples:
             if s.inuse_bytes <= 0:
                 continue
             key = self._key(s.frames)
             if not key:
-                continue  # leaktrace's own bookkeeping
+                telemetry += s.inuse_bytes  # telemetry's own: export queues, leaktrace
+                continue
             a = agg.get(key)
             if a is None:
                 a = agg[key] = [0.0, 0.0, -1.0]
@@ -179,12 +203,29 @@ class LeakAnalyzer:
             if s.inuse_bytes > a[2]:
                 a[2] = s.inuse_bytes
                 best[key] = s.frames
+            if not (s.trace_id or tracking) or is_ambiguous(s.inuse_bytes, s.inuse_objects, self._ambiguous):
+                continue  # bytes yes, but a freelist may have handed it to another request
             if s.trace_id:
                 traces.setdefault(key, {})[s.trace_id] = s.span_id
+            if not tracking:
+                continue
+            ev = evidence.get(key)
+            if ev is None:
+                ev = evidence[key] = ({}, [0.0])
+            ev[1][0] += s.inuse_bytes
+            hit = names.lookup(s.span_id) if s.span_id else None
+            if s.span_id == 0:
+                ev[0][""] = ev[0].get("", 0.0) + s.inuse_bytes
+            elif hit is not None and hit[1]:  # left behind: the request has ended
+                ev[0][hit[0]] = ev[0].get(hit[0], 0.0) + s.inuse_bytes
+        names.next_pass()
+        self._telemetry_bytes = telemetry
         for key, gone in self._paths.items():
             if key not in agg:
                 gone.append(t, 0.0, 0.0)
                 gone.first_seen.clear()
+                gone.endpoint_bytes = {}
+                gone.trusted_bytes = 0.0
         tick = self._snapshots
         growing_light: list[tuple[float, CallPathKey]] = []
         for key, (nbytes, nobj, _) in agg.items():
@@ -196,8 +237,8 @@ class LeakAnalyzer:
                 else:
                     self._observe_light(key, light, nbytes, tick, growing_light)
                     continue
-            self._update(path, best[key], t, nbytes, nobj, traces.get(key, {}))
-        self._promote(growing_light, agg, best, traces, t)
+            self._update(path, best[key], t, nbytes, nobj, traces.get(key, {}), evidence.get(key))
+        self._promote(growing_light, agg, best, traces, t, evidence)
         self._total.append(t, snapshot.inuse_bytes)
         if rss_bytes is not None:
             self._rss.append(t, float(rss_bytes))
@@ -209,13 +250,21 @@ class LeakAnalyzer:
         self._interval = float(snapshot.sample_interval_bytes)
 
     def _update(
-        self, path: _Path, raw: tuple[Frame, ...], t: float, nbytes: float, nobj: float, traces: Mapping[int, int]
+        self,
+        path: _Path,
+        raw: tuple[Frame, ...],
+        t: float,
+        nbytes: float,
+        nobj: float,
+        traces: Mapping[int, int],
+        evidence: tuple[dict[str, float], list[float]] | None,
     ) -> None:
         if raw is not path.raw:
             path.raw = raw
             path.frames = user_frames(raw, self._filter)[: self._config.max_frames]
         path.append(t, nbytes, nobj)
         path.first_seen = _keep_oldest(path.first_seen, traces, t, self._config.max_traces_per_path)
+        path.endpoint_bytes, path.trusted_bytes = (evidence[0], evidence[1][0]) if evidence else ({}, 0.0)
 
     def _observe_light(
         self, key: CallPathKey, light: _Light | None, nbytes: float, tick: int, growing: list[tuple[float, CallPathKey]]
@@ -242,6 +291,7 @@ class LeakAnalyzer:
         best: Mapping[CallPathKey, tuple[Frame, ...]],
         traces: Mapping[CallPathKey, Mapping[int, int]],
         t: float,
+        evidence: Mapping[CallPathKey, tuple[dict[str, float], list[float]]],
     ) -> None:
         """Swap untracked paths that grow for tracked ones that do not.
 
@@ -268,7 +318,7 @@ class LeakAnalyzer:
             del self._light[key]
             path = self._paths[key] = _Path(key, self._config.max_points)
             nbytes, nobj, _ = agg[key]
-            self._update(path, best[key], t, nbytes, nobj, traces.get(key, {}))
+            self._update(path, best[key], t, nbytes, nobj, traces.get(key, {}), evidence.get(key))
 
     def trend(self, key: CallPathKey) -> Trend | None:
         path = self._paths.get(key)
@@ -304,6 +354,8 @@ class LeakAnalyzer:
                     span_ids=tuple(format(sid, "016x") for _, sid in retained),
                     key=path.key,
                     retained_series=TimeSeries.of(series.times, series.values),
+                    lines=(path.frames[0].line,) if path.frames else (),
+                    endpoints=self._endpoint_shares(path),
                 )
             )
         suspects.sort(key=lambda s: s.growth_bytes_per_s, reverse=True)
@@ -320,7 +372,22 @@ class LeakAnalyzer:
             notes=tuple(notes),
             heap_series=TimeSeries.of(self._total.times, self._total.values),
             rss_series=TimeSeries.of(self._rss.times, self._rss.values),
+            telemetry_bytes=self._telemetry_bytes,
         )
+
+    def _endpoint_shares(self, path: _Path) -> tuple[EndpointShare, ...]:
+        """Each endpoint's share of the trusted bytes, applied to all the path's live bytes."""
+        source = self._endpoints.source
+        if not path.endpoint_bytes or path.trusted_bytes <= 0:
+            return ()
+        requests = source.requests() if source is not None else {}
+        scale = path.bytes.last / path.trusted_bytes
+        shares = [
+            EndpointShare(name, nbytes * scale, int(requests.get(name, 0)) if name else 0)
+            for name, nbytes in path.endpoint_bytes.items()
+        ]
+        shares.sort(key=lambda e: e.retained_bytes, reverse=True)
+        return tuple(shares[: self._config.max_endpoints_per_suspect])
 
     def _retained_traces(self, path: _Path) -> list[tuple[int, int]]:
         """(trace id, span id) of requests whose allocations here stayed live long enough.
@@ -351,9 +418,13 @@ def analyze(
     *,
     frame_filter: FrameFilter | None = None,
     rss: Sequence[float] | None = None,
+    endpoints: EndpointSource | None = None,
 ) -> Report:
-    """One-shot analysis of a recorded run (rss, when given, is aligned with the snapshots)."""
-    analyzer = LeakAnalyzer(config, frame_filter=frame_filter)
+    """One-shot analysis of a recorded run (rss, when given, is aligned with the snapshots).
+    Suspects of one function and caller are merged (`grouping.merge_suspects`, no holders)."""
+    from leaktrace.analysis.grouping import merge_report
+
+    analyzer = LeakAnalyzer(config, frame_filter=frame_filter, endpoints=endpoints)
     for i, snap in enumerate(snapshots):
         analyzer.observe(snap, rss[i] if rss is not None and i < len(rss) else None)
-    return analyzer.report()
+    return merge_report(analyzer.report())

@@ -32,18 +32,27 @@ def _leaktrace_dir() -> str:
     return _norm(os.path.dirname(os.path.dirname(__file__)))
 
 
-def _otel_sdk_dir() -> str | None:
-    """Where the OpenTelemetry SDK lives, found without importing it."""
+def _package_dirs(name: str) -> list[str]:
+    """Every directory a (namespace) package lives in, found without importing it."""
     try:
-        spec = importlib.util.find_spec("opentelemetry.sdk")
+        spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
-        return None
+        return []
     locations = list(spec.submodule_search_locations or ()) if spec is not None else []
-    return _norm(locations[0]) if locations else None
+    return [_norm(p) for p in locations]
+
+
+#: Packages whose allocations are telemetry's own: OpenTelemetry's API, SDK, exporters,
+#: instrumentations and semantic conventions all live in the `opentelemetry` namespace package
+#: (one directory per installation location); pyroscope-io is the CPU profiler's agent.
+TELEMETRY_PACKAGES: tuple[str, ...] = ("opentelemetry", "pyroscope")
 
 
 def _telemetry_prefixes() -> tuple[str, ...]:
-    return tuple(p + os.sep for p in (_leaktrace_dir(), _otel_sdk_dir()) if p)
+    dirs = [_leaktrace_dir()]
+    for package in TELEMETRY_PACKAGES:
+        dirs.extend(_package_dirs(package))
+    return tuple(sorted({p + os.sep for p in dirs if p}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +61,11 @@ class FrameFilter:
 
     library_prefixes: tuple[str, ...]
     own_prefix: str = _leaktrace_dir() + os.sep
-    # Code whose allocations are telemetry's own even when user code called it: leaktrace and
-    # the OpenTelemetry SDK. Spans and log records wait in the SDK's bounded export queues; with
-    # a slow or dead collector that queue fills and drains in a sawtooth that looks like growth
-    # at the user's `start_as_current_span` line.
+    # Code whose allocations are telemetry's own whoever called it: leaktrace, OpenTelemetry
+    # (API, SDK, exporters, instrumentations) and pyroscope-io. Spans and log records wait in the
+    # SDK's bounded export queues; with a slow or dead collector that queue fills and drains in
+    # a sawtooth that looks like growth at the user's `start_as_current_span` line, or (spans an
+    # instrumentor or the framework itself started) at library frames.
     telemetry_prefixes: tuple[str, ...] = _telemetry_prefixes()
 
     @classmethod
@@ -91,21 +101,29 @@ def user_frames(frames: Sequence[Frame], frame_filter: FrameFilter) -> tuple[Fra
     return tuple(frames[user[0] : user[-1] + 1])
 
 
+def is_telemetry(frames: Sequence[Frame], frame_filter: FrameFilter) -> bool:
+    """Telemetry's own memory: a telemetry frame (leaktrace, OpenTelemetry, pyroscope-io) lies
+    between the allocation and the first user frame, or anywhere on a stack with no user frame.
+
+    Whoever called it: the user's `start_as_current_span` line, an instrumentor's middleware, a
+    framework's native OpenTelemetry support, or an SDK thread. Telemetry frames *below* user
+    code (the ASGI middleware around a handler) do not count: the handler's allocations are
+    the user's.
+    """
+    for f in frames:
+        if frame_filter.is_user(f.file):
+            return False
+        if frame_filter.is_telemetry(f.file):
+            return True
+    return False
+
+
 def call_path_key(frames: Sequence[Frame], frame_filter: FrameFilter, depth: int = 2) -> CallPathKey:
     """Grouping key: the first `depth` user frames (library frames between them are skipped).
 
-    Empty for telemetry's own memory, which is never a suspect: what leaktrace allocated with
-    no user code on the stack (its threads: the hunter, the exporter), and what leaktrace or
-    the OpenTelemetry SDK allocated when user code called them (a span, a log record: the
-    frames between the allocation and the first user frame are theirs). Telemetry frames
-    *below* user code (the ASGI wrapper around a handler) do not count: the handler's
-    allocations are the user's.
+    Empty for telemetry's own memory (`is_telemetry`), which is never a suspect.
     """
-    first_user = next((i for i, f in enumerate(frames) if frame_filter.is_user(f.file)), None)
-    if first_user is None:
-        if any(frame_filter.is_own(f.file) for f in frames):
-            return ()
-    elif any(frame_filter.is_telemetry(f.file) for f in frames[:first_user]):
+    if is_telemetry(frames, frame_filter):
         return ()
     trimmed = user_frames(frames, frame_filter)
     picked: list[Frame] = []

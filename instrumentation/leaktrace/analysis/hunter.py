@@ -28,8 +28,10 @@ from typing import Any, Self
 
 from leaktrace.analysis.analyzer import AnalyzerConfig, LeakAnalyzer
 from leaktrace.analysis.callpath import FrameFilter, format_frame
+from leaktrace.analysis.grouping import merge_report
 from leaktrace.analysis.model import Report, Suspect
 from leaktrace.analysis.retention import ContainerCensus, ObjectSite, RetentionConfig
+from leaktrace.endpoints import EndpointSource
 from leaktrace.profiling.samples import HeapSnapshot
 
 _log = logging.getLogger("leaktrace.hunter")
@@ -39,6 +41,7 @@ _log = logging.getLogger("leaktrace.hunter")
 class HunterConfig:
     interval_s: float = 1.0
     top_k: int = 5
+    endpoints_per_suspect: int = 3  # endpoint series per top-K suspect in the metrics
     label_max_len: int = 120
     max_duty: float = 0.25  # at most this fraction of one core spent in ticks, on average
     growth_change_ratio: float = 0.5  # a verdict "changes" when its rate moves by this much
@@ -78,7 +81,9 @@ class Hunter:
         frame_filter: FrameFilter | None = None,
         modules: Callable[[], Mapping[str, types.ModuleType]] = lambda: sys.modules,
         notes: tuple[str, ...] = (),
+        endpoints: EndpointSource | None = None,
     ) -> None:
+        """`endpoints`: span id -> local root span name, for bytes per endpoint (EndpointTracker)."""
         self._source = snapshot_source
         self._notes = notes
         self._rss = rss_source
@@ -89,7 +94,7 @@ class Hunter:
         self._on_report = on_report
         self._config = config
         ff = frame_filter or FrameFilter.default()
-        self._analyzer = LeakAnalyzer(config.analyzer, frame_filter=ff)
+        self._analyzer = LeakAnalyzer(config.analyzer, frame_filter=ff, endpoints=endpoints)
         self._census = ContainerCensus(
             config.retention,
             containers=containers,
@@ -117,7 +122,8 @@ class Hunter:
         if self._thread is not None:
             return
         if self._registry is not None:
-            self._collector = SuspectCollector(self.report, self._config.top_k, self._config.label_max_len)
+            self._collector = SuspectCollector(self.report, self._config.top_k, self._config.label_max_len,
+                                               endpoints_per_suspect=self._config.endpoints_per_suspect)
             self._registry.register(self._collector)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="leaktrace-hunter", daemon=True)
@@ -145,6 +151,17 @@ class Hunter:
                 pass
             self._collector = None
         return self.report()
+
+    def abandon(self) -> None:
+        """Forget this hunter in a forked child (its thread is the parent's and gone): take its
+        collector out of the registry, without joining, ticking or reporting anything."""
+        if self._collector is not None and self._registry is not None:
+            try:
+                self._registry.unregister(self._collector)
+            except KeyError:
+                pass
+        self._collector = None
+        self._thread = None
 
     def __enter__(self) -> Self:
         self.start()
@@ -208,7 +225,9 @@ class Hunter:
             times, values = self._analyzer.path_series(s.key)
             holder = self._census.attribute(s.key, times, values, s.growth_bytes_per_s)
             out.append(replace(s, holder=holder) if holder else s)
-        return replace(report, suspects=tuple(out))
+        # One suspect per leak: lines of one function with one caller and holder are one.
+        return merge_report(replace(report, suspects=tuple(out)),
+                            max_traces=self._config.analyzer.max_reported_traces)
 
     def _publish(self, report: Report) -> None:
         # A suspect near the thresholds may drop out of one report and come back in the
@@ -243,6 +262,8 @@ class Hunter:
             "leaktrace.event": "leak_verdict",
             "leak.change": change,
             "leak.call_path": s.call_path,
+            "leak.lines": ",".join(str(n) for n in s.lines),
+            "leak.endpoints": "; ".join(e.describe() for e in s.endpoints[:5]),
             "leak.function": s.frames[0].function if s.frames else "",
             "leak.file": s.frames[0].file if s.frames else "",
             "leak.line": s.frames[0].line if s.frames else 0,
@@ -271,7 +292,7 @@ class Hunter:
         from opentelemetry import trace
 
         links = []
-        for tid, sid in zip(s.trace_ids[:10], s.span_ids[:10]):
+        for tid, sid in zip(s.trace_ids[:10], s.span_ids[:10], strict=False):
             ctx = trace.SpanContext(int(tid, 16), int(sid, 16) if sid else 0, is_remote=True)
             if ctx.is_valid:
                 links.append(trace.Link(ctx))
@@ -312,10 +333,12 @@ class _in_trace_of:
 class SuspectCollector:
     """prometheus_client custom collector over the hunter's current report."""
 
-    def __init__(self, report: Callable[[], Report], top_k: int, label_max_len: int) -> None:
+    def __init__(self, report: Callable[[], Report], top_k: int, label_max_len: int, *,
+                 endpoints_per_suspect: int = 3) -> None:
         self._report = report
         self._k = top_k
         self._max = label_max_len
+        self._e = endpoints_per_suspect
 
     def describe(self) -> Iterator[Any]:
         return iter(self._families(None))
@@ -338,6 +361,21 @@ class SuspectCollector:
             labels=labels,
         )
         count = GaugeMetricFamily("leaktrace_leak_suspects", "Number of call paths judged to leak.")
+        ep_labels = ["rank", "call_path", "endpoint"]
+        per_request = GaugeMetricFamily(
+            "leaktrace_leak_suspect_endpoint_bytes_per_request",
+            "Live bytes a top-K suspect keeps per ended request of an endpoint (local root span name).",
+            labels=ep_labels,
+        )
+        ep_retained = GaugeMetricFamily(
+            "leaktrace_leak_suspect_endpoint_retained_bytes",
+            "Live bytes on a top-K suspect's path left behind by ended requests of an endpoint.",
+            labels=ep_labels,
+        )
+        telemetry = GaugeMetricFamily(
+            "leaktrace_hunt_telemetry_bytes",
+            "Sampled live bytes that are telemetry's own (export queues, leaktrace): never a suspect.",
+        )
         info = InfoMetricFamily(
             "leaktrace_leak_suspect",
             "Where a top-K leak suspect allocates and what holds it.",
@@ -355,8 +393,14 @@ class SuspectCollector:
                      str(f.line if f else 0), values[2]],
                     {},
                 )
+                for e in s.endpoints[: self._e]:
+                    ep_values = [str(rank), values[1], cut(e.name or "(no request)")]
+                    ep_retained.add_metric(ep_values, e.retained_bytes)
+                    if e.requests > 0:
+                        per_request.add_metric(ep_values, e.bytes_per_request)
             count.add_metric([], float(len(report.suspects)))
-        return [growth, retained, count, info]
+            telemetry.add_metric([], float(report.telemetry_bytes))
+        return [growth, retained, count, info, per_request, ep_retained, telemetry]
 
     def _cut(self, value: str) -> str:
         return value if len(value) <= self._max else "…" + value[-(self._max - 1):]

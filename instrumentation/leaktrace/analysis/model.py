@@ -92,6 +92,42 @@ class Holder:
 
 
 @dataclass(frozen=True, slots=True)
+class EndpointShare:
+    """The requests of one endpoint (local root span name) that left memory on a suspect's path.
+
+    `retained_bytes`: live bytes on the path allocated under those requests after they ended;
+    `requests`: how many requests of that endpoint ended while hunting, so `bytes_per_request`
+    is what each request of the endpoint leaves behind on average (heap in-use delta per
+    operation)."""
+
+    name: str  # e.g. "POST /login/{user}"; "" for memory allocated outside any request
+    retained_bytes: float
+    requests: int
+
+    @property
+    def bytes_per_request(self) -> float:
+        return self.retained_bytes / self.requests if self.requests > 0 else 0.0
+
+    def describe(self) -> str:
+        label = self.name or "(no request)"
+        if self.requests <= 0:
+            return f"{label}: {_size(self.retained_bytes)}"
+        return f"{label}: {_size(self.bytes_per_request)} per request ({self.requests:,} requests)"
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "retained_bytes": int(self.retained_bytes),
+            "requests": int(self.requests),
+            "bytes_per_request": round(self.bytes_per_request, 1),
+        }
+
+    @classmethod
+    def from_json_dict(cls, doc: Mapping[str, Any]) -> EndpointShare:
+        return cls(str(doc.get("name", "")), float(doc.get("retained_bytes", 0.0)), int(doc.get("requests", 0)))
+
+
+@dataclass(frozen=True, slots=True)
 class Suspect:
     frames: tuple[Frame, ...]  # allocation site (first user frame) first
     growth_bytes_per_s: float
@@ -103,6 +139,9 @@ class Suspect:
     key: tuple[Frame, ...] = ()  # the grouping key (see callpath); not part of the JSON
     span_ids: tuple[str, ...] = ()  # 16-hex, parallel to trace_ids; not part of the JSON
     retained_series: TimeSeries = TimeSeries()  # live bytes on this call path over the run
+    # Lines of the allocating function merged into this suspect (one leak, several lines), sorted.
+    lines: tuple[int, ...] = ()
+    endpoints: tuple[EndpointShare, ...] = ()  # most bytes first
 
     @property
     def retained_by(self) -> str | None:
@@ -115,6 +154,14 @@ class Suspect:
     @property
     def call_path(self) -> str:
         return format_frame(self.frames[0]) if self.frames else "?"
+
+    @property
+    def site(self) -> str:
+        """`call_path` with every merged line: `session.Session.__init__:12,13`."""
+        if len(self.lines) < 2 or not self.frames:
+            return self.call_path
+        head = format_frame(self.frames[0]).rsplit(":", 1)[0]
+        return f"{head}:{','.join(str(n) for n in self.lines)}"
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -130,6 +177,8 @@ class Suspect:
             "grouped_by": [_frame_json(f) for f in self.key],
             "holder": self.holder.to_json_dict() if self.holder else None,
             "retained_series": self.retained_series.to_json_dict(),
+            "lines": list(self.lines or ((self.frames[0].line,) if self.frames else ())),
+            "endpoints": [e.to_json_dict() for e in self.endpoints],
         }
 
     @classmethod
@@ -151,6 +200,8 @@ class Suspect:
             holder=holder,
             key=tuple(_frame_of(f) for f in doc.get("grouped_by") or ()),
             retained_series=TimeSeries.from_json_dict(doc.get("retained_series")),
+            lines=tuple(int(n) for n in doc.get("lines") or ()),
+            endpoints=tuple(EndpointShare.from_json_dict(e) for e in doc.get("endpoints") or ()),
         )
 
 
@@ -163,6 +214,9 @@ class Report:
     notes: tuple[str, ...] = field(default=())  # degraded modes worth telling the user
     heap_series: TimeSeries = TimeSeries()  # the sampled live heap over the run
     rss_series: TimeSeries = TimeSeries()  # the process's RSS over the run
+    # Live bytes that are telemetry's own (spans and log records in export queues, leaktrace):
+    # never a suspect, shown on a line of its own.
+    telemetry_bytes: float = 0.0
 
     @property
     def verdict(self) -> str:
@@ -177,6 +231,7 @@ class Report:
             "suspects": [s.to_json_dict() for s in self.suspects],
             "snapshots": self.snapshots,
             "notes": list(self.notes),
+            "telemetry_bytes": int(self.telemetry_bytes),
             "timeline": {
                 "heap_live_bytes": self.heap_series.to_json_dict(),
                 "rss_bytes": self.rss_series.to_json_dict(),
@@ -197,6 +252,7 @@ class Report:
             notes=tuple(str(n) for n in doc.get("notes") or ()),
             heap_series=TimeSeries.from_json_dict(timeline.get("heap_live_bytes")),
             rss_series=TimeSeries.from_json_dict(timeline.get("rss_bytes")),
+            telemetry_bytes=float(doc.get("telemetry_bytes", 0.0)),
         )
 
     def render(self, file: TextIO | None = None, *, max_frames: int = 6) -> None:
@@ -206,11 +262,14 @@ class Report:
             f"leaktrace hunt: {head} after {self.duration_s:.1f} s "
             f"({self.snapshots} heap snapshots, RSS {_rate(self.rss_growth_bytes_per_s)})\n"
         )
+        out.write(f"telemetry (export queues): {_mib(self.telemetry_bytes)}\n")
         for rank, s in enumerate(self.suspects, 1):
             out.write(
-                f"\n#{rank} {s.call_path}  growing {_rate(s.growth_bytes_per_s)}, "
+                f"\n#{rank} {s.site}  growing {_rate(s.growth_bytes_per_s)}, "
                 f"{_size(s.retained_bytes)} live in {s.objects:,} objects (p={s.p_value:.1g})\n"
             )
+            if len(s.lines) > 1:
+                out.write(f"  lines {', '.join(str(n) for n in s.lines)} of {s.frames[0].function}\n")
             for f in s.frames[:max_frames]:
                 out.write(f"    at {f.function} ({f.file}:{f.line})\n")
             if len(s.frames) > max_frames:
@@ -225,6 +284,7 @@ class Report:
                 shown = ", ".join(s.trace_ids[:5])
                 more = f" (+{len(s.trace_ids) - 5} more)" if len(s.trace_ids) > 5 else ""
                 out.write(f"  requests still holding memory here: {shown}{more}\n")
+            _write_endpoints(out, [(e.name, e.retained_bytes, e.requests) for e in s.endpoints])
         for note in self.notes:
             out.write(f"note: {note}\n")
 
@@ -238,12 +298,14 @@ def render_json(doc: Mapping[str, Any], file: TextIO | None = None, *, max_frame
         f"leaktrace hunt: {head} after {float(doc.get('duration_s', 0.0)):.1f} s "
         f"(RSS {_rate(float(doc.get('rss_growth_bytes_per_s', 0.0)))})\n"
     )
+    out.write(f"telemetry (export queues): {_mib(float(doc.get('telemetry_bytes', 0.0)))}\n")
     for rank, s in enumerate(suspects, 1):
         frames = s.get("frames") or []
         top = frames[0] if frames else {"function": "?", "file": "?", "line": 0}
         stem = str(top["file"]).rsplit("/", 1)[-1].removesuffix(".py")
+        lines = [int(n) for n in s.get("lines") or ()] or [int(str(top["line"]))]
         out.write(
-            f"\n#{rank} {stem}.{top['function']}:{top['line']}  growing "
+            f"\n#{rank} {stem}.{top['function']}:{','.join(str(n) for n in lines)}  growing "
             f"{_rate(float(s.get('growth_bytes_per_s', 0.0)))}, {_size(s.get('retained_bytes', 0))} live "
             f"in {int(s.get('objects', 0)):,} objects\n"
         )
@@ -256,6 +318,22 @@ def render_json(doc: Mapping[str, Any], file: TextIO | None = None, *, max_frame
         if traces:
             more = f" (+{len(traces) - 5} more)" if len(traces) > 5 else ""
             out.write(f"  requests still holding memory here: {', '.join(traces[:5])}{more}\n")
+        _write_endpoints(out, [(str(e.get("name", "")), float(e.get("retained_bytes", 0.0)), int(e.get("requests", 0)))
+                               for e in s.get("endpoints") or ()])
+
+
+def _write_endpoints(out: TextIO, endpoints: Sequence[tuple[str, float, int]], shown: int = 5) -> None:
+    if not endpoints:
+        return
+    out.write("  left behind by:\n")
+    for name, nbytes, requests in endpoints[:shown]:
+        out.write(f"    {EndpointShare(name, nbytes, requests).describe()}\n")
+    if len(endpoints) > shown:
+        out.write(f"    ... {len(endpoints) - shown} more endpoints\n")
+
+
+def _mib(n: float) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB"
 
 
 def _frame_json(f: Frame) -> dict[str, Any]:

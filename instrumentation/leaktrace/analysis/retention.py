@@ -28,7 +28,7 @@ referenced only while one step runs.
 from __future__ import annotations
 
 import collections
-import itertools
+import functools
 import math
 import os
 import sys
@@ -36,11 +36,13 @@ import threading
 import time
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from leaktrace.analysis import basetype
 from leaktrace.analysis.analyzer import Series
 from leaktrace.analysis.callpath import CallPathKey, FrameFilter, user_frames
+from leaktrace.analysis.foreign import ForeignConfig, ForeignScan
 from leaktrace.analysis.model import Holder, TimeSeries
 from leaktrace.analysis.trend import ols
 from leaktrace.profiling.samples import Frame
@@ -60,6 +62,10 @@ class RetentionConfig:
     min_entries_growth: int = 3
     min_r_squared: float = 0.5
     sample_entries: int = 3  # recently added entries sized and located per grown candidate
+    # Containers of the standard library and site-packages (foreign.py); None: user code only.
+    foreign: ForeignConfig | None = field(default_factory=ForeignConfig)
+    # A foreign holder must explain the bytes clearly better than a user's, watched or thread one.
+    foreign_penalty: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +74,16 @@ class _Seen:
     kind: str
     size: int
     obj: Any  # only during one step
+    foreign: bool = False
 
 
 class _Candidate:
-    __slots__ = ("entry_sizes", "kind", "last_cycle", "name", "series", "sites")
+    __slots__ = ("entry_sizes", "foreign", "kind", "last_cycle", "name", "series", "sites")
 
-    def __init__(self, name: str, kind: str, capacity: int) -> None:
+    def __init__(self, name: str, kind: str, capacity: int, foreign: bool = False) -> None:
         self.name = name
         self.kind = kind
+        self.foreign = foreign
         self.series = Series(capacity)
         self.entry_sizes: collections.deque[float] = collections.deque(maxlen=16)
         self.sites: collections.deque[tuple[str, int]] = collections.deque(maxlen=32)
@@ -112,6 +120,11 @@ class ContainerCensus:
         self._shadowed: set[str] = set()
         self._cycle = 0
         self.errors = 0  # items skipped because they changed under us or raised
+        self._foreign = (
+            ForeignScan(config.foreign, frame_filter=self._filter, modules=modules, is_user_module=self._is_user_module)
+            if config.foreign is not None
+            else None
+        )
 
     @property
     def candidates(self) -> int:
@@ -128,9 +141,13 @@ class ContainerCensus:
         if not self._work:
             self._cycle += 1
             mods = self._modules()
-            self._work = ["@threads", "@tasks", "@watched"] + sorted(
-                n for n in list(mods) if self._is_user_module(n, mods.get(n))
-            )
+            self._work = [
+                "@threads",
+                "@tasks",
+                "@watched",
+                "@foreign",
+                *sorted(n for n in list(mods) if self._is_user_module(n, mods.get(n))),
+            ]
             self._work.reverse()  # pop() from the end
         while self._work:
             item = self._work.pop()
@@ -143,6 +160,9 @@ class ContainerCensus:
                 break
         if self._work:
             return False
+        if self._foreign is not None:
+            # What the cycle left of the budget goes to finding the libraries' containers.
+            self._foreign.discover(deadline, time.monotonic)
         stale = [n for n, c in self._candidates.items() if c.last_cycle < self._cycle - 2]
         for n in stale:
             del self._candidates[n]
@@ -151,8 +171,8 @@ class ContainerCensus:
     def _is_user_module(self, name: str, mod: object) -> bool:
         known = self._user_module.get(name)
         if known is None:
-            file = getattr(mod, "__file__", None)
-            known = isinstance(file, str) and self._filter.is_user(file)
+            file = basetype.module_get(mod, "__file__")  # a module's __getattr__ never runs
+            known = type(file) is str and self._filter.is_user(file)
             if len(self._user_module) > 65536:
                 self._user_module.clear()
             self._user_module[name] = known
@@ -172,7 +192,7 @@ class ContainerCensus:
         if c is None:
             if len(self._candidates) >= self._config.max_candidates:
                 return
-            c = self._candidates[seen.name] = _Candidate(seen.name, seen.kind, self._config.max_points)
+            c = self._candidates[seen.name] = _Candidate(seen.name, seen.kind, self._config.max_points, seen.foreign)
         grew = len(c.series) > 0 and seen.size > c.series.last
         c.series.append(t, float(seen.size))
         c.last_cycle = self._cycle
@@ -194,13 +214,17 @@ class ContainerCensus:
         elif item == "@tasks":
             if self._tasks is not None:
                 yield from self._grouped_tasks()
+        elif item == "@foreign":
+            if self._foreign is not None:
+                for f in self._foreign.measure():
+                    yield _Seen(f.name, f.kind, f.size, f.obj, foreign=True)
         elif item == "@watched":
             watched = list(self._containers().items())
             self._watched_ids = {id(obj): name for name, obj in watched}
             self._shadowed &= set(self._watched_ids.values())
             for name, obj in watched:
                 if name not in self._shadowed:
-                    yield _Seen(f"{name}", type(obj).__name__, _size_of(obj), obj)
+                    yield _Seen(f"{name}", _kind(obj), _size_of(obj), obj)
         else:
             mod = self._modules().get(item)
             if mod is not None:
@@ -209,7 +233,8 @@ class ContainerCensus:
     def _threads(self) -> Iterator[_Seen]:
         groups: dict[str, int] = {}
         for th in threading.enumerate():
-            target = getattr(th, "_target", None)
+            d = basetype.instance_dict(th)  # a Thread subclass's property never runs
+            target = dict.get(d, "_target") if d is not None else None
             label = _qualname(target) if target is not None else _qualname(type(th))
             groups[label] = groups.get(label, 0) + 1
         for label, n in groups.items():
@@ -219,15 +244,14 @@ class ContainerCensus:
         assert self._tasks is not None
         groups: dict[str, int] = {}
         for task in list(self._tasks()):
-            coro = task.get_coro() if hasattr(task, "get_coro") else None
-            label = getattr(coro, "__qualname__", None) or type(task).__name__
+            label = _task_label(task)
             groups[label] = groups.get(label, 0) + 1
         for label, n in groups.items():
             yield _Seen(f"tasks running {label}", "tasks", n, None)
 
     def _module(self, modname: str, mod: types.ModuleType) -> Iterator[_Seen]:
         display = _module_display_name(modname, mod)
-        for name, value in list(vars(mod).items()):
+        for name, value in basetype.module_dict(mod).items():
             if name.startswith("__"):
                 continue
             # One bad global (a proxy whose __class__ raises outside a request, say) must
@@ -241,15 +265,19 @@ class ContainerCensus:
         path = f"{display}.{name}"
         yield from self._value(path, value, modname, depth=0)
         cls = type(value)  # type(), not isinstance(): no __class__ property of a proxy runs
-        if issubclass(cls, type) and getattr(value, "__module__", None) == modname:
-            for attr, cval in list(vars(value).items()):
+        if issubclass(cls, type) and basetype.class_module(value) == modname:  # type: ignore[arg-type]
+            qual = basetype.class_qualname(value)  # type: ignore[arg-type]
+            for attr, cval in list(basetype.class_dict(value).items()):  # type: ignore[arg-type]
                 if not attr.startswith("__"):
-                    yield from self._value(f"{display}.{value.__qualname__}.{attr}", cval, modname, depth=1)  # type: ignore[attr-defined]
-        elif cls is types.FunctionType and getattr(value, "__module__", None) == modname:
+                    yield from self._value(f"{display}.{qual}.{attr}", cval, modname, depth=1)
+        elif cls is types.FunctionType and value.__module__ == modname:
             yield from self._closure(path, value)  # type: ignore[arg-type]
-        elif self._is_user_instance(value):
-            for attr, ival in list(object.__getattribute__(value, "__dict__").items()):
-                yield from self._value(f"{path}.{attr}", ival, modname, depth=1)
+        elif (d := self._instance_dict(value)) is not None:
+            # Instances of any class (a user's object, a prometheus-client metric and its label
+            # children, a library's client), one level down.
+            for attr, ival in basetype.dict_items(d):
+                if type(attr) is str:
+                    yield from self._value(f"{path}.{attr}", ival, modname, depth=1)
 
     def _value(self, path: str, value: object, modname: str, depth: int) -> Iterator[_Seen]:
         cls = type(value)
@@ -258,11 +286,11 @@ class ContainerCensus:
             cls = type(value)
         if issubclass(cls, _GROWABLE):
             size = _size_of(value)
-            yield _Seen(path, cls.__name__, size, value)
+            yield _Seen(path, _kind(value), size, value)
             if depth == 0 and issubclass(cls, dict) and size <= self._config.dict_fanout:
-                for key, inner in list(value.items()):  # type: ignore[attr-defined]
+                for key, inner in basetype.dict_items(value):
                     if issubclass(type(inner), _GROWABLE) and type(key) in (str, int):
-                        yield _Seen(f"{path}[{key!r}]", type(inner).__name__, _size_of(inner), inner)
+                        yield _Seen(f"{path}[{key!r}]", _kind(inner), _size_of(inner), inner)
         elif _is_lru_cache(value):
             try:
                 size = int(value.cache_info().currsize)  # type: ignore[attr-defined]
@@ -274,25 +302,22 @@ class ContainerCensus:
 
     def _closure(self, path: str, fn: types.FunctionType) -> Iterator[_Seen]:
         cells = fn.__closure__ or ()
-        for var, cell in zip(fn.__code__.co_freevars, cells):
+        for var, cell in zip(fn.__code__.co_freevars, cells, strict=True):
             try:
                 inner = cell.cell_contents
             except ValueError:  # empty cell
                 continue
             if issubclass(type(inner), _GROWABLE):
-                yield _Seen(f"{path}.<closure>.{var}", type(inner).__name__, _size_of(inner), inner)
+                yield _Seen(f"{path}.<closure>.{var}", _kind(inner), _size_of(inner), inner)
 
-    def _is_user_instance(self, value: object) -> bool:
+    @staticmethod
+    def _instance_dict(value: object) -> dict[str, Any] | None:
         cls = type(value)
-        if issubclass(cls, (type, types.ModuleType)):
-            return False
-        modname = getattr(cls, "__module__", "")
-        if not isinstance(modname, str) or not self._is_user_module(modname, self._modules().get(modname)):
-            return False
-        try:
-            return isinstance(object.__getattribute__(value, "__dict__"), dict)
-        except AttributeError:
-            return False
+        if issubclass(cls, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
+            return None
+        if _is_lru_cache(value):
+            return None
+        return basetype.instance_dict(value)
 
     # --- attribution ---------------------------------------------------------------------
     def attribute(
@@ -324,7 +349,7 @@ class ContainerCensus:
             else:
                 entry = sorted(c.entry_sizes)[len(c.entry_sizes) // 2]
                 consistency = math.exp(-abs(math.log(b / entry))) if entry > 0 else 0.0
-            score = r2 + consistency + (2.0 if confirmed else 0.0)
+            score = r2 + consistency + (2.0 if confirmed else 0.0) - (cfg.foreign_penalty if c.foreign else 0.0)
             # Measured on the census's own clock, over the part that overlaps the suspect.
             idx = [i for i, t in enumerate(ct) if t >= t0] or [0]
             first = idx[0]
@@ -353,7 +378,7 @@ def _align(
     xs: list[float] = []
     ys: list[float] = []
     j = -1
-    for t, y in zip(times, values):
+    for t, y in zip(times, values, strict=False):
         while j + 1 < len(ct) and ct[j + 1] <= t:
             j += 1
         if j >= 0:
@@ -362,74 +387,43 @@ def _align(
     return xs, ys
 
 
+_LRU_WRAPPER: type = type(functools.lru_cache(maxsize=1)(lambda: None))
+
+
 def _is_lru_cache(value: object) -> bool:
     # By type, not by getattr: a user object's __getattr__ may answer anything (and have
-    # side effects). The C wrapper's type is functools._lru_cache_wrapper; the pure-Python
-    # fallback wraps a plain function carrying cache_info.
-    if type(value).__name__ == "_lru_cache_wrapper":
+    # side effects). The C wrapper's type is functools._lru_cache_wrapper (by identity: a
+    # subclass could override cache_info); the pure-Python fallback wraps a plain function
+    # carrying cache_info.
+    if type(value) is _LRU_WRAPPER:
         return True
-    return isinstance(value, types.FunctionType) and "cache_info" in getattr(value, "__dict__", {})
+    return type(value) is types.FunctionType and "cache_info" in value.__dict__
 
 
 def _size_of(obj: object) -> int:
-    try:
-        return len(obj)  # type: ignore[arg-type]
-    except Exception:  # noqa: BLE001
-        return 0
+    """len() through the built-in base type: a subclass's own __len__ never runs."""
+    return basetype.length(obj)
+
+
+def _kind(obj: object) -> str:
+    base = basetype.sized_base(obj)
+    return base.__name__ if base is not None else "object"
 
 
 def _recent_entries(obj: object, n: int) -> list[object]:
     """The last `n` entries added, where insertion order is known (dict, list, deque)."""
-    out: list[object] = []
-    try:
-        if isinstance(obj, dict):
-            it = reversed(obj.items())
-            for _ in range(n):
-                k, v = next(it)
-                out.append((k, v))
-        elif isinstance(obj, (list, collections.deque)):
-            out.extend(obj[-i] for i in range(1, min(n, len(obj)) + 1))
-        elif isinstance(obj, set):
-            out.extend(itertools.islice(iter(obj), n))
-    except (StopIteration, RuntimeError, IndexError):
-        pass
-    return out
+    return basetype.last_items(obj, n)
 
 
 def _children(obj: object) -> list[object]:
     """Direct referents worth sizing or locating: tuple items, dict values, closure cells, attrs."""
-    try:
-        if isinstance(obj, tuple):
-            return list(obj[:8])
-        if isinstance(obj, dict):
-            return list(itertools.islice(iter(obj.values()), 8))
-        if isinstance(obj, (list, collections.deque)):
-            return list(itertools.islice(iter(obj), 8))
-    except RuntimeError:  # mutated by another thread while we looked
-        return []
-    if isinstance(obj, types.FunctionType):
-        out = []
-        for cell in obj.__closure__ or ():
-            try:
-                out.append(cell.cell_contents)
-            except ValueError:
-                continue
-        return out[:8]
-    d = getattr(obj, "__dict__", None)
-    if isinstance(d, dict) and not isinstance(obj, type):
-        try:
-            return list(itertools.islice(iter(d.values()), 8))
-        except RuntimeError:
-            return []
-    return []
+    return basetype.children(obj, 8)
 
 
 def _deep_size(obj: object, depth: int = 2) -> int:
-    """Shallow size plus children, `depth` levels deep (bounded fan-out): an entry's cost."""
-    try:
-        size = sys.getsizeof(obj)
-    except TypeError:
-        return 0
+    """Shallow size plus children, `depth` levels deep (bounded fan-out): an entry's cost.
+    Sizes come from the built-in types' own __sizeof__: a user override never runs."""
+    size = basetype.builtin_sizeof(obj)
     if depth > 0:
         for child in _children(obj):
             size += _deep_size(child, depth - 1)
@@ -437,22 +431,50 @@ def _deep_size(obj: object, depth: int = 2) -> int:
 
 
 def _qualname(obj: object) -> str:
-    mod = getattr(obj, "__module__", None) or ""
-    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or type(obj).__name__
+    # A thread's target: a function or a class (read through their own C attributes), else
+    # only its type is named (a callable object's __getattr__ never runs).
+    if type(obj) in (types.FunctionType, types.BuiltinFunctionType):
+        mod, name = obj.__module__ or "", obj.__qualname__  # type: ignore[attr-defined]
+    elif type(obj) is types.MethodType:
+        return _qualname(obj.__func__)
+    elif issubclass(type(obj), type):
+        mod, name = basetype.class_module(obj) or "", basetype.class_qualname(obj)  # type: ignore[arg-type]
+    else:
+        cls = type(obj)
+        mod, name = basetype.class_module(cls) or "", basetype.class_qualname(cls)
     if mod == "__main__":
         main = sys.modules.get("__main__")
         mod = _module_display_name("__main__", main) if main is not None else mod
     return f"{mod}.{name}" if mod else str(name)
 
 
+def _task_label(task: object) -> str:
+    """The coroutine's qualified name, through asyncio's own Task.get_coro and the coroutine
+    type's getset (a Task subclass's override or a custom awaitable's attributes never run)."""
+    import asyncio
+
+    cls = type(task)
+    if issubclass(cls, asyncio.Task):
+        coro: Any = None
+        try:
+            coro = asyncio.Task.get_coro(task)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001
+            coro = None
+        if type(coro) in (types.CoroutineType, types.GeneratorType, types.AsyncGeneratorType):
+            return str(coro.__qualname__)
+    return basetype.class_qualname(cls)
+
+
 def _module_display_name(modname: str, mod: object) -> str:
     """`__main__` is named after what ran: `-m pkg.mod` keeps its spec name, a script its stem."""
     if modname != "__main__":
         return modname
-    spec = getattr(mod, "__spec__", None)
-    if spec is not None and getattr(spec, "name", None):
-        return str(spec.name)
-    file = getattr(mod, "__file__", None)
-    if isinstance(file, str):
+    spec = basetype.module_get(mod, "__spec__")
+    spec_dict = basetype.instance_dict(spec) if spec is not None else None
+    spec_name = spec_dict.get("name") if spec_dict is not None else None
+    if type(spec_name) is str and spec_name:
+        return spec_name
+    file = basetype.module_get(mod, "__file__")
+    if type(file) is str:
         return os.path.splitext(os.path.basename(file))[0]
     return modname

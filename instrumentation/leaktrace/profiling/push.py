@@ -24,8 +24,10 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from .pprof import MEMORY_SAMPLE_TYPES, ProfileBuilder, _int_field, _len_field  # noqa: F401
 from .._ratelimit import RateLimitedLogger, RateLimiter
+from .pprof import MEMORY_SAMPLE_TYPES, ProfileBuilder, _int_field, _len_field  # noqa: F401
+from ..endpoints import EndpointSource, SpanNameCache
+from ..unsent import UnsentLedger, reason, where
 from .samples import HeapSnapshot
 
 _log = logging.getLogger("leaktrace.profiling.push")
@@ -35,11 +37,15 @@ INGEST_PATH = "/ingest"
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_.]*$")
 
 
-def snapshot_to_pprof(snapshot: HeapSnapshot, *, compress: bool = True) -> bytes:
+def snapshot_to_pprof(
+    snapshot: HeapSnapshot, *, compress: bool = True, span_names: Mapping[int, str] | None = None
+) -> bytes:
     """Encode a snapshot as a pprof Profile (gzipped unless compress=False).
 
     Values are rounded weighted estimates; samples whose four values all round to zero are
-    left out. time/duration span the alloc window (start, timestamp].
+    left out. time/duration span the alloc window (start, timestamp]. `span_names` maps span
+    ids to their request's local root span name (leaktrace.endpoints): samples get a
+    `span_name` label, so a flame graph can be filtered by endpoint.
     """
     start = min(snapshot.start, snapshot.timestamp)
     builder = ProfileBuilder(
@@ -63,6 +69,10 @@ def snapshot_to_pprof(snapshot: HeapSnapshot, *, compress: bool = True) -> bytes
             labels["span_id"] = s.span_id_hex
         if s.trace_id:
             labels["trace_id"] = s.trace_id_hex
+        if span_names and s.span_id:
+            name = span_names.get(s.span_id)
+            if name:
+                labels["span_name"] = name
         builder.add(s.frames, values, labels)
     return builder.encode_gzip() if compress else builder.encode()
 
@@ -116,7 +126,11 @@ class PyroscopePusher:
         opener: _Opener | None = None,
         warn_interval_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        span_names: EndpointSource | None = None,
+        ledger: UnsentLedger | None = None,
     ) -> None:
+        """`span_names`: span id -> local root span name (EndpointTracker), for the `span_name`
+        label on samples."""
         parsed = urllib.parse.urlsplit(server_address)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError(
@@ -141,6 +155,8 @@ class PyroscopePusher:
         self._warn = RateLimitedLogger(_log, RateLimiter(warn_interval_s, clock=clock))
         self.sent = 0
         self.failed = 0
+        self._span_names = SpanNameCache(span_names)
+        self._ledger = ledger
 
     def push(
         self,
@@ -153,6 +169,7 @@ class PyroscopePusher:
             return self._push(snapshot, application_name, dict(labels or {}))
         except Exception as exc:  # noqa: BLE001 - telemetry must never break the host
             self.failed += 1
+            self._unsent(reason(exc))
             self._warn.warning(
                 "heap-push",
                 "heap profile push to %s failed: %s: %s", self._base, type(exc).__name__, exc
@@ -167,7 +184,8 @@ class PyroscopePusher:
                 raise ValueError(f"invalid label name {key!r}")
         # The app name is the service_name; a duplicate service_name label is rejected upstream.
         labels.pop("service_name", None)
-        raw = snapshot_to_pprof(snapshot)
+        names = self._span_names.names(s.span_id for s in snapshot.samples if s.span_id)
+        raw = snapshot_to_pprof(snapshot, span_names=names)
         headers = dict(self._headers)
         if self.api == "push":
             series = {"__name__": "memory", "__delta__": "false", "service_name": app, **labels}
@@ -202,6 +220,7 @@ class PyroscopePusher:
         except urllib.error.HTTPError as exc:
             reason = exc.read(512).decode("utf-8", "replace") if exc.fp else ""
             self.failed += 1
+            self._unsent(f"HTTP {exc.code}")
             self._warn.warning(
                 "heap-push",
                 "Pyroscope rejected heap profile: HTTP %s %s", exc.code, reason.strip()
@@ -211,5 +230,10 @@ class PyroscopePusher:
             self.sent += 1
             return True
         self.failed += 1
+        self._unsent(f"HTTP {status}")
         self._warn.warning("heap-push", "Pyroscope answered HTTP %s to a heap profile push", status)
         return False
+
+    def _unsent(self, reason: str) -> None:
+        if self._ledger is not None:
+            self._ledger.add("heap profiles", 1, where(self._base, reason))
