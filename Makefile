@@ -29,11 +29,16 @@ test-all:
 demo: $(STAMP)
 	$(VENV)/bin/leaktrace demo --duration 30 --json demo.json
 
+# mypy --strict over the package ([tool.mypy] in pyproject.toml).
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
+# ruff's rules as selected in pyproject.toml, then the formatter's check (files listed in
+# [tool.ruff.format] exclude are not formatted yet). .ci/run runs `make lint typecheck`.
+LINT_PATHS := instrumentation services tests bench grafana mixin setup.py
 lint: $(STAMP)
-	$(VENV)/bin/ruff check instrumentation services tests bench
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info instrumentation/*.egg-info

@@ -88,7 +88,7 @@ def paired_ratios(
     nums = per_run.get(numerator, ())
     dens = per_run.get(denominator, ())
     out: list[float | None] = []
-    for a, b in zip(nums, dens):
+    for a, b in zip(nums, dens, strict=False):
         out.append(a / b if a is not None and b not in (None, 0) else None)
     return out
 
@@ -329,7 +329,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
 
     def line(values: Sequence[str]) -> str:
-        return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths)) + " |"
+        return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=False)) + " |"
 
     out = [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out.extend(line(r) for r in cells)

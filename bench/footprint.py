@@ -115,7 +115,7 @@ def bytes_by_signal(traces: Any, logs: Any, pyro: Any, metrics_bytes: int) -> di
 
 def per_minute(before: Mapping[str, int], after: Mapping[str, int], seconds: float) -> dict[str, float | None]:
     if seconds <= 0:
-        return {k: None for k in after}
+        return dict.fromkeys(after)
     return {k: (after[k] - before.get(k, 0)) * 60.0 / seconds for k in after}
 
 

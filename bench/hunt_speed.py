@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = C.machine_info()  # at the start: its code fingerprint is checked at the end
     log = C.progress
     jobs: list[tuple[str, str, list[str], float]] = []  # (kind, key, args, timeout)
-    for run in range(a.runs):
+    for _run in range(a.runs):
         for rate in a.rates:  # interleaved: a slow period of the machine hits every rate
             args = ["--pattern", "leak", "--rate", str(rate), "--leak-after", str(a.leak_after),
                     "--timeout", str(a.timeout)]

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+import _common
 
 _common.ensure_root_on_path()
 from leaktrace.analysis.trend import Shape, TrendConfig, classify  # noqa: E402

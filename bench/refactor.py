@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from services.common.launch import running
-from services.measure import LoadShape, compare, drive_both, reduction, render_table, sample
+from services.common.launch import running  # noqa: E402 - after the sys.path entry it needs
+from services.measure import LoadShape, compare, drive_both, reduction, render_table, sample  # noqa: E402
 
 
 # --- main -----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ OUT_DIR = HERE / "dashboards"
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from dashboards_src import before_after, canary_gate, datasources, leak_hunt
+from dashboards_src import before_after, canary_gate, datasources, leak_hunt  # noqa: E402 - after sys.path
 
 BUILDERS: dict[str, Callable[[], dict[str, Any]]] = {
     "leak-hunt.json": leak_hunt.build,

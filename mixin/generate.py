@@ -32,7 +32,7 @@ REPO = HERE.parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from leaktrace_rules import MixinConfig, prometheus_rule, rule_files
+from leaktrace_rules import MixinConfig, prometheus_rule, rule_files  # noqa: E402 - after sys.path
 
 #: What the committed mixin is generated with.
 DEFAULT_CONFIG = MixinConfig(job_label="job", namespace_label="namespace")

@@ -8,4 +8,4 @@ from .telemetry import Telemetry, init
 
 __version__ = "0.1.0"
 
-__all__ = ["ConfigError", "Settings", "Telemetry", "init", "__version__"]
+__all__ = ["ConfigError", "Settings", "Telemetry", "__version__", "init"]

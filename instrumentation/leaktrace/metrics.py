@@ -48,7 +48,7 @@ def _shallow_deep_size(obj: object, budget: int = 64) -> int:
         budget -= 1
         try:
             total += sys.getsizeof(item)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a user's __sizeof__ may raise anything
             continue
         if depth >= 2 or isinstance(item, (str, bytes, bytearray, int, float, type)):
             continue
@@ -143,7 +143,7 @@ class ContainerWatch:
             reading = self._readings.get(name)
             try:
                 entries = len(container)
-            except Exception:
+            except Exception:  # noqa: BLE001 - a user's __len__ may raise anything
                 continue
             if reading is None or now - reading.at >= self._interval:
                 reading = WatchReading(entries, estimate_container_bytes(container, rng=self._rng), now)
@@ -231,7 +231,7 @@ class RuntimeCollector(Collector):
         if self._heap_live_bytes is not None:
             try:
                 live = self._heap_live_bytes()
-            except Exception:
+            except Exception:  # noqa: BLE001 - a scrape never fails for the sampler
                 live = None
             if live is not None:
                 yield GaugeMetricFamily(

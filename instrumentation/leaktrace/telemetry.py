@@ -21,7 +21,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
-from ._ratelimit import OTEL_EXPORT_LOGGERS, OTEL_QUEUE_LOGGER, RateLimitedLogger, RateLimiter, RateLimitFilter
+from ._ratelimit import (
+    OTEL_EXPORT_LOGGERS,
+    OTEL_QUEUE_LOGGER,
+    RateLimitedLogger,
+    RateLimiter,
+    RateLimitFilter,
+)
 from ._standby import StandbyThreads
 from .config import LEAKTRACE_HUNT_TRACEMALLOC, Settings
 from .logs import OTLPLogHandler, build_logger_provider, console_handler
@@ -226,7 +232,7 @@ class Telemetry:
         assert self.heap_profiler is not None
         try:
             started = self.heap_profiler.start()
-        except Exception as exc:  # e.g. another sampler already hooks this process
+        except Exception as exc:  # noqa: BLE001 - e.g. another sampler already hooks this process
             _log.warning("leaktrace: the heap sampler could not start (%r); using pyroscope-io's", exc)
             self.heap_unavailable = f"it could not start ({exc})"
             started = False
@@ -293,7 +299,7 @@ class Telemetry:
                 config=HunterConfig(interval_s=self.settings.hunt_interval_s, max_duty=self.settings.hunt_max_duty),
             )
             session.start()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the program runs without hunting
             _log.warning("leaktrace: leak hunting could not start (%r)", exc)
             return
         self.hunter = session.hunter
@@ -342,7 +348,7 @@ class Telemetry:
             for step in steps:
                 try:
                     step()
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - one failed step must not stop the others
                     _log.warning("leaktrace: error during shutdown (%r)", exc)
 
         # Independent chains run side by side, so a hung Pyroscope upload cannot keep the

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from _pace import run_paced
 from opentelemetry import trace
 

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "corpus"
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -50,7 +48,7 @@ def test_hunt_names_the_leak_and_clears_the_control(tmp_path: Path) -> None:
     ]
     outs = [p.communicate(timeout=90) for p in runs]
     # THEN both ran (exit 0 whatever the verdict) and wrote the documented JSON
-    for p, (out, err) in zip(runs, outs):
+    for p, (_out, err) in zip(runs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
     leak, control = json.loads(leak_json.read_text()), json.loads(control_json.read_text())
     check_schema(leak)

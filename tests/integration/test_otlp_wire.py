@@ -8,9 +8,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+import leaktrace
 import pytest
 
-import leaktrace
 from tests.support.otlp_receiver import OTLPReceiver, poll_until
 
 

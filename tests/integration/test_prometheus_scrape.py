@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 
+from leaktrace.testing import in_memory_telemetry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from leaktrace.testing import in_memory_telemetry
 from tests.support.prometheus import sample_value
 
 SCRAPE = """

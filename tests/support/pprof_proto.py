@@ -128,7 +128,7 @@ def check_valid(p: Any) -> None:
             raise InvalidProfile(f"{what}: string index {idx} out of range")
         return strings[idx]
 
-    for vt in list(p.sample_type) + [p.period_type]:
+    for vt in [*p.sample_type, p.period_type]:
         s(vt.type, "value type"), s(vt.unit, "value unit")
     for idx in (p.drop_frames, p.keep_frames, p.default_sample_type, p.doc_url, *p.comment):
         s(idx, "profile")

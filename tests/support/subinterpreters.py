@@ -1,8 +1,11 @@
 """Child program for tests/unit/test_heap_subinterpreters.py (CPython 3.12+): an interpreter with
 its own GIL allocates in a thread while the main interpreter samples; the sampler is stopped and
 restarted while it runs; start() is tried from a subinterpreter. Prints one JSON line."""
-import json, sys, threading, time
+import json
+import threading
+
 from leaktrace.profiling.heap import HeapProfiler
+
 try:
     import _interpreters as interpreters  # 3.13
     def create(isolated=True): return interpreters.create("isolated" if isolated else "legacy")
@@ -30,26 +33,29 @@ errors = []
 def in_sub():
     try:
         run(interp, SUB)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - the parent test reads it
         errors.append(repr(e))
-t = threading.Thread(target=in_sub); t.start()
+t = threading.Thread(target=in_sub)
+t.start()
 keep = []
 def main_allocates():
     for i in range(100_000):
         keep.append((str(i), [i]))
-        if len(keep) > 1000: del keep[:500]
+        if len(keep) > 1000:
+            del keep[:500]
 main_allocates()
 snap = prof.snapshot()
 fns = {f.function for s in snap.samples for f in s.frames}
 prof.stop()                      # while the subinterpreter may still allocate
-restarted = prof.start(); prof.stop()
+restarted = prof.start()
+prof.stop()
 t.join()
 START = "import leaktrace.profiling._heapsampler as h\nh.start(sample_bytes=64, max_frames=8, max_tracked=16, max_stacks=16, context_var=None)"
 def start_in(i):
     try:
         run(i, START)
         return "started"
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - the parent test reads it
         return repr(e)
 legacy = create(isolated=False)
 legacy_start = start_in(legacy)
@@ -57,7 +63,7 @@ interpreters.destroy(legacy)
 try:
     run(interp, "import leaktrace.profiling._heapsampler as h\nh.start(sample_bytes=64, max_frames=8, max_tracked=16, max_stacks=16, context_var=None)")
     sub_start = "started"
-except Exception as e:
+except Exception as e:  # noqa: BLE001 - the parent test reads it
     sub_start = repr(e)
 interpreters.destroy(interp)
 print(json.dumps({"main_sampled": "main_allocates" in fns, "sub_sampled": "sub_interpreter_allocates" in fns,

@@ -84,7 +84,7 @@ def test_two_leaks_are_ranked_by_rate() -> None:
 
 def test_framework_frames_below_the_handler_do_not_split_a_leak() -> None:
     # GIVEN the same leak reached through two different framework stacks
-    other = LEAK[:3] + (Frame("handle", "/venv/site-packages/uvicorn/h11.py", 400),)
+    other = (*LEAK[:3], Frame("handle", "/venv/site-packages/uvicorn/h11.py", 400))
     snaps = [snap(i * 0.5, [sample(LEAK, 50e3 * i * 0.5 + 1), sample(other, 50e3 * i * 0.5 + 1)]) for i in range(30)]
     report = analyze(snaps, frame_filter=FF)
     assert len(report.suspects) == 1

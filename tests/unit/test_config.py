@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-
 from leaktrace import ConfigError, Settings
 from leaktrace import config as c
 

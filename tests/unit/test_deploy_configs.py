@@ -425,7 +425,7 @@ def agent_gateway_problems(agent: list[dict[str, Any]], gateway: list[dict[str, 
     if lb.get("routing_key") != "traceID":
         problems.append(f"loadbalancing routing_key is {lb.get('routing_key')!r}, not traceID")
     hostname = lb.get("resolver", {}).get("dns", {}).get("hostname", "")
-    service_name, namespace = (hostname.split(".") + ["", ""])[:2]
+    service_name, namespace = [*hostname.split("."), "", ""][:2]
     services = {(s["metadata"]["name"], s["metadata"]["namespace"]): s for s in _by_kind(gateway, "Service")}
     service = services.get((service_name, namespace))
     [deployment] = _by_kind(gateway, "Deployment")

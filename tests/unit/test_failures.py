@@ -11,16 +11,15 @@ import threading
 import time
 from collections.abc import Sequence
 
-import pytest
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from prometheus_client import CollectorRegistry
-
 import leaktrace
+import pytest
 from leaktrace import Settings, Telemetry
 from leaktrace._ratelimit import RateLimitedLogger, RateLimiter
 from leaktrace.resource import build_resource
 from leaktrace.tracing import build_tracer_provider
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from prometheus_client import CollectorRegistry
 
 
 def _dead_port() -> int:
@@ -175,7 +174,7 @@ def test_profiler_that_cannot_start_degrades_to_a_warning(error: Exception | Non
     assert any("profiler" in m or "pyroscope" in m for m in _warnings(caplog, "leaktrace"))
 
 
-def test_dead_pyroscope_does_not_affect_the_program(tmp_path: "pytest.TempPathFactory") -> None:
+def test_dead_pyroscope_does_not_affect_the_program(tmp_path: pytest.TempPathFactory) -> None:
     # GIVEN a program run under leaktrace with pyroscope-io pushing to a dead address
     script = tmp_path / "work.py"  # type: ignore[operator]
     script.write_text(textwrap.dedent("""

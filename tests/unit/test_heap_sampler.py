@@ -72,7 +72,7 @@ def truth_of(kept: list[bytes]) -> int:
 def named_allocator(name: str) -> Callable[[list[bytes], int], None]:
     """A distinct code object per caller, so a sample's stack names who allocated it."""
     ns: dict[str, Any] = {}
-    exec(f"def {name}(keep, size):\n    keep.append(bytes(size))\n", ns)  # noqa: S102 - test-only codegen
+    exec(f"def {name}(keep, size):\n    keep.append(bytes(size))\n", ns)  # test-only codegen
     fn = ns[name]
     assert isinstance(fn, types.FunctionType)
     return fn

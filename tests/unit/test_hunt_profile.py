@@ -33,9 +33,10 @@ class FakeSampler:
         self.calls += 1
         self.t += 1.0
         n = self.calls
-        samples = tuple(
-            HeapSample(LEAK, 0.0, 0.0, 4.0, 65536.0, trace_id=(1 << 100) + i, span_id=1000 + i) for i in range(n)
-        ) + (HeapSample(STATIC, 0.0, 0.0, 10.0, 1e6),)
+        samples = (
+            *(HeapSample(LEAK, 0.0, 0.0, 4.0, 65536.0, trace_id=(1 << 100) + i, span_id=1000 + i) for i in range(n)),
+            HeapSample(STATIC, 0.0, 0.0, 10.0, 1e6),
+        )
         return HeapSnapshot(self.t, 1000.0, samples, sample_interval_bytes=16384)
 
     def snapshot(self) -> HeapSnapshot:

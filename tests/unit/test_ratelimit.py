@@ -3,7 +3,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-
 from leaktrace._ratelimit import RateLimitedLogger, RateLimiter, RateLimitFilter
 
 

@@ -47,7 +47,7 @@ def test_tree_sums_bytes_marks_suspects_and_their_callers() -> None:
     assert g.total_bytes == 1000.0 and g.values[0] == 1000.0 and g.parents[0] == ""
     # parents come before their children and every id is unique
     seen: set[str] = set()
-    for nid, parent in zip(g.ids, g.parents):
+    for nid, parent in zip(g.ids, g.parents, strict=True):
         assert parent == "" or parent in seen
         seen.add(nid)
     # a parent holds at least what its children hold (icicle "total" branch values)

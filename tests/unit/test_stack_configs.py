@@ -553,7 +553,7 @@ def test_backend_configs_have_the_keys_their_versions_need() -> None:
 
 
 def test_datasources_have_fixed_uids_and_the_correlations(datasources: dict[str, dict[str, Any]]) -> None:
-    assert REQUIRED_UIDS <= set(datasources)
+    assert set(datasources) >= REQUIRED_UIDS
     assert datasources["pyroscope"]["type"] == "grafana-pyroscope-datasource"
     prom = datasources["prometheus"]["jsonData"]
     assert {"name": "trace_id", "datasourceUid": "tempo"} in prom["exemplarTraceIdDestinations"]

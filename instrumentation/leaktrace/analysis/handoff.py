@@ -66,5 +66,5 @@ def read_report(path: str) -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("verdict") not in ("leak", "no-leak"):
         raise ValueError(f"{path}: not a leaktrace hunt report")
     if not isinstance(doc.get("suspects"), list):
-        raise ValueError(f"{path}: suspects missing")  # noqa: TRY004 - a bad file, not a bad call
+        raise ValueError(f"{path}: suspects missing")  # a bad file, not a bad call: not a TypeError
     return doc

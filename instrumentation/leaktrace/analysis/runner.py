@@ -29,7 +29,6 @@ from ..config import (
 )
 from .handoff import read_refusal, read_report
 
-
 HUNT_RUN_DEFAULTS: Mapping[str, str] = MappingProxyType(
     {
         LEAKTRACE_HEAP_SAMPLE_BYTES: "16384",

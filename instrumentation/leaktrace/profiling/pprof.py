@@ -248,7 +248,7 @@ def decode_profile(data: bytes) -> DecodedProfile:
                 b = int(v)
         return a, b
 
-    for f, wire, v in iter_fields(data):
+    for f, _wire, v in iter_fields(data):
         if f == _P_STRINGS:
             assert isinstance(v, bytes)
             strings.append(v.decode())

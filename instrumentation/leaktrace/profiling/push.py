@@ -25,9 +25,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from .._ratelimit import RateLimitedLogger, RateLimiter
-from .pprof import MEMORY_SAMPLE_TYPES, ProfileBuilder, _int_field, _len_field  # noqa: F401
 from ..endpoints import EndpointSource, SpanNameCache
 from ..unsent import UnsentLedger, reason, where
+from .pprof import MEMORY_SAMPLE_TYPES, ProfileBuilder, _int_field, _len_field  # noqa: F401
 from .samples import HeapSnapshot
 
 _log = logging.getLogger("leaktrace.profiling.push")

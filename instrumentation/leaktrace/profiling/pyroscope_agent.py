@@ -68,7 +68,7 @@ class PyroscopeProfiler:
                     mem_heap_sample_size=s.heap_sample_bytes,
                     mem_max_nframe=s.heap_max_frames,
                 )
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the program runs without the CPU profiler
                 _log.warning("leaktrace: the CPU profiler could not start (%r); continuing without it", exc)
                 return False
             if ok is False:
@@ -84,7 +84,7 @@ class PyroscopeProfiler:
             self.running = False
             try:
                 self._agent.shutdown()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - shutdown goes on past pyroscope-io
                 _log.warning("leaktrace: pyroscope-io shutdown raised %r", exc)
 
     def thread_tagger(self) -> Any | None:

@@ -93,7 +93,7 @@ class HuntRun:
             try:
                 heap = decode_profile(profile)
             except (ValueError, OSError, EOFError) as exc:  # a torn or foreign file: say so, draw the rest
-                report = replace(report, notes=report.notes + (f"the heap profile could not be read ({exc})",))
+                report = replace(report, notes=(*report.notes, f"the heap profile could not be read ({exc})"))
         return cls(name, report, heap, command)
 
     def memory_lines(self) -> tuple[MemoryLine, ...]:
@@ -271,7 +271,7 @@ def _flame_figure(flame: FlameGraph) -> Any:
 
     colours = []
     depth = {"": -1}
-    for nid, parent, rank, path in zip(flame.ids, flame.parents, flame.suspect, flame.on_path):
+    for nid, parent, rank, path in zip(flame.ids, flame.parents, flame.suspect, flame.on_path, strict=True):
         depth[nid] = depth.get(parent, -1) + 1
         if rank:
             colours.append(SUSPECT_COLOURS[(rank - 1) % len(SUSPECT_COLOURS)])
@@ -283,7 +283,7 @@ def _flame_figure(flame: FlameGraph) -> Any:
             colours.append(PLAIN_NODE[depth[nid] % 2])
     hover = [
         f"{d}<br>{'suspect #' + str(r) if r else ('on the path to suspect #' + str(p) if p else '')}"
-        for d, r, p in zip(flame.details, flame.suspect, flame.on_path)
+        for d, r, p in zip(flame.details, flame.suspect, flame.on_path, strict=True)
     ]
     trace = go.Icicle(
         ids=list(flame.ids),
