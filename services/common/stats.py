@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 from collections.abc import Callable, Iterator
 
@@ -29,11 +28,10 @@ class _Mallinfo2(ctypes.Structure):
 
 def glibc_malloc_in_use() -> Callable[[], int] | None:
     """A reader of glibc's in-use bytes, or None off glibc (musl, macOS) or before glibc 2.33."""
-    path = ctypes.util.find_library("c")
-    if path is None:
-        return None
     try:
-        libc = ctypes.CDLL(path)
+        # The symbols already loaded (libc among them): ctypes.util.find_library("c") would run
+        # /sbin/ldconfig in a child process each time an app is built.
+        libc = ctypes.CDLL(None)
         fn = libc.mallinfo2
     except (OSError, AttributeError):
         return None

@@ -22,6 +22,9 @@ from typing import Any
 import pytest
 from leaktrace.profiling.heap import HeapProfiler
 
+# Starts processes (tests/unit/conftest.py): deselected by the quick loop, -m "not subprocess".
+pytestmark = pytest.mark.subprocess
+
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 DURATION_S = 10.0
 PARALLEL = 6

@@ -11,7 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from leaktrace.analysis.handoff import LEAKTRACE_HUNT_REPORT, read_report
+
+# Starts processes (tests/unit/conftest.py): deselected by the quick loop, -m "not subprocess".
+pytestmark = pytest.mark.subprocess
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 

@@ -91,6 +91,7 @@ def test_parse_result_takes_the_last_marker_line_and_ignores_noise() -> None:
         C.parse_result("BENCH_RESULT [1, 2]\n")
 
 
+@pytest.mark.subprocess
 def test_run_child_returns_the_result_and_reports_failures(tmp_path: Path) -> None:
     ok = C.run_child([sys.executable, "-c", "print('BENCH_RESULT {\"v\": 7}')"], env=C.child_env(), timeout_s=30)
     assert ok["v"] == 7
@@ -116,6 +117,7 @@ def test_dead_port_refuses_connections() -> None:
         assert s.connect_ex(("127.0.0.1", port)) != 0
 
 
+@pytest.mark.subprocess  # platform.processor() runs uname
 def test_result_doc_carries_machine_info_and_round_trips_through_json(tmp_path: Path) -> None:
     doc = C.result_doc("overhead", argv=["--runs", "5"], quick=False, goals=[], table={"headers": [], "rows": []})
     assert doc["benchmark"] == "overhead" and doc["command"].endswith("--runs 5")

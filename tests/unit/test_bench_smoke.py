@@ -18,6 +18,9 @@ from typing import Any
 
 import pytest
 
+# Starts processes (tests/unit/conftest.py): deselected by the quick loop, -m "not subprocess".
+pytestmark = pytest.mark.subprocess
+
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 120
 

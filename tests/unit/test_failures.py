@@ -174,6 +174,7 @@ def test_profiler_that_cannot_start_degrades_to_a_warning(error: Exception | Non
     assert any("profiler" in m or "pyroscope" in m for m in _warnings(caplog, "leaktrace"))
 
 
+@pytest.mark.subprocess
 def test_dead_pyroscope_does_not_affect_the_program(tmp_path: pytest.TempPathFactory) -> None:
     # GIVEN a program run under leaktrace with pyroscope-io pushing to a dead address
     script = tmp_path / "work.py"  # type: ignore[operator]

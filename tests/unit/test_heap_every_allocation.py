@@ -29,6 +29,7 @@ NATIVE = ROOT / "instrumentation" / "leaktrace" / "profiling" / "_native"
 
 pytestmark = [
     pytest.mark.native,
+    pytest.mark.subprocess,  # each case runs in a child interpreter (tests/unit/conftest.py)
     pytest.mark.skipif(not HeapProfiler.is_supported(), reason=str(unsupported_reason())),
 ]
 

@@ -26,6 +26,7 @@ VERSION = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 pytestmark = [
     pytest.mark.native,
+    pytest.mark.subprocess,  # runs gcc and nm (tests/unit/conftest.py)
     pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("nm") is None, reason="needs gcc and nm"),
 ]
 

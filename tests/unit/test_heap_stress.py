@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 from leaktrace.profiling.heap import HeapProfiler, unsupported_reason
 
-pytestmark = pytest.mark.skipif(not HeapProfiler.is_supported(), reason=str(unsupported_reason()))
+pytestmark = [
+    pytest.mark.skipif(not HeapProfiler.is_supported(), reason=str(unsupported_reason())),
+    pytest.mark.subprocess,  # each case runs in a child interpreter (tests/unit/conftest.py)
+]
 
 PRELUDE = textwrap.dedent(
     """

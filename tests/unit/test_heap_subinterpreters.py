@@ -17,6 +17,7 @@ CHILD = Path(__file__).resolve().parents[1] / "support" / "subinterpreters.py"
 
 pytestmark = [
     pytest.mark.native,
+    pytest.mark.subprocess,  # runs tests/support/subinterpreters.py in a child (tests/unit/conftest.py)
     pytest.mark.skipif(not HeapProfiler.is_supported(), reason=str(unsupported_reason())),
     pytest.mark.skipif(sys.version_info < (3, 12), reason="interpreters with their own GIL came in 3.12"),
 ]

@@ -121,6 +121,7 @@ def _find(version: str, **env: str) -> subprocess.CompletedProcess[str]:
                           timeout=60, env={**base, **env})
 
 
+@pytest.mark.subprocess
 def test_find_python_finds_this_version_and_fails_clearly_for_a_missing_one() -> None:
     here = f"{sys.version_info[0]}.{sys.version_info[1]}"
     found = _find(here)
@@ -134,6 +135,7 @@ def test_find_python_finds_this_version_and_fails_clearly_for_a_missing_one() ->
     assert _find("12").returncode == 2
 
 
+@pytest.mark.subprocess
 def test_find_python_override_must_be_the_version_asked_for() -> None:
     here = f"{sys.version_info[0]}.{sys.version_info[1]}"
     other = "3.99"
@@ -143,6 +145,7 @@ def test_find_python_override_must_be_the_version_asked_for() -> None:
     assert wrong.returncode == 1 and "is not a CPython 3.99 interpreter" in wrong.stderr
 
 
+@pytest.mark.subprocess
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_make_test_fails_when_pytest_collects_nothing(tmp_path: Path) -> None:
     # GIVEN the Makefile in a tree whose venv is ready but whose tests/ holds no test
@@ -167,6 +170,7 @@ def test_make_test_fails_when_pytest_collects_nothing(tmp_path: Path) -> None:
     assert "collected no tests" in proc.stderr, (proc.stdout[-1000:], proc.stderr[-1000:])
 
 
+@pytest.mark.subprocess
 def test_test_all_reports_a_missing_interpreter_and_fails() -> None:
     proc = subprocess.run([str(REPO / ".ci/test-all"), "3.99"], check=False, capture_output=True, text=True, timeout=120,
                           env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")})

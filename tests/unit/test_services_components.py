@@ -30,6 +30,7 @@ from services.fixed.container import Container, Lifetime, LifetimeError
 from services.fixed.jobs import JobInput, JobRunner, QueueFull
 from services.fixed.sessions import Session, SessionStore
 from services.leaky import app as leaky_module
+from tests.support.waiting import wait_until
 from tests.unit.test_services_api import quiet_telemetry
 
 
@@ -198,7 +199,7 @@ def test_jobs_end_by_their_timeout_and_the_backlog_is_bounded() -> None:
 def test_closing_the_runner_releases_waiting_jobs_promptly() -> None:
     runner = JobRunner(max_workers=1, max_pending=4, job_timeout_s=60)
     future = runner.submit(JobInput(1, "u", "free"))
-    time.sleep(0.05)
+    wait_until(future.running, timeout=5, what="the job to start")
     started = time.monotonic()
     runner.close()
     assert future.result(timeout=5) is True
@@ -364,9 +365,7 @@ def test_leaky_job_threads_pin_replaced_sessions_until_shutdown(leaky_client: Te
     # THEN the old session's client was not closed, and the job thread still runs
     assert leaky_module.SESSION_CACHE["pinned"] is not first
     assert not first.client.is_closed
-    deadline = time.monotonic() + 2
-    while threading.active_count() <= threads_before and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: threading.active_count() > threads_before, timeout=2, what="the job thread")
     assert any(t.name == "job-1" and t.is_alive() for t in threading.enumerate())
 
 

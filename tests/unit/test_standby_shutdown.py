@@ -13,6 +13,7 @@ import textwrap
 import threading
 import time
 
+import pytest
 from leaktrace._standby import StandbyThreads
 
 
@@ -36,6 +37,7 @@ def test_jobs_run_side_by_side_and_a_hung_one_is_abandoned_at_the_deadline() -> 
         crew.close()
 
 
+@pytest.mark.subprocess
 def test_shutdown_from_atexit_stops_every_part_on_this_interpreter() -> None:
     # GIVEN Telemetry with the heap sampler (heap chain), a profiler (CPU chain) and the
     # providers (OTel chain), shut down from an atexit function as `leaktrace run` does

@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# Starts processes (tests/unit/conftest.py): deselected by the quick loop, -m "not subprocess".
+pytestmark = pytest.mark.subprocess
+
 REPO = Path(__file__).resolve().parents[2]
 PROMTOOL_TESTS = "tests/integration/test_stack_promtool.py"
 

@@ -106,15 +106,20 @@ def iter_fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:
 
 
 def _unpack_ints(wire: int, value: int | bytes) -> list[int]:
-    if wire == 0:
-        assert isinstance(value, int)
+    if isinstance(value, int):  # one unpacked varint (or a fixed-width field)
         return [_signed(value)]
-    assert isinstance(value, bytes)
     out, pos = [], 0
     while pos < len(value):
         v, pos = _read_varint(value, pos)
         out.append(_signed(v))
     return out
+
+
+def _message(value: int | bytes) -> bytes:
+    """The payload of a field that must be length-delimited (a message, a string)."""
+    if not isinstance(value, bytes):
+        raise ValueError("a message or string field is not length-delimited")
+    return value
 
 
 def _signed(v: int) -> int:
@@ -230,7 +235,10 @@ class DecodedProfile:
 def decode_profile(data: bytes) -> DecodedProfile:
     """Decode a pprof Profile, gzipped or not. Raises ValueError on malformed input."""
     if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:  # BadGzipFile is an OSError
+            raise ValueError(f"not a gzip stream: {exc}") from None
     strings: list[str] = []
     raw_types: list[tuple[int, int]] = []
     raw_samples: list[tuple[list[int], list[int], list[tuple[int, int]]]] = []
@@ -250,13 +258,13 @@ def decode_profile(data: bytes) -> DecodedProfile:
 
     for f, _wire, v in iter_fields(data):
         if f == _P_STRINGS:
-            assert isinstance(v, bytes)
+            v = _message(v)
             strings.append(v.decode())
         elif f == _P_SAMPLE_TYPE:
-            assert isinstance(v, bytes)
+            v = _message(v)
             raw_types.append(pair(v))
         elif f == _P_SAMPLE:
-            assert isinstance(v, bytes)
+            v = _message(v)
             locs: list[int] = []
             vals: list[int] = []
             labels: list[tuple[int, int]] = []
@@ -266,21 +274,19 @@ def decode_profile(data: bytes) -> DecodedProfile:
                 elif sf == 2:
                     vals.extend(_unpack_ints(sw, sv))
                 elif sf == 3:
-                    assert isinstance(sv, bytes)
-                    labels.append(pair(sv))
+                    labels.append(pair(_message(sv)))
             raw_samples.append((locs, vals, labels))
         elif f == _P_LOCATION:
-            assert isinstance(v, bytes)
+            v = _message(v)
             lid, lines = 0, []
             for lf, _, lv in iter_fields(v):
                 if lf == 1:
                     lid = int(lv)
                 elif lf == 4:
-                    assert isinstance(lv, bytes)
-                    lines.append(pair(lv))
+                    lines.append(pair(_message(lv)))
             locations[lid] = lines
         elif f == _P_FUNCTION:
-            assert isinstance(v, bytes)
+            v = _message(v)
             fid = name = filename = 0
             for ff, _, fv in iter_fields(v):
                 if ff == 1:
@@ -291,7 +297,7 @@ def decode_profile(data: bytes) -> DecodedProfile:
                     filename = int(fv)
             functions[fid] = (name, filename)
         elif f == _P_PERIOD_TYPE:
-            assert isinstance(v, bytes)
+            v = _message(v)
             period_type = pair(v)
         elif f == _P_PERIOD:
             period = _signed(int(v))
