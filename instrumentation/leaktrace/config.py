@@ -64,6 +64,8 @@ LEAKTRACE_HUNT_PROFILE = "LEAKTRACE_HUNT_PROFILE"
 LEAKTRACE_GRAFANA_URL = "LEAKTRACE_GRAFANA_URL"
 LEAKTRACE_METRICS_HOST = "LEAKTRACE_METRICS_HOST"
 LEAKTRACE_METRICS_PORT = "LEAKTRACE_METRICS_PORT"
+#: Directory the processes of one tree (prefork workers) register their /metrics port in.
+LEAKTRACE_METRICS_DISCOVERY_DIR = "LEAKTRACE_METRICS_DISCOVERY_DIR"
 LEAKTRACE_HEAP_SAMPLE_BYTES = "LEAKTRACE_HEAP_SAMPLE_BYTES"
 LEAKTRACE_HEAP_MAX_FRAMES = "LEAKTRACE_HEAP_MAX_FRAMES"
 LEAKTRACE_HEAP_MAX_TRACKED = "LEAKTRACE_HEAP_MAX_TRACKED"
@@ -239,6 +241,9 @@ class Settings:
 
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
+    #: Where each process registers its /metrics port for `GET /targets` (Prometheus HTTP SD);
+    #: "" = a private directory of the process that starts leaktrace, shared with its forks.
+    metrics_discovery_dir: str = ""
 
     pyroscope_server_address: str = "http://localhost:4040"
     pyroscope_application_name: str = ""
@@ -371,6 +376,7 @@ class Settings:
             log_queue_size=env.get((OTEL_BLRP_MAX_QUEUE_SIZE,), _parse_positive_int, d.log_queue_size),
             metrics_host=env.get((LEAKTRACE_METRICS_HOST,), str.strip, d.metrics_host),
             metrics_port=env.get((LEAKTRACE_METRICS_PORT,), _parse_port, d.metrics_port),
+            metrics_discovery_dir=env.get((LEAKTRACE_METRICS_DISCOVERY_DIR,), str.strip, ""),
             pyroscope_server_address=env.get((PYROSCOPE_SERVER_ADDRESS,), _parse_url, d.pyroscope_server_address),
             pyroscope_application_name=env.get((PYROSCOPE_APPLICATION_NAME,), str.strip, ""),
             pyroscope_auth_token=env.get((PYROSCOPE_AUTH_TOKEN,), str.strip, ""),

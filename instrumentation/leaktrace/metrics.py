@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import random
 import sys
 import threading
@@ -20,6 +21,8 @@ from prometheus_client.registry import Collector
 from .config import Settings
 
 if TYPE_CHECKING:
+    from .discovery import TargetDirectory
+
     # asyncio is imported where a loop was seen (the program imported it already): importing
     # it here cost every other service 4 % of leaktrace's start-up.
     import asyncio
@@ -127,6 +130,10 @@ class ContainerWatch:
             self._containers[name] = container
             self._readings.pop(name, None)
 
+    def after_fork_in_child(self) -> None:
+        # Another thread may have held the lock at fork; the containers stay watched.
+        self._lock = threading.Lock()
+
     def unwatch(self, name: str) -> None:
         with self._lock:
             self._containers.pop(name, None)
@@ -212,6 +219,10 @@ class RuntimeCollector(Collector):
         self._loops = loops
         self._heap_live_bytes = heap_live_bytes
 
+    def rebind(self, settings: Settings) -> None:
+        """A forked child's own identity (service.instance.id) from now on."""
+        self._settings = settings
+
     def describe(self) -> Iterable[Metric]:
         return []
 
@@ -220,9 +231,10 @@ class RuntimeCollector(Collector):
         info = GaugeMetricFamily(
             "leaktrace_info",
             "leaktrace is running in this process",
-            labels=["service_name", "service_version", "deployment_environment", "service_instance_id"],
+            labels=["service_name", "service_version", "deployment_environment", "service_instance_id", "process_pid"],
         )
-        info.add_metric([s.service_name, s.service_version, s.deployment_environment, s.service_instance_id], 1)
+        info.add_metric([s.service_name, s.service_version, s.deployment_environment, s.service_instance_id,
+                         str(os.getpid())], 1)
         yield info
         yield GaugeMetricFamily("leaktrace_threads", "Live Python threads", value=threading.active_count())
         tasks = self._loops.task_count()
@@ -283,6 +295,7 @@ class RuntimeMetrics:
         self.watch = ContainerWatch(interval_s=settings.watch_interval_s, clock=clock)
         self.loops = LoopRegistry()
         runtime = RuntimeCollector(settings, watch=self.watch, loops=self.loops, heap_live_bytes=heap_live_bytes)
+        self.runtime = runtime
         registry.register(runtime)
         # The stock collectors register themselves on the registry they are given.
         self._collectors: list[Collector] = [
@@ -292,6 +305,13 @@ class RuntimeMetrics:
         ]
         self.requests = RequestMetrics(registry)
         self._collectors.append(self.requests.histogram)
+
+    def after_fork_in_child(self, settings: Settings) -> None:
+        """A forked child's metrics: its own identity, and request counts from zero (the
+        parent's requests are the parent's); watched containers stay watched."""
+        self.watch.after_fork_in_child()
+        self.runtime.rebind(settings)
+        self.requests.histogram.clear()
 
     def close(self) -> None:
         for collector in self._collectors:
@@ -303,37 +323,77 @@ class RuntimeMetrics:
 
 
 class MetricsServer:
-    """The /metrics HTTP endpoint (OpenMetrics when the scraper asks, so exemplars survive)."""
+    """The /metrics HTTP endpoint (OpenMetrics when the scraper asks, so exemplars survive), and
+    /targets, the HTTP SD list of every process of the tree (discovery.py).
 
-    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+    `targets` is the directory this process registers in. In a process tree (`in_tree()`: a
+    forked child, or a shared discovery directory was configured) a port another process holds
+    (a prefork worker's parent has 9464) is no failure: any free port is bound instead.
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry, host: str, port: int, *,
+        targets: Callable[[], TargetDirectory | None] = lambda: None,
+        identity: Callable[[], tuple[str, str]] = lambda: ("", ""),
+        in_tree: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._registry = registry
         self._host = host
         self._port = port
+        self._targets = targets
+        self._identity = identity  # (service.name, service.instance.id) to register under
+        self._in_tree = in_tree  # another process of the tree may hold the configured port
         self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
         self.port: int | None = None
 
     def start(self) -> int | None:
-        from prometheus_client import start_http_server
+        from prometheus_client import make_wsgi_app
 
+        from .discovery import Registration, metrics_app, serve_in_thread
+
+        directory = self._targets()
         try:
-            server, thread = start_http_server(self._port, addr=self._host, registry=self._registry)
+            server, port = serve_in_thread(
+                self._host, self._port, metrics_app(make_wsgi_app(self._registry), self._targets),
+                any_port_if_taken=directory is not None and self._in_tree(),
+            )
         except OSError as exc:
             _log.warning(
                 "leaktrace: cannot serve metrics on %s:%d (%s); metrics are not served", self._host, self._port, exc
             )
             return None
-        self._server, self._thread = server, thread
-        self.port = int(server.server_port)
+        self._server, self._pid, self.port = server, os.getpid(), port
+        if directory is not None:
+            service, instance = self._identity()
+            try:
+                directory.register(Registration(self._pid, port, service, instance))
+            except OSError as exc:
+                _log.warning("leaktrace: cannot register this process's metrics port in %s (%s); "
+                             "Prometheus HTTP SD will not list it", directory.path, exc)
         _log.info("leaktrace: serving metrics on http://%s:%d/metrics", self._host, self.port)
         return self.port
 
-    def stop(self) -> None:
+    def after_fork_in_child(self) -> None:
+        """Drop the parent's server in a forked child: its thread is gone and its socket is the
+        parent's. Only the child's copy of the descriptor is closed (a socket shutdown would
+        stop the parent's server too, and `shutdown()` would wait forever for a dead thread)."""
         if self._server is not None:
-            self._server.shutdown()
+            try:
+                self._server.socket.close()
+            except OSError:
+                pass
+        self._server = None
+        self.port = None
+
+    def stop(self) -> None:
+        if self._server is not None and self._pid == os.getpid():
+            directory = self._targets()
+            if directory is not None:
+                directory.unregister(self._pid)
+            from .quickstop import shutdown_now
+
+            shutdown_now(self._server)  # not after serve_forever's 0.5 s poll interval
             self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
+        self._server = None
         self.port = None

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -30,6 +32,7 @@ from ._ratelimit import (
 )
 from ._standby import StandbyThreads
 from .config import LEAKTRACE_HUNT_TRACEMALLOC, Settings
+from .forking import expand_pid
 from .logs import OTLPLogHandler, build_logger_provider, console_handler
 from .metrics import MetricsServer, RuntimeMetrics
 from .resource import build_resource
@@ -93,6 +96,13 @@ class Telemetry:
         self._root_level: int | None = None
         self._background: list[Stoppable] = []
         self._export_guards: list[Any] = []
+        # (guard, factory) of the OTLP exporters built here: a forked child builds its own.
+        self._exporter_factories: list[tuple[Any, Callable[[], Any]]] = []
+        self._forked = False  # this process is a forked child of the one that started it
+        self._mp_exit: object | None = None
+        self._background_inherited: list[Any] = []  # a parent's exporters, kept and never used
+        #: Where this process tree's /metrics ports are registered (discovery.py), once started.
+        self.targets: Any | None = None
         self._queue_log_level: int | None = None
         # Three shutdown chains and two provider flushes, started with the rest (_standby.py).
         self._standby = StandbyThreads(5)
@@ -100,10 +110,12 @@ class Telemetry:
         self.heap_exporter: Any | None = None
         #: The leak hunter (when hunting is on); `hunter.report()` is the current verdict.
         self.hunter: Any | None = None
+        self._hunt_session: Any | None = None
         #: Why the span-linked heap sampler is not running here (None when it is, or may be).
         self.heap_unavailable: str | None = None
 
         resource = build_resource(settings)
+        self._resource = resource
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.heap_profiler = heap_profiler if heap_profiler is not None else self._build_heap_profiler()
         self.profiler = profiler if profiler is not None else self._build_profiler()
@@ -133,6 +145,10 @@ class Telemetry:
                 settings, resource=resource, warn=self._warn, processors=processors
             )
             self._export_guards.append(span_guard)
+            if span_guard is not None:
+                from .tracing import make_span_exporter
+
+                self._exporter_factories.append((span_guard, lambda: make_span_exporter(self.settings)))
         if logger_provider is not None:
             self.logger_provider = logger_provider
         else:
@@ -140,11 +156,19 @@ class Telemetry:
                 settings if not settings.sdk_disabled else _no_export(settings), resource=resource, warn=self._warn
             )
             self._export_guards.append(log_guard)
+            if log_guard is not None:
+                from .logs import make_log_exporter
+
+                self._exporter_factories.append((log_guard, lambda: make_log_exporter(self.settings)))
         self.tracer: Tracer = self.tracer_provider.get_tracer("leaktrace")
         self._instrumentation: Instrumentation | None = None
         heap_live = getattr(self.heap_profiler, "live_bytes", None)
         self.metrics = RuntimeMetrics(settings, self.registry, clock=clock, heap_live_bytes=heap_live)
-        self._metrics_server = MetricsServer(self.registry, settings.metrics_host, settings.metrics_port)
+        self._metrics_server = MetricsServer(
+            self.registry, settings.metrics_host, settings.metrics_port, targets=lambda: self.targets,
+            identity=lambda: (self.settings.service_name, self.settings.service_instance_id),
+            in_tree=lambda: self._forked or bool(self.settings.metrics_discovery_dir),
+        )
 
     # --- building -------------------------------------------------------------------------
     def _profiling_on(self) -> bool:
@@ -187,7 +211,11 @@ class Telemetry:
 
         # The heap is never sampled twice: with our sampler on, pyroscope-io does CPU only.
         # start() revisits this once it knows whether the sampler really started.
-        return PyroscopeProfiler(self.settings, memory=self.heap_profiler is None)
+        return PyroscopeProfiler(self.settings, memory=self.heap_profiler is None, tags=self.process_labels())
+
+    def process_labels(self) -> dict[str, str]:
+        """What tells this process's profiles from its siblings' (prefork workers share service.name)."""
+        return {"service_instance_id": self.settings.service_instance_id, "process_pid": str(os.getpid())}
 
     # --- lifecycle ------------------------------------------------------------------------
     @property
@@ -214,6 +242,7 @@ class Telemetry:
         if self._install_log_handlers:
             self._install_logging()
         if self._serve_metrics:
+            self.targets = self._target_directory()
             self._metrics_server.start()
         if self.heap_profiler is not None:
             self._start_heap()
@@ -226,7 +255,25 @@ class Telemetry:
                 # our sampler nor a tracemalloc hunter hooks the allocator.
                 set_memory(self.heap_profiler is None and self.hunter is None)
             self.profiler.start()
+        from .forking import watch_forks
+
+        # After the SDK's providers and processors and the heap sampler registered theirs, so
+        # in a forked child this runs once they have carried on (forking.py).
+        watch_forks(self)
         return self
+
+    def _target_directory(self) -> Any | None:
+        from .discovery import TargetDirectory
+
+        path = self.settings.metrics_discovery_dir
+        try:
+            if path:
+                os.makedirs(path, exist_ok=True)
+                return TargetDirectory(path)
+            return TargetDirectory.create()
+        except OSError as exc:
+            _log.warning("leaktrace: no metrics discovery directory (%s); /targets lists nobody", exc)
+            return None
 
     def _start_heap(self) -> None:
         assert self.heap_profiler is not None
@@ -240,6 +287,10 @@ class Telemetry:
             self.heap_unavailable = self.heap_unavailable or f"it did not start on {_interpreter()}"
             self.heap_profiler = None
             return
+        self._start_heap_export()
+
+    def _start_heap_export(self) -> None:
+        assert self.heap_profiler is not None
         try:
             from .profiling.exporter import HeapExporter
             from .profiling.push import PyroscopePusher
@@ -262,6 +313,7 @@ class Telemetry:
             pusher,
             interval_s=s.heap_export_interval_s,
             application_name=s.profile_application_name,
+            labels=self.process_labels(),
             stop_timeout_s=max(0.5, budget * 0.4),
         )
         exporter.start()
@@ -276,12 +328,13 @@ class Telemetry:
                    f"hunting with tracemalloc instead (every allocation traced, several times slower, no "
                    f"trace ids) needs {LEAKTRACE_HUNT_TRACEMALLOC}=true")
             _log.warning("leaktrace: leak hunting is off: %s", why)
-            if self.settings.hunt_report_path:
+            report_path = expand_pid(self.settings.hunt_report_path, os.getpid(), forked=self._forked)
+            if report_path:
                 # `leaktrace hunt` waits on this file: tell it now rather than at the end of the run.
                 try:
-                    write_refusal(self.settings.hunt_report_path, why)
+                    write_refusal(report_path, why)
                 except OSError as exc:
-                    _log.warning("leaktrace: cannot write to %s: %s", self.settings.hunt_report_path, exc)
+                    _log.warning("leaktrace: cannot write to %s: %s", report_path, exc)
             return
         from .analysis.hunter import HunterConfig
         from .analysis.session import HuntSession
@@ -289,8 +342,9 @@ class Telemetry:
         try:
             session = HuntSession(
                 heap_profiler=self.heap_profiler,  # None -> the documented tracemalloc fallback
-                report_path=self.settings.hunt_report_path or None,
-                profile_path=self.settings.hunt_profile_path or None,
+                report_path=expand_pid(self.settings.hunt_report_path, os.getpid(), forked=self._forked) or None,
+                profile_path=expand_pid(self.settings.hunt_profile_path, os.getpid(), forked=self._forked) or None,
+                process={"pid": os.getpid(), "service_instance_id": self.settings.service_instance_id},
                 registry=self.registry,
                 logger=logging.getLogger("leaktrace.hunt"),
                 tracer=self.tracer,
@@ -303,6 +357,7 @@ class Telemetry:
             _log.warning("leaktrace: leak hunting could not start (%r)", exc)
             return
         self.hunter = session.hunter
+        self._hunt_session = session
         # Appended after the heap exporter: the chain stops it first, while the sampler still runs.
         self._background.append(session)
 
@@ -376,6 +431,8 @@ class Telemetry:
         if self._queue_log_level is not None:
             logging.getLogger(OTEL_QUEUE_LOGGER).setLevel(self._queue_log_level)
         self._standby.close()
+        if self.targets is not None:
+            self.targets.close()  # only the process that made a private directory removes it
         return finished
 
     def _flush_then_abort(self, providers: list[Any], budget: float) -> None:
@@ -386,6 +443,82 @@ class Telemetry:
         for guard in self._export_guards:
             if guard is not None:
                 guard.shutdown()
+
+    # --- fork -----------------------------------------------------------------------------
+    def _continue_in_forked_child(self) -> None:
+        """Every signal goes on in a forked child (gunicorn and uWSGI workers, Celery's prefork
+        pool, multiprocessing fork/forkserver), as this process's own: see forking.py."""
+        from . import forking
+
+        self._lock = threading.Lock()
+        if not self._started or self._stopped:
+            return
+        self._forked = True
+        pid = os.getpid()
+        providers = [p for p in (self.tracer_provider, self.logger_provider) if hasattr(p, "resource")]
+        instance = forking.child_instance_id(providers, self.settings.service_instance_id)
+        self.settings = replace(self.settings, service_instance_id=instance)
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("locks", self._fresh_locks_in_child),
+            ("resource", lambda: forking.rebind_resource(providers, instance_id=instance, pid=pid)),
+            ("span and log exporters", self._reopen_exporters_in_child),
+            ("metrics", self._metrics_in_child),
+            ("heap profile export", self._heap_export_in_child),
+            ("leak hunter", self._hunt_in_child),
+            ("CPU profiler", self._cpu_profiler_in_child),
+        ]
+        for what, step in steps:
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - one step failing must not stop the others
+                _log.warning("leaktrace: %s did not carry on in forked child %d (%r)", what, pid, exc)
+        self._mp_exit = forking.finish_with_multiprocessing(self.shutdown)
+
+    def _fresh_locks_in_child(self) -> None:
+        from .forking import fresh_lock, reinit_registry
+
+        fresh_lock(self._warn.limiter, "_lock")
+        fresh_lock(getattr(self._export_filter, "_limiter", None), "_lock")
+        if self._instrumentation is not None:
+            fresh_lock(self._instrumentation, "_lock")
+        reinit_registry(self.registry)
+        self._standby = StandbyThreads(5)  # the parent's idle threads do not exist here
+        self._standby.start()
+
+    def _reopen_exporters_in_child(self) -> None:
+        # The SDK's batch processors restarted their threads already; the exporters under them
+        # would still talk over the parent's connection. The old ones are kept, never closed.
+        for guard, factory in self._exporter_factories:
+            self._background_inherited.append(guard.reopen(factory()))
+
+    def _metrics_in_child(self) -> None:
+        self.metrics.after_fork_in_child(self.settings)
+        self._metrics_server.after_fork_in_child()
+        if self._serve_metrics:
+            self._metrics_server.start()
+
+    def _heap_export_in_child(self) -> None:
+        old = self.heap_exporter
+        if old is not None:
+            self._background = [b for b in self._background if b is not old]
+            self.heap_exporter = None
+        if self.heap_profiler is not None and getattr(self.heap_profiler, "running", False):
+            self._start_heap_export()
+
+    def _hunt_in_child(self) -> None:
+        # A fresh hunter: the parent's findings are the parent's, and so is its report file.
+        session, self._hunt_session = self._hunt_session, None
+        if session is not None:
+            self._background = [b for b in self._background if b is not session]
+            session.hunter.abandon()
+            self.hunter = None
+        if self.settings.hunt_enabled and not self.settings.sdk_disabled:
+            self._start_hunt()
+
+    def _cpu_profiler_in_child(self) -> None:
+        restart = getattr(self.profiler, "after_fork_in_child", None)
+        if callable(restart):
+            restart(tags=self.process_labels())
 
     def __enter__(self) -> Telemetry:
         return self.start()

@@ -8,9 +8,11 @@ import logging
 import os
 import signal
 import sys
+import uuid
 from types import FrameType
+from typing import Any
 
-from ..config import Settings
+from ..config import LEAKTRACE_METRICS_DISCOVERY_DIR, Settings
 from ..telemetry import Telemetry
 
 _log = logging.getLogger("leaktrace.bootstrap")
@@ -59,18 +61,32 @@ def _chain_sigterm(telemetry: Telemetry) -> None:
         pass
 
 
+def _forked_child_keeps_its_root() -> None:
+    # A forked child carries its parent's Telemetry on (Telemetry's own fork hook): it is this
+    # process's root now, so `leaktrace.init()` in a gunicorn worker returns it.
+    if _PROCESS_ROOT and os.environ.get(BOOTSTRAP_DONE) == str(os.getppid()):
+        os.environ[BOOTSTRAP_DONE] = str(os.getpid())
+
+
 def prepare() -> Telemetry | None:
     """Build the process's Telemetry from the environment, once, without starting it."""
     built = _root()
     if built is not None:
         return built
+    # A process spawned by one that runs leaktrace (uvicorn --workers, multiprocessing spawn and
+    # forkserver) inherited that process's environment: a service.instance.id set there is the
+    # ancestor's own, not this process's.
+    inherited = os.environ.get(BOOTSTRAP_DONE, "")
+    descendant = inherited.isdigit() and inherited != str(os.getpid())
     os.environ[BOOTSTRAP_DONE] = str(os.getpid())
     try:
-        telemetry = Telemetry(Settings.resolve(), set_global=True)
+        overrides: dict[str, Any] = {"service_instance_id": str(uuid.uuid4())} if descendant else {}
+        telemetry = Telemetry(Settings.resolve(**overrides), set_global=True)
     except Exception as exc:  # noqa: BLE001 - never stop the program from running
         print(f"leaktrace: not started ({exc!r}); the program runs without telemetry", file=sys.stderr)
         return None
     _PROCESS_ROOT[:] = [telemetry]
+    os.register_at_fork(after_in_child=_forked_child_keeps_its_root)
     return telemetry
 
 
@@ -86,6 +102,9 @@ def start() -> Telemetry | None:
         return None
     atexit.register(telemetry.shutdown)
     _chain_sigterm(telemetry)
+    if telemetry.targets is not None:
+        # Processes it spawns (not forks) find the tree's metrics discovery directory here.
+        os.environ.setdefault(LEAKTRACE_METRICS_DISCOVERY_DIR, telemetry.targets.path)
     return telemetry
 
 

@@ -5,8 +5,16 @@ import os
 import sys
 
 
+# multiprocessing's resource tracker runs no user code: no telemetry of its own there. (Its
+# forkserver process does get one: the workers it forks carry it on, as a gunicorn master's do.)
+_HELPERS = ("from multiprocessing.resource_tracker import",)
+
+
 def _leaktrace_bootstrap() -> None:
     if os.environ.get("LEAKTRACE_BOOTSTRAP_DONE") == str(os.getpid()):
+        return
+    argv = getattr(sys, "orig_argv", [])
+    if "-c" in argv[:-1] and argv[argv.index("-c") + 1].startswith(_HELPERS):
         return
     from leaktrace._bootstrap.autoinit import initialize
 

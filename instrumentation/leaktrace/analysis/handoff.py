@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from typing import Any
 
 from leaktrace.analysis.model import Report
@@ -23,9 +24,13 @@ from leaktrace.analysis.model import Report
 from leaktrace.config import LEAKTRACE_HUNT_REPORT as LEAKTRACE_HUNT_REPORT  # re-exported
 
 
-def write_report(path: str, report: Report) -> None:
-    """Write `report.to_json_dict()` to `path` atomically (temp file in the same dir + rename)."""
-    _write_json(path, report.to_json_dict())
+def write_report(path: str, report: Report, *, process: Mapping[str, Any] | None = None) -> None:
+    """Write `report.to_json_dict()` to `path` atomically (temp file in the same dir + rename),
+    with `process` (the writer's pid and service.instance.id) when given."""
+    doc = report.to_json_dict()
+    if process:
+        doc["process"] = dict(process)
+    _write_json(path, doc)
 
 
 def write_refusal(path: str, reason: str) -> None:

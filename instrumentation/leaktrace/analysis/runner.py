@@ -28,6 +28,11 @@ from ..config import (
     LEAKTRACE_METRICS_PORT,
 )
 from .handoff import read_refusal, read_report
+from .merge import merge_reports, primary_pid
+
+#: Every process of the hunted tree writes its own files: `{pid}` is replaced by its pid.
+REPORT_TEMPLATE = "report-{pid}.json"
+PROFILE_TEMPLATE = "heap-{pid}.pb.gz"
 
 HUNT_RUN_DEFAULTS: Mapping[str, str] = MappingProxyType(
     {
@@ -70,6 +75,45 @@ def peek_report(path: str) -> dict[str, Any] | None:
         return read_report(path)
     except (OSError, ValueError):
         return None
+
+
+def process_files(directory: str, template: str) -> dict[int, str]:
+    """The files the processes of a tree wrote from `template` (`{pid}` in it), by pid."""
+    head, _, tail = template.partition("{pid}")
+    found: dict[int, str] = {}
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return found
+    for name in names:
+        if name.startswith(head) and name.endswith(tail) and name[len(head):len(name) - len(tail)].isdigit():
+            found[int(name[len(head):len(name) - len(tail)])] = os.path.join(directory, name)
+    return found
+
+
+def tree_refusal(directory: str) -> str | None:
+    """Why the hunted program refused to hunt, if any of its processes said so."""
+    for path in process_files(directory, REPORT_TEMPLATE).values():
+        reason = read_refusal(path)
+        if reason is not None:
+            return reason
+    return None
+
+
+def tree_reports(directory: str) -> dict[int, dict[str, Any]]:
+    """Every complete report the processes of the tree left, by pid."""
+    reports = {}
+    for pid, path in process_files(directory, REPORT_TEMPLATE).items():
+        doc = peek_report(path)
+        if doc is not None:
+            reports[pid] = doc
+    return reports
+
+
+def peek_tree(directory: str) -> dict[str, Any] | None:
+    """The merged report of the tree so far, or None before the first one."""
+    reports = tree_reports(directory)
+    return merge_reports(reports) if reports else None
 
 
 def hunt_env(
@@ -117,8 +161,8 @@ def hunt_program(
     if executable is None:
         raise ProgramError(f"cannot run {command[0]!r}: command not found")
     with tempfile.TemporaryDirectory(prefix="leaktrace-hunt-") as tmp:
-        report_path = os.path.join(tmp, "report.json")
-        profile_path = os.path.join(tmp, "heap.pb.gz") if keep_profile else None
+        report_path = os.path.join(tmp, REPORT_TEMPLATE)
+        profile_path = os.path.join(tmp, PROFILE_TEMPLATE) if keep_profile else None
         env = hunt_env(
             environ, report_path, bootstrap_env=bootstrap_env, service_name=service_name, profile_path=profile_path
         )
@@ -135,11 +179,11 @@ def hunt_program(
             deadline = start + duration_s
             while proc.poll() is None and clock() < deadline:
                 time.sleep(min(1.0, max(0.05, deadline - clock())))
-                refusal = read_refusal(report_path)
+                refusal = tree_refusal(tmp)
                 if refusal is not None:
                     break
                 if progress is not None:
-                    progress(clock() - start, peek_report(report_path))
+                    progress(clock() - start, peek_tree(tmp))
             if proc.poll() is None:
                 for sig, wait in ((signal.SIGINT, grace_s), (signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
                     stopped_by = signal.Signals(sig).name
@@ -154,20 +198,25 @@ def hunt_program(
                 _signal_group(proc, signal.SIGKILL)
                 proc.wait(timeout=5)
         wall = clock() - start
-        refusal = refusal or read_refusal(report_path)
+        refusal = refusal or tree_refusal(tmp)
         if refusal is not None:
             raise HuntRefused(refusal)
-        doc = peek_report(report_path)
+        reports = tree_reports(tmp)
+        doc = merge_reports(reports) if reports else None
         if doc is None:
             raise ProgramError(
                 f"the program ended (exit status {proc.returncode}) without a hunt report: it did not run "
                 "as a Python program under leaktrace, or failed at start-up"
             )
         status = proc.returncode if stopped_by in ("exited", "SIGINT") else None
-        return HuntOutcome(
-            report=doc, exit_status=status, stopped_by=stopped_by, wall_s=wall,
-            profile=read_profile(profile_path) if profile_path else None,
-        )
+        profile = None
+        if profile_path:
+            # The heap of the process the merged report's timeline is from (its fastest leak).
+            profiles = process_files(tmp, PROFILE_TEMPLATE)
+            pid = primary_pid(reports)
+            chosen = profiles.get(pid) or next(iter(profiles.values()), None)
+            profile = read_profile(chosen) if chosen else None
+        return HuntOutcome(report=doc, exit_status=status, stopped_by=stopped_by, wall_s=wall, profile=profile)
 
 
 def read_profile(path: str) -> bytes | None:

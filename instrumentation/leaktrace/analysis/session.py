@@ -54,8 +54,12 @@ class HuntSession:
         config: HunterConfig | None = None,
         profile_path: str | None = None,
         profile_interval_s: float = 5.0,
+        process: Mapping[str, Any] | None = None,
     ) -> None:
+        """`process` (pid, service.instance.id) goes into every report written, so `leaktrace
+        hunt` can tell the reports of a process tree apart."""
         self._report_path = report_path
+        self._process = dict(process) if process else None
         self._profile_path = profile_path
         self._profile_interval_s = profile_interval_s
         self._fallback: TracemallocSource | None = None
@@ -130,7 +134,7 @@ class HuntSession:
     def _write(self, report: Report) -> None:
         assert self._report_path is not None
         try:
-            write_report(self._report_path, report)
+            write_report(self._report_path, report, process=self._process)
         except OSError as exc:
             if not self._write_failed:  # say it once; the host goes on
                 self._write_failed = True

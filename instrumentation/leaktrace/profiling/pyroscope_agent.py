@@ -87,6 +87,16 @@ class PyroscopeProfiler:
             except Exception as exc:  # noqa: BLE001 - shutdown goes on past pyroscope-io
                 _log.warning("leaktrace: pyroscope-io shutdown raised %r", exc)
 
+    def after_fork_in_child(self, *, tags: Mapping[str, str] | None = None) -> bool:
+        """Start the child's own agent: pyroscope-io's sampler and upload threads do not survive
+        fork, and in the child its old agent cannot be shut down (1.4's drop_agent refuses it);
+        a new configure() there starts one that profiles the child. True when it runs."""
+        self._lock = threading.Lock()
+        was_running, self.running = self.running, False
+        if tags is not None:
+            self._tags = dict(tags)
+        return self.start() if was_running else False
+
     def thread_tagger(self) -> Any | None:
         """The agent's thread-tag API while it runs (for span links), else None."""
         return self._agent if self.running else None
