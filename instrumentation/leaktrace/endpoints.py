@@ -24,6 +24,8 @@ from typing import Protocol
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from ._forksafe import renew_lock_after_fork
+
 OTHER = "other"
 
 
@@ -53,6 +55,7 @@ class EndpointTracker(SpanProcessor):
         self._names: dict[str, str] = {}  # interned endpoint names (bounded)
         self._ended: dict[str, int] = {}
         self._lock = threading.Lock()
+        renew_lock_after_fork(self, "_lock")  # taken per span / per export
 
     def _name(self, raw: str) -> str:
         name = self._names.get(raw)

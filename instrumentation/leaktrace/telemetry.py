@@ -37,6 +37,7 @@ from .logs import OTLPLogHandler, build_logger_provider, console_handler
 from .metrics import MetricsServer, RuntimeMetrics
 from .resource import build_resource
 from .tracing import build_tracer_provider, traced
+from .unsent import EXIT_QUIET_LOGGERS, UnsentLedger, quiet
 from .web import ASGIApp, WSGIApp, wrap_asgi, wrap_wsgi
 
 if TYPE_CHECKING:
@@ -120,7 +121,16 @@ class Telemetry:
         self.heap_profiler = heap_profiler if heap_profiler is not None else self._build_heap_profiler()
         self.profiler = profiler if profiler is not None else self._build_profiler()
 
+        #: What could not be sent (unsent.py): one line at exit instead of a stack of warnings.
+        self.unsent = UnsentLedger()
         processors: list[Any] = []
+        #: Span id -> the request's local root span name, for bytes per endpoint (endpoints.py).
+        self.endpoints: Any | None = None
+        if self.heap_profiler is not None:
+            from .endpoints import EndpointTracker
+
+            self.endpoints = EndpointTracker()
+            processors.append(self.endpoints)
         tagger = getattr(self.profiler, "thread_tagger", None)
         if self.heap_profiler is not None or callable(tagger):
             from .profiling.span_link import SpanProfileLinkProcessor
@@ -142,7 +152,7 @@ class Telemetry:
             self.tracer_provider = trace.NoOpTracerProvider()
         else:
             self.tracer_provider, span_guard = build_tracer_provider(
-                settings, resource=resource, warn=self._warn, processors=processors
+                settings, resource=resource, warn=self._warn, processors=processors, ledger=self.unsent
             )
             self._export_guards.append(span_guard)
             if span_guard is not None:
@@ -153,7 +163,8 @@ class Telemetry:
             self.logger_provider = logger_provider
         else:
             self.logger_provider, log_guard = build_logger_provider(
-                settings if not settings.sdk_disabled else _no_export(settings), resource=resource, warn=self._warn
+                settings if not settings.sdk_disabled else _no_export(settings), resource=resource, warn=self._warn,
+                ledger=self.unsent,
             )
             self._export_guards.append(log_guard)
             if log_guard is not None:
@@ -307,6 +318,8 @@ class Telemetry:
             if s.pyroscope_basic_auth_username
             else None,
             tenant_id=s.pyroscope_tenant_id,
+            span_names=self.endpoints,
+            ledger=self.unsent,
         )
         exporter = HeapExporter(
             self.heap_profiler,
@@ -351,6 +364,7 @@ class Telemetry:
                 containers=self.watched,
                 tasks=self.metrics.loops.all_tasks,
                 config=HunterConfig(interval_s=self.settings.hunt_interval_s, max_duty=self.settings.hunt_max_duty),
+                endpoints=self.endpoints,
             )
             session.start()
         except Exception as exc:  # noqa: BLE001 - the program runs without hunting
@@ -422,7 +436,10 @@ class Telemetry:
             *[p.shutdown for p in providers],
         ]
         chains = [chain for chain in (heap_chain, cpu_chain, otel_chain) if chain]
-        finished = self._standby.run([functools.partial(run_all, chain) for chain in chains], deadline)
+        with quiet(EXIT_QUIET_LOGGERS):  # the exporters' own failures: summed up below instead
+            finished = self._standby.run([functools.partial(run_all, chain) for chain in chains], deadline)
+        if (unsent := self.unsent.summary()) is not None:
+            _log.warning("%s", unsent)
         if not finished:
             _log.warning("leaktrace: shutdown did not finish in %.1fs; unsent telemetry is dropped", deadline)
         self.metrics.close()

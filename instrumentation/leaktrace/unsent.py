@@ -22,6 +22,8 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
+from ._forksafe import renew_lock_after_fork
+
 
 def host_port(endpoint: str) -> tuple[str, int] | None:
     """(host, port) of an OTLP endpoint: an http(s) URL or gRPC's host:port."""
@@ -103,6 +105,7 @@ class UnsentLedger:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        renew_lock_after_fork(self, "_lock")  # taken per span / per export
         self._counts: dict[str, int] = {}
         self._where: dict[str, str] = {}
 

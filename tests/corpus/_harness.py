@@ -37,17 +37,45 @@ def main(argv: list[str] | None = None) -> int:
     # (up to 3x --duration) until the hunter has this many snapshots, so the evidence, not the
     # wall clock, decides when there is enough to judge.
     p.add_argument("--min-snapshots", type=int, default=16)
+    # Count samples of freelisted block sizes as trace evidence (what the analyzer did before
+    # issue 16): bench/trace_precision.py compares both.
+    p.add_argument("--trust-freelist-samples", action="store_true")
+    # Export spans and logs the way leaktrace does (batch processors, guarded OTLP/HTTP exporters)
+    # to this endpoint: a capture receiver, or a dead port (the collector down). Without it the
+    # tracer provider only makes ids.
+    p.add_argument("--otlp-endpoint", default=None)
     args = list(sys.argv[1:] if argv is None else argv)
     case_args = args[args.index("--") + 1 :] if "--" in args else []
     a = p.parse_args(args[: args.index("--")] if "--" in args else args)
     case = os.path.abspath(a.case)
 
-    from leaktrace.analysis import Hunter, HunterConfig, TracemallocSource
+    from leaktrace.analysis import AnalyzerConfig, Hunter, HunterConfig, TracemallocSource
+    from leaktrace.endpoints import EndpointTracker
     from leaktrace.profiling.heap import HeapProfiler
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
 
-    trace.set_tracer_provider(TracerProvider())  # no exporter: ids only
+    endpoints = EndpointTracker()  # span id -> local root span name: bytes per endpoint
+    providers: list[Any] = []
+    if a.otlp_endpoint:
+        from leaktrace._ratelimit import RateLimitedLogger
+        from leaktrace.config import Settings
+        from leaktrace.logs import OTLPLogHandler, build_logger_provider
+        from leaktrace.tracing import build_tracer_provider
+        from opentelemetry.sdk.resources import Resource
+
+        settings = Settings.resolve({"OTEL_EXPORTER_OTLP_ENDPOINT": a.otlp_endpoint,
+                                     "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"})
+        warn = RateLimitedLogger(logging.getLogger("leaktrace.export"))
+        resource = Resource.create({"service.name": os.path.basename(case)})
+        provider, _ = build_tracer_provider(settings, resource=resource, warn=warn, processors=[endpoints])
+        log_provider, _ = build_logger_provider(settings, resource=resource, warn=warn)
+        logging.getLogger().addHandler(OTLPLogHandler(log_provider))
+        providers = [provider, log_provider]
+    else:
+        provider = TracerProvider()  # no exporter: ids only
+        provider.add_span_processor(endpoints)
+    trace.set_tracer_provider(provider)
     source: Any
     if a.source == "native":
         source = HeapProfiler(sample_bytes=a.sample_bytes)
@@ -64,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         object_site=object_site,
         clock=time.time,
         logger=logging.getLogger("corpus.hunter"),
-        config=HunterConfig(interval_s=a.interval, max_duty=a.max_duty),
+        endpoints=endpoints,
+        config=HunterConfig(
+            interval_s=a.interval,
+            max_duty=a.max_duty,
+            analyzer=AnalyzerConfig(distrust_freelist_sizes=not a.trust_freelist_samples),
+        ),
     )
     hunter.start()
     saved_argv = sys.argv
@@ -91,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv = saved_argv
         report = hunter.stop()
         source.stop()
+        for prov in providers:
+            prov.shutdown()
     doc = report.to_json_dict()
     doc["_debug"] = {
         "errors": hunter.errors,

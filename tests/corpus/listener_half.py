@@ -1,5 +1,6 @@
 """Leak in half the requests, freelist-heavy: every request builds the same listener structure
-(small dicts, lists and tuples, the objects CPython keeps on its freelists) at the same line;
+(small dicts, lists and tuples, the objects CPython keeps on its freelists, and a topic name
+string per entry) at the same line;
 even requests subscribe it to `BUS` for good, odd ones drop it when they end. A dropped
 request's objects go back to the freelists and the next request reuses them without calling
 the allocator. `--truth PATH` writes the trace ids of the requests that kept theirs."""
@@ -25,7 +26,7 @@ KEPT: list[str] = []  # ground truth only: the trace ids of the keepers (a str e
 
 
 def make_listener(i: int, trace_id: str, n: int) -> dict[str, object]:
-    return {"id": i, "trace": trace_id, "topics": [{"topic": j, "key": (i, j)} for j in range(n)]}  # LEAK-SITE
+    return {"id": i, "trace": trace_id, "topics": [{"topic": f"orders.region-{j % 7}.customer-{i}.topic-{j}.events", "key": (i, j)} for j in range(n)]}  # LEAK-SITE
 
 
 def handle(i: int, n: int, keep: bool) -> None:
@@ -41,12 +42,12 @@ def handle(i: int, n: int, keep: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--duration", type=float, default=20.0)
-    p.add_argument("--rate", type=float, default=100_000.0, help="bytes leaked per second (about)")
+    p.add_argument("--rate", type=float, default=200_000.0, help="bytes built per second by keepers (about)")
     p.add_argument("--rps", type=float, default=60.0, help="requests per second (half keep)")
     p.add_argument("--truth", help="write the keepers' trace ids here (JSON)")
     a = p.parse_args(argv)
-    # ~330 bytes per topic entry on 3.11-3.13 (a 2-key dict, its keys table, a 2-tuple)
-    n = max(1, int(a.rate / (a.rps / 2) / 330))
+    # ~430 bytes per topic entry on 3.11-3.13 (a 2-key dict, its keys table, a 2-tuple, a str)
+    n = max(1, int(a.rate / (a.rps / 2) / 430))
     start = next_t = time.monotonic()
     i = 0
     try:

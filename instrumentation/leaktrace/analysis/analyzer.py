@@ -41,6 +41,8 @@ class AnalyzerConfig:
     max_suspects: int = 10
     key_cache_size: int = 8192
     max_endpoints_per_suspect: int = 10
+    # Samples of a freelisted block size are no evidence of which request left them (freelists.py).
+    distrust_freelist_sizes: bool = True
 
     def __post_init__(self) -> None:
         if self.key_depth < 1 or self.max_paths < 1 or self.max_points < 16:
@@ -131,7 +133,9 @@ class LeakAnalyzer:
         self._config = config
         self._filter = frame_filter or FrameFilter.default()
         self._endpoints = SpanNameCache(endpoints)
-        self._ambiguous = freelist_block_sizes() if ambiguous_sizes is None else ambiguous_sizes
+        if ambiguous_sizes is None:
+            ambiguous_sizes = freelist_block_sizes() if config.distrust_freelist_sizes else frozenset()
+        self._ambiguous = ambiguous_sizes
         self._telemetry_bytes = 0.0
         self._paths: dict[CallPathKey, _Path] = {}
         self._light: dict[CallPathKey, _Light] = {}
@@ -188,6 +192,7 @@ class LeakAnalyzer:
         telemetry = 0.0
         names = self._endpoints
         tracking = names.source is not None
+        ambiguous, interval = self._ambiguous, float(snapshot.sample_interval_bytes)
         for s in snapshot.samples:
             if s.inuse_bytes <= 0:
                 continue
@@ -203,7 +208,7 @@ class LeakAnalyzer:
             if s.inuse_bytes > a[2]:
                 a[2] = s.inuse_bytes
                 best[key] = s.frames
-            if not (s.trace_id or tracking) or is_ambiguous(s.inuse_bytes, s.inuse_objects, self._ambiguous):
+            if not (s.trace_id or tracking) or is_ambiguous(s.inuse_bytes, s.inuse_objects, ambiguous, interval):
                 continue  # bytes yes, but a freelist may have handed it to another request
             if s.trace_id:
                 traces.setdefault(key, {})[s.trace_id] = s.span_id

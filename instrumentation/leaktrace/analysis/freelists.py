@@ -17,6 +17,7 @@ size (a 64-byte str) lose their trace evidence too: that costs recall, never pre
 from __future__ import annotations
 
 import contextvars
+import math
 import sys
 
 
@@ -40,13 +41,27 @@ def freelist_block_sizes() -> frozenset[int]:
     return frozenset(s for s in sizes if s > 0)
 
 
-def is_ambiguous(inuse_bytes: float, inuse_objects: float, sizes: frozenset[int]) -> bool:
-    """True when the sample's blocks all have one freelisted size.
+def is_ambiguous(inuse_bytes: float, inuse_objects: float, sizes: frozenset[int], interval: float = 0.0) -> bool:
+    """True when the sample's blocks may all be freelist-served, so its trace id is no evidence.
 
-    A sample aggregates the blocks of one (stack, trace, span); its mean block size is exact
-    when they share a size (nearly always one block at a hunting sample interval)."""
-    if inuse_objects <= 0:
+    A sample sums the blocks of one (stack, trace, span), each weighted 1/p(s) with
+    p(s) = 1 - exp(-s/interval): `inuse_objects` is the sum of weights and `inuse_bytes / inuse_objects`
+    the weighted mean size. It is trusted when
+    - its blocks are k >= 1 blocks of one size not in `sizes` (the weights add up to k x w(mean)), or
+    - the mean size exceeds every freelisted size: some block is not freelisted.
+    A dict and its key table reused together (mean 83.5 bytes) is therefore not trusted.
+    `interval` 0 (exact counts, tracemalloc): every weight is 1.
+    """
+    if inuse_objects <= 0 or not sizes:
         return False
     mean = inuse_bytes / inuse_objects
+    if mean > max(sizes):
+        return False
     size = round(mean)
-    return abs(mean - size) < 1e-6 * max(1.0, mean) and size in sizes
+    if abs(mean - size) > 1e-6 * max(1.0, mean):
+        return True  # a mix of sizes, all small enough to be freelisted ones
+    if size in sizes:
+        return True
+    weight = 1.0 / -math.expm1(-size / interval) if interval > 0 else 1.0
+    blocks = inuse_objects / weight
+    return abs(blocks - round(blocks)) > 1e-6 * max(1.0, blocks)  # not k blocks of this one size

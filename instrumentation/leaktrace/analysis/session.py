@@ -25,6 +25,7 @@ from leaktrace.analysis.handoff import write_report
 from leaktrace.analysis.hunter import Hunter, HunterConfig
 from leaktrace.analysis.model import Report
 from leaktrace.analysis.tracemalloc_source import TracemallocSource
+from leaktrace.endpoints import EndpointSource, SpanNameCache
 from leaktrace.profiling.push import snapshot_to_pprof
 from leaktrace.profiling.samples import HeapSnapshot
 
@@ -55,10 +56,12 @@ class HuntSession:
         profile_path: str | None = None,
         profile_interval_s: float = 5.0,
         process: Mapping[str, Any] | None = None,
+        endpoints: EndpointSource | None = None,
     ) -> None:
         """`process` (pid, service.instance.id) goes into every report written, so `leaktrace
         hunt` can tell the reports of a process tree apart."""
         self._report_path = report_path
+        self._span_names = SpanNameCache(endpoints)  # the `span_name` label of the profile file
         self._process = dict(process) if process else None
         self._profile_path = profile_path
         self._profile_interval_s = profile_interval_s
@@ -94,6 +97,7 @@ class HuntSession:
             on_report=self._on_report if report_path or profile_path else None,
             config=config or HunterConfig(),
             notes=notes,
+            endpoints=endpoints,
         )
 
     def start(self) -> None:
@@ -146,7 +150,8 @@ class HuntSession:
         if snap is None or seq == self._profile_seq:
             return
         try:
-            _write_atomic(self._profile_path, snapshot_to_pprof(snap))
+            names = self._span_names.names(s.span_id for s in snap.samples if s.span_id)
+            _write_atomic(self._profile_path, snapshot_to_pprof(snap, span_names=names))
             self._profile_seq = seq
         except Exception as exc:  # noqa: BLE001 - a profile file must not break the host
             if not self._profile_failed:
