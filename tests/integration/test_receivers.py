@@ -438,10 +438,13 @@ def test_pyroscope_io_wire_format_and_error_handling(
     assert all(r.user_agent.startswith("pyroscope-rs/pyspy/") for r in reqs)
     assert all(r.headers["x-scope-orgid"] == "tenant-a" for r in reqs)
     # The first push was answered 500: the agent neither crashed nor re-sent it; later pushes
-    # (one per upload interval, memory + cpu series in each) were accepted.
+    # (one per upload interval) were accepted. A push carries the memory and the cpu series,
+    # or only one of them when the other had no sample in its interval (a starved process).
     assert reqs[0].status == 500
     assert [r.status for r in reqs[1:]] == [200] * (len(reqs) - 1) and len(reqs) >= 3
-    assert len(receiver.profiles()) == 2 * (len(reqs) - 1)
+    accepted = receiver.profiles()
+    assert len(reqs) - 1 <= len(accepted) <= 2 * (len(reqs) - 1)
+    assert {p.labels["__name__"] for p in accepted} == {"memory", "process_cpu"}
     assert result["shutdown_s"] < 5.0
 
 
