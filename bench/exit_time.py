@@ -88,8 +88,14 @@ def mode_env(mode: str, port: int) -> dict[str, str]:
 
 def run_once(mode: str, port: int, timeout_s: float) -> dict[str, Any]:
     started = time.time()
-    proc = subprocess.run(mode_command(mode), env=mode_env(mode, port), capture_output=True, text=True,
-                          timeout=timeout_s, check=False)
+    proc = subprocess.run(
+        mode_command(mode),
+        env=mode_env(mode, port),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
     ended = time.time()
     done = [line for line in proc.stdout.splitlines() if line.startswith(MARKER)]
     if proc.returncode != 0 or not done:
@@ -112,22 +118,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="3 runs")
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="comma-separated subset (smoke tests: bare,leaktrace)",
+    )
     a = p.parse_args(argv)
     runs = 3 if a.quick else a.runs
+    modes = tuple(m for m in MODES if m in a.modes.split(","))
     machine = machine_info()
     port = dead_port()
     per_run: dict[str, list[float | None]] = {m: [None] * runs for m in MODES}
     exits: dict[str, list[float | None]] = {m: [None] * runs for m in MODES}
     lines: dict[str, list[int]] = {m: [] for m in MODES}
     tails: dict[str, list[str]] = {}
-    for i, mode in interleaved(MODES, runs):
+    for i, mode in interleaved(modes, runs):
         r = run_once(mode, port, a.timeout)
         per_run[mode][i] = r["wall_s"]
         exits[mode][i] = r["exit_s"]
         lines[mode].append(r["stderr_lines"])
         tails[mode] = r["stderr_tail"]
-        progress(f"run {i + 1}/{runs} {mode}: wall {r['wall_s']:.2f} s, exit {r['exit_s']:.2f} s, "
-                 f"{r['stderr_lines']} stderr lines")
+        progress(
+            f"run {i + 1}/{runs} {mode}: wall {r['wall_s']:.2f} s, exit {r['exit_s']:.2f} s, "
+            f"{r['stderr_lines']} stderr lines"
+        )
     ratios = {
         "exit_vs_otel": paired_ratios(exits, "leaktrace", "otel"),
         "exit_vs_otel_traces": paired_ratios(exits, "leaktrace", "otel-traces"),
@@ -135,29 +149,50 @@ def main(argv: list[str] | None = None) -> int:
         "wall_vs_otel_traces": paired_ratios(per_run, "leaktrace", "otel-traces"),
     }
     goals = [
-        Goal("leaktrace run exits no slower than opentelemetry-instrument (traces and logs)",
-             "exit_vs_otel", 1.0).judge(median(ratios["exit_vs_otel"])),
-        Goal("leaktrace run exits no slower than opentelemetry-instrument (traces only)",
-             "exit_vs_otel_traces", 1.0).judge(median(ratios["exit_vs_otel_traces"])),
+        Goal(
+            "leaktrace run exits no slower than opentelemetry-instrument (traces and logs)",
+            "exit_vs_otel",
+            1.0,
+        ).judge(median(ratios["exit_vs_otel"])),
+        Goal(
+            "leaktrace run exits no slower than opentelemetry-instrument (traces only)",
+            "exit_vs_otel_traces",
+            1.0,
+        ).judge(median(ratios["exit_vs_otel_traces"])),
     ]
-    goals.append(Goal("leaktrace run writes at most one line at exit", "exit_lines_max", 1.0).judge(
-        float(max(lines["leaktrace"])) if lines["leaktrace"] else None))
-    rows = [[m, median(per_run[m]), median(exits[m]), max(lines[m]) if lines[m] else None] for m in MODES]
+    goals.append(
+        Goal("leaktrace run writes at most one line at exit", "exit_lines_max", 1.0).judge(
+            float(max(lines["leaktrace"])) if lines["leaktrace"] else None
+        )
+    )
+    rows = [
+        [m, median(per_run[m]), median(exits[m]), max(lines[m]) if lines[m] else None]
+        for m in modes
+    ]
     print(table(["mode", "wall s (median)", "exit s (median)", "lines at exit (max)"], rows))
     for name, values in ratios.items():
         print(f"{name}: median {median(values)}  {spread(values)}")
     for g in goals:
         print(f"goal {g['status']}: {g['name']}: {g['value']} {g['op']} {g['limit']}")
     doc = result_doc(
-        "exit_time", argv=list(argv if argv is not None else sys.argv[1:]), quick=a.quick, machine=machine,
-        runs=runs, modes=list(MODES), wall_s=per_run, exit_s=exits, stderr_lines=lines, stderr_tail=tails,
-        ratios=ratios, medians={m: {"wall_s": median(per_run[m]), "exit_s": median(exits[m])} for m in MODES},
+        "exit_time",
+        argv=list(argv if argv is not None else sys.argv[1:]),
+        quick=a.quick,
+        machine=machine,
+        runs=runs,
+        modes=list(modes),
+        wall_s=per_run,
+        exit_s=exits,
+        stderr_lines=lines,
+        stderr_tail=tails,
+        ratios=ratios,
+        medians={m: {"wall_s": median(per_run[m]), "exit_s": median(exits[m])} for m in MODES},
         goals=goals,
     )
     if a.json is not None:
         write_json(a.json, doc)
         print(f"wrote {a.json}")
-    return 0 if all(g["passed"] for g in goals) else 1
+    return 0 if all(g["passed"] for g in goals if g["status"] != "unmeasured") else 1
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from .panels import (
     Json,
     dashboard,
     dashboard_links,
+    endpoint_variable,
     explore_traces_link,
     flamegraph,
     logs,
@@ -28,6 +29,7 @@ from .panels import (
 )
 
 UID = "leaktrace-leak-hunt"
+ENDPOINT_REGEX = "${endpoint:regex}"
 SEL = 'job=~"$service"'
 
 
@@ -126,7 +128,7 @@ def build() -> Json:
         ),
         row("Leak suspects", 32),
         table(
-            "Leak suspects (leaktrace)", Grid(0, 33, 24, 8),
+            "Leak suspects (leaktrace)", Grid(0, 33, 14, 8),
             [prom(f"leaktrace_leak_suspect_growth_bytes_per_second{{{SEL}}}", instant=True, table=True),
              prom(f"leaktrace_leak_suspect_retained_bytes{{{SEL}}}", "", "B", instant=True, table=True)],
             unit="bytes",
@@ -150,11 +152,31 @@ def build() -> Json:
                      '{resource.service.name="${__data.fields.job}"}')]}]},
             ],
         ),
+        table(
+            "Bytes left per request, by endpoint", Grid(14, 33, 10, 8),
+            [prom(f"leaktrace_leak_suspect_endpoint_bytes_per_request{{{SEL}}}", instant=True, table=True),
+             prom(f"leaktrace_leak_suspect_endpoint_retained_bytes{{{SEL}}}", "", "B", instant=True, table=True)],
+            unit="bytes",
+            description="For each top suspect, the endpoints (local root span names) whose requests "
+                        "left its memory behind: live bytes per ended request of that endpoint, and "
+                        "their total. The endpoint variable filters the heap flame graph to them.",
+            transformations=[
+                {"id": "merge", "options": {}},
+                {"id": "organize", "options": {
+                    "excludeByName": {"Time": True, "__name__": True, "instance": True, "track": True},
+                    "indexByName": {"job": 0, "rank": 1, "call_path": 2, "endpoint": 3, "Value #A": 4, "Value #B": 5},
+                    "renameByName": {"Value #A": "per request", "Value #B": "retained"},
+                }},
+            ],
+            overrides=[unit_override("per request", "bytes"), unit_override("retained", "bytes")],
+            sort_by="per request",
+        ),
         row("Profiles and traces", 41),
         flamegraph(
             "Heap flame graph (inuse_space)", Grid(0, 42, 12, 12),
-            [profile(HEAP_INUSE_SPACE, f'{{service_name=~"{SERVICE_REGEX}"}}')],
-            description="Live heap by allocating call stack for the selected services and time range "
+            [profile(HEAP_INUSE_SPACE, f'{{service_name=~"{SERVICE_REGEX}", span_name=~"{ENDPOINT_REGEX}"}}')],
+            description="Live heap by allocating call stack for the selected services, endpoints (the "
+                        "`span_name` label: the allocating request's local root span) and time range "
                         "(leaktrace heap profiler, a snapshot pushed to Pyroscope every 15 s). Pyroscope "
                         "adds up every snapshot in the range, so the total is the live heap times the "
                         "number of snapshots (240 per hour): read the stacks' shares, not the total.",
@@ -185,6 +207,6 @@ def build() -> Json:
         description="Per-service memory, its growth and time to OOM, watched containers, leak "
                     "suspects, heap flame graph, exemplars, traces and logs.",
         tags=["leaktrace", "memory"],
-        variables=[service_variable()],
+        variables=[service_variable(), endpoint_variable()],
         links=dashboard_links(),
     )

@@ -149,11 +149,12 @@ def stat(title: str, grid: Grid, targets: Sequence[Json], *, unit: str, descript
 
 
 def table(title: str, grid: Grid, targets: Sequence[Json], *, unit: str, description: str,
-          overrides: Sequence[Json] = (), transformations: Sequence[Json] = (), **extra: Any) -> Json:
+          overrides: Sequence[Json] = (), transformations: Sequence[Json] = (), sort_by: str = "growth",
+          **extra: Any) -> Json:
     return _panel("table", title, grid, targets, description, PROMETHEUS,
                   _field_config(unit, overrides=overrides),
                   {"showHeader": True, "cellHeight": "sm",
-                   "sortBy": [{"displayName": "growth", "desc": True}]},
+                   "sortBy": [{"displayName": sort_by, "desc": True}]},
                   transformations=list(transformations), **extra)
 
 
@@ -214,6 +215,29 @@ def explore_traces_link(title: str, traceql_query: str) -> Json:
     }
     encoded = _encode_keeping_variables(json.dumps(panes, separators=(",", ":")))
     return {"title": title, "url": f"/explore?schemaVersion=1&panes={encoded}", "targetBlank": False}
+
+
+def endpoint_variable() -> Json:
+    """`$endpoint`: the endpoints (local root span names) the hunters name in their suspects;
+    All matches every heap sample, those without a `span_name` label too."""
+    query = "label_values(leaktrace_leak_suspect_endpoint_retained_bytes, endpoint)"
+    return {
+        "name": "endpoint",
+        "label": "Endpoint",
+        "type": "query",
+        "datasource": dict(PROMETHEUS),
+        "query": {"qryType": 1, "query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+        "definition": query,
+        "refresh": 2,
+        "multi": True,
+        "includeAll": True,
+        "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "sort": 1,
+        "regex": "",
+        "hide": 0,
+        "options": [],
+    }
 
 
 def service_variable(*, default: Sequence[str] = (), include_all: bool = True) -> Json:

@@ -254,3 +254,13 @@ def test_real_stdlib_holders_are_reached_within_the_step_budget() -> None:
     assert len(values) >= 4 and values[-1] - values[0] >= 40 * 4
     # The budget bounds a step (one module may overrun it a little: it is not split)
     assert worst < 0.25, worst
+
+
+def test_an_alias_of_the_main_module_is_measured_once_under_the_main_name() -> None:
+    main = fake_module("__main__", "/app/service.py", CACHE=[1, 2, 3])
+    main.__spec__ = None
+    mods = {"__main__": main, "__mp_main__": main}
+    census = ContainerCensus(RetentionConfig(), modules=lambda: mods, frame_filter=FF)
+    census.step(now=1.0)
+    assert census.series("service.CACHE")[1] == (3.0,)
+    assert census.series("__mp_main__.CACHE") == ((), ())

@@ -146,7 +146,7 @@ class ContainerCensus:
                 "@tasks",
                 "@watched",
                 "@foreign",
-                *sorted(n for n in list(mods) if self._is_user_module(n, mods.get(n))),
+                *_distinct_modules(mods, [n for n in list(mods) if self._is_user_module(n, mods.get(n))]),
             ]
             self._work.reverse()  # pop() from the end
         while self._work:
@@ -446,6 +446,20 @@ def _qualname(obj: object) -> str:
         main = sys.modules.get("__main__")
         mod = _module_display_name("__main__", main) if main is not None else mod
     return f"{mod}.{name}" if mod else str(name)
+
+
+def _distinct_modules(modules: Mapping[str, object], names: Iterable[str]) -> list[str]:
+    """Sorted, one name per module object: an alias of the main module (multiprocessing's
+    `__mp_main__`) would name the same globals twice; `__main__` sorts first and is kept."""
+    out: list[str] = []
+    seen: set[int] = set()
+    for name in sorted(names):
+        mod = modules.get(name)
+        key = id(mod) if mod is not None else id(name)
+        if key not in seen:
+            seen.add(key)
+            out.append(name)
+    return out
 
 
 def _task_label(task: object) -> str:
