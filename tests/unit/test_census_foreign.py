@@ -264,3 +264,22 @@ def test_an_alias_of_the_main_module_is_measured_once_under_the_main_name() -> N
     census.step(now=1.0)
     assert census.series("service.CACHE")[1] == (3.0,)
     assert census.series("__mp_main__.CACHE") == ((), ())
+
+
+def test_a_prometheus_metric_s_label_children_are_a_holder() -> None:
+    from prometheus_client import CollectorRegistry, Counter
+
+    requests = Counter("app_requests", "Requests by path", ["path"], registry=CollectorRegistry())
+    user = fake_module("app.metrics", "/app/metrics.py", REQUESTS=requests)
+    mods = {"app.metrics": user}
+    census = ContainerCensus(RetentionConfig(), modules=lambda: mods, frame_filter=FF)
+    times, values = [], []
+    for step in range(12):
+        for j in range(20):
+            requests.labels(path=f"/orders/{step}-{j}").inc()  # a raw path as a label: unbounded
+        census.step(now=float(step))
+        times.append(float(step))
+        values.append(1000.0 + 6000.0 * step)
+    holder = census.attribute(SITE, times, values, 6000.0)
+    assert holder is not None and holder.name == "app.metrics.REQUESTS._metrics"
+    assert holder.describe().startswith("app.metrics.REQUESTS._metrics (dict, +220 entries")
