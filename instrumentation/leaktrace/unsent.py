@@ -154,9 +154,16 @@ class _Quiet(logging.Filter):
 
 @contextmanager
 def quiet(logger_names: Sequence[str]) -> Iterator[None]:
-    """Drop WARNING and above from these loggers for the duration (the ledger sums them up)."""
+    """Drop WARNING and above from these loggers and every logger below them for the duration
+    (the ledger sums them up). A logger's filters apply to its own records only, not its
+    children's, so each existing logger under a name gets the filter."""
     silence = _Quiet()
-    loggers = [logging.getLogger(n) for n in logger_names]
+    names = tuple(logger_names)
+    existing = [
+        lg for name, lg in list(logging.root.manager.loggerDict.items())
+        if isinstance(lg, logging.Logger) and any(name == n or name.startswith(n + ".") for n in names)
+    ]
+    loggers = list({id(lg): lg for lg in [logging.getLogger(n) for n in names] + existing}.values())
     for lg in loggers:
         lg.addFilter(silence)
     try:

@@ -165,3 +165,14 @@ def test_a_metrics_style_server_stops_without_waiting_for_its_poll_interval() ->
     thread.join(5)
     assert not thread.is_alive()
     server.server_close()
+
+
+def test_quiet_silences_the_children_of_a_logger_name_too(caplog: pytest.LogCaptureFixture) -> None:
+    from leaktrace.unsent import quiet
+
+    child = logging.getLogger("opentelemetry.exporter.otlp.proto.http.trace_exporter.test_child")
+    with caplog.at_level(logging.DEBUG), quiet(("opentelemetry.exporter",)):
+        child.warning("Transient error, retrying")
+        child.info("kept: below WARNING")
+    child.warning("after: shown again")
+    assert [r.getMessage() for r in caplog.records] == ["kept: below WARNING", "after: shown again"]
