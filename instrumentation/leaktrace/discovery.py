@@ -48,12 +48,21 @@ class Registration:
     service_instance_id: str
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {"pid": self.pid, "port": self.port, "service_name": self.service_name,
-                "service_instance_id": self.service_instance_id}
+        return {
+            "pid": self.pid,
+            "port": self.port,
+            "service_name": self.service_name,
+            "service_instance_id": self.service_instance_id,
+        }
 
     @classmethod
     def from_json_dict(cls, doc: Mapping[str, Any]) -> Registration:
-        return cls(int(doc["pid"]), int(doc["port"]), str(doc["service_name"]), str(doc["service_instance_id"]))
+        return cls(
+            int(doc["pid"]),
+            int(doc["port"]),
+            str(doc["service_name"]),
+            str(doc["service_instance_id"]),
+        )
 
 
 def pid_alive(pid: int) -> bool:
@@ -69,7 +78,9 @@ def pid_alive(pid: int) -> bool:
 class TargetDirectory:
     """The directory the processes of one tree register their /metrics port in."""
 
-    def __init__(self, path: str, *, owned: bool = False, alive: Callable[[int], bool] = pid_alive) -> None:
+    def __init__(
+        self, path: str, *, owned: bool = False, alive: Callable[[int], bool] = pid_alive
+    ) -> None:
         self.path = path
         self._owner_pid = os.getpid() if owned else None
         self._alive = alive
@@ -109,7 +120,7 @@ class TargetDirectory:
         except OSError:
             return found
         for name in names:
-            stem, dot, ext = name.partition(".")
+            stem, _, ext = name.partition(".")
             if ext != "json" or not stem.isdigit():
                 continue
             path = os.path.join(self.path, name)
@@ -160,8 +171,12 @@ def metrics_app(metrics: WSGIApp, directory: Callable[[], TargetDirectory | None
         if environ.get("PATH_INFO") != TARGETS_PATH:
             return metrics(environ, start_response)
         found = directory()
-        body = json.dumps(sd_document(found.registrations() if found else (), request_host(environ))).encode()
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        body = json.dumps(
+            sd_document(found.registrations() if found else (), request_host(environ))
+        ).encode()
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
         return [body]
 
     return app
@@ -172,7 +187,9 @@ class _QuietHandler(WSGIRequestHandler):
         return
 
 
-def serve_in_thread(host: str, port: int, app: WSGIApp, *, any_port_if_taken: bool = False) -> tuple[Any, int]:
+def serve_in_thread(
+    host: str, port: int, app: WSGIApp, *, any_port_if_taken: bool = False
+) -> tuple[Any, int]:
     """Bind `host:port` (or any free port when it is taken and `any_port_if_taken`) and serve
     `app` from a daemon thread, as prometheus-client's start_http_server does. Raises OSError."""
     from prometheus_client.exposition import ThreadingWSGIServer

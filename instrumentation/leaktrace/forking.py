@@ -57,7 +57,9 @@ def watch_forks(owner: Any, method: str = "_continue_in_forked_child") -> None:
         try:
             getattr(target, method)()
         except Exception as exc:  # noqa: BLE001 - a fork must never fail because of telemetry
-            _log.warning("leaktrace: telemetry did not carry on in forked child %d (%r)", os.getpid(), exc)
+            _log.warning(
+                "leaktrace: telemetry did not carry on in forked child %d (%r)", os.getpid(), exc
+            )
 
     def before() -> None:
         if ref() is not None:

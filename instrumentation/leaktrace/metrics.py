@@ -21,11 +21,11 @@ from prometheus_client.registry import Collector
 from .config import Settings
 
 if TYPE_CHECKING:
-    from .discovery import TargetDirectory
-
     # asyncio is imported where a loop was seen (the program imported it already): importing
     # it here cost every other service 4 % of leaktrace's start-up.
     import asyncio
+
+    from .discovery import TargetDirectory
 
 _log = logging.getLogger("leaktrace.metrics")
 

@@ -36,10 +36,12 @@ def run_in_fork(child: Callable[[], Any], *, timeout: float) -> Any:
         try:
             data = json.dumps(payload).encode()
         except (TypeError, ValueError):
-            data = json.dumps({"ok": False, "error": f"unserializable result {payload!r}"[:2000]}).encode()
+            data = json.dumps(
+                {"ok": False, "error": f"unserializable result {payload!r}"[:2000]}
+            ).encode()
         view = memoryview(data)
         while view:
-            view = view[os.write(write_end, view):]
+            view = view[os.write(write_end, view) :]
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
@@ -63,7 +65,11 @@ def run_in_fork(child: Callable[[], Any], *, timeout: float) -> Any:
         os.close(read_end)
         status = _reap(pid, deadline)
     if not chunks:
-        how = f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit status {os.WEXITSTATUS(status)}"
+        how = (
+            f"killed by signal {os.WTERMSIG(status)}"
+            if os.WIFSIGNALED(status)
+            else f"exit status {os.WEXITSTATUS(status)}"
+        )
         raise AssertionError(f"forked child {pid} ended without a result ({how})")
     doc = json.loads(b"".join(chunks))
     if not doc["ok"]:

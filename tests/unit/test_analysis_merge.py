@@ -8,27 +8,56 @@ from typing import Any
 import pytest
 from leaktrace.analysis.merge import interleave, merge_reports, primary_pid, suspect_key
 
-LEAK_FRAMES = [{"function": "place_order", "file": "/srv/app.py", "line": 12},
-               {"function": "orders", "file": "/srv/app.py", "line": 20}]
+LEAK_FRAMES = [
+    {"function": "place_order", "file": "/srv/app.py", "line": 12},
+    {"function": "orders", "file": "/srv/app.py", "line": 20},
+]
 
 
-def suspect(growth: float, traces: list[str], *, frames: list[dict[str, Any]] | None = None,
-            holder: str | None = "app.ORDERS (list, +40 entries in 20 s)", p: float = 0.001) -> dict[str, Any]:
+def suspect(
+    growth: float,
+    traces: list[str],
+    *,
+    frames: list[dict[str, Any]] | None = None,
+    holder: str | None = "app.ORDERS (list, +40 entries in 20 s)",
+    p: float = 0.001,
+) -> dict[str, Any]:
     frames = frames if frames is not None else LEAK_FRAMES
     return {
-        "frames": frames, "growth_bytes_per_s": growth, "retained_bytes": int(growth * 20), "objects": 40,
-        "retained_by": holder, "trace_ids": traces, "call_path": f"app.{frames[0]['function']}:{frames[0]['line']}",
-        "p_value": p, "grouped_by": frames[:2], "holder": {"name": holder} if holder else None,
+        "frames": frames,
+        "growth_bytes_per_s": growth,
+        "retained_bytes": int(growth * 20),
+        "objects": 40,
+        "retained_by": holder,
+        "trace_ids": traces,
+        "call_path": f"app.{frames[0]['function']}:{frames[0]['line']}",
+        "p_value": p,
+        "grouped_by": frames[:2],
+        "holder": {"name": holder} if holder else None,
         "retained_series": {"t": [1.0], "v": [growth]},
     }
 
 
-def report(suspects: list[dict[str, Any]], *, pid: int, duration: float = 30.0, rss: float = 1000.0,
-           snapshots: int = 30, notes: list[str] | None = None) -> dict[str, Any]:
+def report(
+    suspects: list[dict[str, Any]],
+    *,
+    pid: int,
+    duration: float = 30.0,
+    rss: float = 1000.0,
+    snapshots: int = 30,
+    notes: list[str] | None = None,
+) -> dict[str, Any]:
     return {
-        "verdict": "leak" if suspects else "no-leak", "duration_s": duration, "rss_growth_bytes_per_s": rss,
-        "suspects": suspects, "snapshots": snapshots, "notes": notes or [],
-        "timeline": {"heap_live_bytes": {"t": [float(pid)], "v": [1.0]}, "rss_bytes": {"t": [], "v": []}},
+        "verdict": "leak" if suspects else "no-leak",
+        "duration_s": duration,
+        "rss_growth_bytes_per_s": rss,
+        "suspects": suspects,
+        "snapshots": snapshots,
+        "notes": notes or [],
+        "timeline": {
+            "heap_live_bytes": {"t": [float(pid)], "v": [1.0]},
+            "rss_bytes": {"t": [], "v": []},
+        },
         "process": {"pid": pid, "service_instance_id": f"id-{pid}"},
     }
 
@@ -38,9 +67,18 @@ def test_one_process_is_its_own_report_plus_the_breakdown() -> None:
     merged = merge_reports({7: copy.deepcopy(alone)})
     expected = {k: v for k, v in alone.items() if k != "process"}
     assert {k: v for k, v in merged.items() if k != "processes"} == expected
-    assert merged["processes"] == [{"pid": 7, "service_instance_id": "id-7", "verdict": "leak", "duration_s": 30.0,
-                                    "rss_growth_bytes_per_s": 1000.0, "snapshots": 30, "suspects": 1,
-                                    "top_call_path": "app.place_order:12"}]
+    assert merged["processes"] == [
+        {
+            "pid": 7,
+            "service_instance_id": "id-7",
+            "verdict": "leak",
+            "duration_s": 30.0,
+            "rss_growth_bytes_per_s": 1000.0,
+            "snapshots": 30,
+            "suspects": 1,
+            "top_call_path": "app.place_order:12",
+        }
+    ]
 
 
 def test_the_same_leak_in_two_workers_is_one_suspect_with_per_worker_figures() -> None:
@@ -53,15 +91,28 @@ def test_the_same_leak_in_two_workers_is_one_suspect_with_per_worker_figures() -
     [leak] = merged["suspects"]
     assert leak["growth_bytes_per_s"] == 400_000.0
     assert leak["retained_bytes"] == 150_000 * 20 + 250_000 * 20 and leak["objects"] == 80
-    assert leak["frames"] == LEAK_FRAMES and leak["retained_by"] == "app.ORDERS (list, +40 entries in 20 s)"
+    assert (
+        leak["frames"] == LEAK_FRAMES
+        and leak["retained_by"] == "app.ORDERS (list, +40 entries in 20 s)"
+    )
     assert leak["p_value"] == 0.0001
     # most likely first within each worker, the faster worker leading
     assert leak["trace_ids"] == ["t4", "t1", "t5", "t2", "t3"]
     assert [(p["pid"], p["growth_bytes_per_s"], p["trace_ids"]) for p in leak["processes"]] == [
-        (102, 250_000.0, ["t4", "t5"]), (101, 150_000.0, ["t1", "t2", "t3"])]
+        (102, 250_000.0, ["t4", "t5"]),
+        (101, 150_000.0, ["t1", "t2", "t3"]),
+    ]
     # the schema's fields are all there, and a breakdown per process
-    assert set(merged) >= {"verdict", "duration_s", "rss_growth_bytes_per_s", "suspects", "snapshots", "notes",
-                           "timeline", "processes"}
+    assert set(merged) >= {
+        "verdict",
+        "duration_s",
+        "rss_growth_bytes_per_s",
+        "suspects",
+        "snapshots",
+        "notes",
+        "timeline",
+        "processes",
+    }
     assert merged["rss_growth_bytes_per_s"] == 2010.0 and merged["snapshots"] == 90
     assert [p["pid"] for p in merged["processes"]] == [100, 101, 102]
     assert [p["verdict"] for p in merged["processes"]] == ["no-leak", "leak", "leak"]
@@ -79,14 +130,27 @@ def test_an_idle_supervisors_empty_report_never_wins() -> None:
 
 def test_different_leaks_stay_apart_and_are_ordered_by_growth() -> None:
     other = [{"function": "cache_session", "file": "/srv/app.py", "line": 40}]
-    merged = merge_reports({
-        1: report([suspect(1e4, ["s1"], frames=other, holder=None)], pid=1),
-        2: report([suspect(5e4, ["o1"]), suspect(2e4, ["s2"], frames=other, holder="app.SESSIONS (dict)")], pid=2),
-    })
-    assert [s["frames"][0]["function"] for s in merged["suspects"]] == ["place_order", "cache_session"]
+    merged = merge_reports(
+        {
+            1: report([suspect(1e4, ["s1"], frames=other, holder=None)], pid=1),
+            2: report(
+                [
+                    suspect(5e4, ["o1"]),
+                    suspect(2e4, ["s2"], frames=other, holder="app.SESSIONS (dict)"),
+                ],
+                pid=2,
+            ),
+        }
+    )
+    assert [s["frames"][0]["function"] for s in merged["suspects"]] == [
+        "place_order",
+        "cache_session",
+    ]
     sessions = merged["suspects"][1]
     # a holder named by any worker is kept, even if the fastest did not name one
-    assert sessions["growth_bytes_per_s"] == 3e4 and sessions["retained_by"] == "app.SESSIONS (dict)"
+    assert (
+        sessions["growth_bytes_per_s"] == 3e4 and sessions["retained_by"] == "app.SESSIONS (dict)"
+    )
     assert sessions["trace_ids"] == ["s2", "s1"]
 
 
@@ -114,6 +178,7 @@ def test_suspect_identity_is_the_grouping_frames_else_the_site() -> None:
 
 def test_interleave_is_bounded_and_skips_repeats() -> None:
     assert interleave([["a", "b"], ["a", "c", "d"]]) == ["a", "b", "c", "d"]
-    assert interleave([[str(i) for i in range(300)], [str(i) for i in range(300, 600)]], limit=5) == [
-        "0", "300", "1", "301", "2"]
+    assert interleave(
+        [[str(i) for i in range(300)], [str(i) for i in range(300, 600)]], limit=5
+    ) == ["0", "300", "1", "301", "2"]
     assert interleave([]) == []

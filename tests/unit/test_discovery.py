@@ -6,7 +6,13 @@ import json
 import os
 from pathlib import Path
 
-from leaktrace.discovery import Registration, TargetDirectory, metrics_app, request_host, sd_document
+from leaktrace.discovery import (
+    Registration,
+    TargetDirectory,
+    metrics_app,
+    request_host,
+    sd_document,
+)
 from leaktrace.forking import expand_pid
 
 
@@ -24,12 +30,26 @@ def test_registrations_of_dead_processes_are_skipped_and_removed(tmp_path: Path)
 
 
 def test_sd_document_is_one_target_group_per_process() -> None:
-    doc = sd_document([Registration(10, 9464, "orders", "a"), Registration(11, 40001, "orders", "b")], "orders")
+    doc = sd_document(
+        [Registration(10, 9464, "orders", "a"), Registration(11, 40001, "orders", "b")], "orders"
+    )
     assert doc == [
-        {"targets": ["orders:9464"], "labels": {"__meta_leaktrace_pid": "10", "__meta_leaktrace_service_name":
-                                                 "orders", "__meta_leaktrace_service_instance_id": "a"}},
-        {"targets": ["orders:40001"], "labels": {"__meta_leaktrace_pid": "11", "__meta_leaktrace_service_name":
-                                                  "orders", "__meta_leaktrace_service_instance_id": "b"}},
+        {
+            "targets": ["orders:9464"],
+            "labels": {
+                "__meta_leaktrace_pid": "10",
+                "__meta_leaktrace_service_name": "orders",
+                "__meta_leaktrace_service_instance_id": "a",
+            },
+        },
+        {
+            "targets": ["orders:40001"],
+            "labels": {
+                "__meta_leaktrace_pid": "11",
+                "__meta_leaktrace_service_name": "orders",
+                "__meta_leaktrace_service_instance_id": "b",
+            },
+        },
     ]
     assert sd_document([], "x") == []
 
@@ -51,11 +71,20 @@ def test_metrics_app_answers_targets_as_json_and_passes_the_rest_on(tmp_path: Pa
         return [b"metrics"]
 
     app = metrics_app(metrics, lambda: d)
-    body = b"".join(app({"PATH_INFO": "/targets", "HTTP_HOST": "h:1"}, lambda s, h: answered.append((s, h))))
+    body = b"".join(
+        app({"PATH_INFO": "/targets", "HTTP_HOST": "h:1"}, lambda s, h: answered.append((s, h)))
+    )
     assert answered[0][0] == "200 OK" and ("Content-Type", "application/json") in answered[0][1]
     assert json.loads(body)[0]["targets"] == ["h:9464"]
     assert app({"PATH_INFO": "/metrics"}, lambda s, h: None) == [b"metrics"]
-    assert json.loads(b"".join(metrics_app(metrics, lambda: None)({"PATH_INFO": "/targets"}, lambda s, h: None))) == []
+    assert (
+        json.loads(
+            b"".join(
+                metrics_app(metrics, lambda: None)({"PATH_INFO": "/targets"}, lambda s, h: None)
+            )
+        )
+        == []
+    )
 
 
 def test_a_private_directory_is_removed_by_its_maker_only(tmp_path: Path) -> None:

@@ -60,7 +60,9 @@ class FakeHeap:
 @contextmanager
 def telemetry(tmp_path: Path, **overrides: Any) -> Iterator[InMemoryTelemetry]:
     overrides.setdefault("metrics_port", 0)
-    with in_memory_telemetry("forky", pyroscope_server_address="http://127.0.0.1:9", **overrides) as t:
+    with in_memory_telemetry(
+        "forky", pyroscope_server_address="http://127.0.0.1:9", **overrides
+    ) as t:
         yield t
 
 
@@ -90,7 +92,9 @@ def test_child_spans_logs_and_metrics_carry_its_own_instance_id_and_pid(tmp_path
                 "settings_id": tel.settings.service_instance_id,
                 "info": [line for line in info.splitlines() if line.startswith("leaktrace_info{")],
                 "port": tel.metrics_port,
-                "own_metrics": _get(f"http://127.0.0.1:{tel.metrics_port}/metrics").decode().count("leaktrace_info{"),
+                "own_metrics": _get(f"http://127.0.0.1:{tel.metrics_port}/metrics")
+                .decode()
+                .count("leaktrace_info{"),
                 "targets": json.loads(_get(f"http://127.0.0.1:{parent_port}/targets")),
             }
 
@@ -112,18 +116,31 @@ def test_child_spans_logs_and_metrics_carry_its_own_instance_id_and_pid(tmp_path
     # its own /metrics port, and the parent's /targets (HTTP SD) lists both processes
     assert got["port"] and got["port"] != parent_port and got["own_metrics"] == 1
     listed = {g["labels"]["__meta_leaktrace_pid"]: g["targets"] for g in got["targets"]}
-    assert listed == {str(os.getpid()): [f"127.0.0.1:{parent_port}"], str(pid): [f"127.0.0.1:{got['port']}"]}
-    assert {g["labels"]["__meta_leaktrace_service_instance_id"] for g in got["targets"]} == {parent_id, child_id}
+    assert listed == {
+        str(os.getpid()): [f"127.0.0.1:{parent_port}"],
+        str(pid): [f"127.0.0.1:{got['port']}"],
+    }
+    assert {g["labels"]["__meta_leaktrace_service_instance_id"] for g in got["targets"]} == {
+        parent_id,
+        child_id,
+    }
 
 
 def test_hunter_restarts_in_the_child_with_none_of_the_parents_findings(tmp_path: Path) -> None:
     template = str(tmp_path / "report-{pid}.json")
-    with telemetry(tmp_path, heap_profiler=FakeHeap(), hunt_enabled=True, hunt_interval_s=0.05,
-                   hunt_report_path=template) as t:
+    with telemetry(
+        tmp_path,
+        heap_profiler=FakeHeap(),
+        hunt_enabled=True,
+        hunt_interval_s=0.05,
+        hunt_report_path=template,
+    ) as t:
         tel = t.telemetry
         parent_report = tmp_path / f"report-{os.getpid()}.json"
         deadline = time.monotonic() + 20
-        while (tel.hunter is None or tel.hunter.report().snapshots < 20) and time.monotonic() < deadline:
+        while (
+            tel.hunter is None or tel.hunter.report().snapshots < 20
+        ) and time.monotonic() < deadline:
             time.sleep(0.02)
         parent_hunter = id(tel.hunter)
         assert tel.hunter is not None and tel.hunter.report().snapshots >= 20
@@ -135,8 +152,15 @@ def test_hunter_restarts_in_the_child_with_none_of_the_parents_findings(tmp_path
                 time.sleep(0.02)
             doc = json.loads(mine.read_text())
             threads = [th.name for th in threading.enumerate()]
-            return {"pid": os.getpid(), "hunter": id(tel.hunter), "doc": doc, "threads": threads,
-                    "collectors": generate_latest(tel.registry).decode().count("# TYPE leaktrace_leak_suspects ")}
+            return {
+                "pid": os.getpid(),
+                "hunter": id(tel.hunter),
+                "doc": doc,
+                "threads": threads,
+                "collectors": generate_latest(tel.registry)
+                .decode()
+                .count("# TYPE leaktrace_leak_suspects "),
+            }
 
         got = run_in_fork(child, timeout=CHILD_S)
         parent_after = json.loads(parent_report.read_text())
@@ -148,8 +172,12 @@ def test_hunter_restarts_in_the_child_with_none_of_the_parents_findings(tmp_path
     assert parent_after["process"]["pid"] == os.getpid()
 
 
-def test_a_fork_while_other_threads_hold_leaktraces_locks_never_deadlocks_the_child(tmp_path: Path) -> None:
-    with telemetry(tmp_path, heap_profiler=FakeHeap(), hunt_enabled=True, hunt_interval_s=0.05) as t:
+def test_a_fork_while_other_threads_hold_leaktraces_locks_never_deadlocks_the_child(
+    tmp_path: Path,
+) -> None:
+    with telemetry(
+        tmp_path, heap_profiler=FakeHeap(), hunt_enabled=True, hunt_interval_s=0.05
+    ) as t:
         tel = t.telemetry
         tel.watch("orders", [1, 2, 3])
         histogram = tel.metrics.requests.histogram
@@ -157,9 +185,18 @@ def test_a_fork_while_other_threads_hold_leaktraces_locks_never_deadlocks_the_ch
         child_value = histogram.labels("GET", "/x", "200")
         assert tel.hunter is not None and tel.heap_exporter is not None
         locks = [  # in the order leaktrace itself nests them (the hunter's tick lock first)
-            tel.hunter._tick_lock, tel.hunter._lock, tel._lock, tel._warn.limiter._lock, tel._export_filter._limiter._lock, tel.registry._lock,
-            histogram._lock, child_value._sum._lock, child_value._buckets[0]._lock, tel.metrics.watch._lock,
-            tel.heap_exporter._export_lock, tel._standby._lock,
+            tel.hunter._tick_lock,
+            tel.hunter._lock,
+            tel._lock,
+            tel._warn.limiter._lock,
+            tel._export_filter._limiter._lock,
+            tel.registry._lock,
+            histogram._lock,
+            child_value._sum._lock,
+            child_value._buckets[0]._lock,
+            tel.metrics.watch._lock,
+            tel.heap_exporter._export_lock,
+            tel._standby._lock,
             tel.instrumentation._lock,
         ]
         held, release = threading.Event(), threading.Event()
@@ -189,10 +226,14 @@ def test_a_fork_while_other_threads_hold_leaktraces_locks_never_deadlocks_the_ch
             served = _get(f"http://127.0.0.1:{tel.metrics_port}/metrics").decode()
             report = tel.hunter.report() if tel.hunter else None
             finished = tel.shutdown(timeout=10)
-            return {"s": time.monotonic() - started, "finished": finished, "report": report is not None,
-                    "watched": 'leaktrace_watched_entries{container="more"} 1.0' in scrape,
-                    "served": "leaktrace_info" in served,
-                    "spans": [s.name for s in t.spans() if s.name == "child-span"]}
+            return {
+                "s": time.monotonic() - started,
+                "finished": finished,
+                "report": report is not None,
+                "watched": 'leaktrace_watched_entries{container="more"} 1.0' in scrape,
+                "served": "leaktrace_info" in served,
+                "spans": [s.name for s in t.spans() if s.name == "child-span"],
+            }
 
         try:
             got = run_in_fork(child, timeout=CHILD_S)
@@ -217,7 +258,9 @@ def test_a_stopped_telemetry_stays_stopped_in_a_child(tmp_path: Path) -> None:
 
 def test_two_hundred_forks_while_threads_export_and_observe(tmp_path: Path) -> None:
     """The bounded version of bench/fork_stress.py's 1,000 forks."""
-    with telemetry(tmp_path, heap_profiler=FakeHeap(), hunt_enabled=True, hunt_interval_s=0.05) as t:
+    with telemetry(
+        tmp_path, heap_profiler=FakeHeap(), hunt_enabled=True, hunt_interval_s=0.05
+    ) as t:
         tel = t.telemetry
         stop = threading.Event()
 
@@ -238,6 +281,7 @@ def test_two_hundred_forks_while_threads_export_and_observe(tmp_path: Path) -> N
         try:
             durations = []
             for i in range(200):
+
                 def child(i: int = i) -> float:
                     started = time.monotonic()
                     with tel.tracer.start_as_current_span("child"):
@@ -253,4 +297,6 @@ def test_two_hundred_forks_while_threads_export_and_observe(tmp_path: Path) -> N
             for w in workers:
                 w.join(10)
     assert len(durations) == 200
-    print(f"200 forks: child work median {sorted(durations)[100] * 1000:.1f} ms, max {max(durations) * 1000:.1f} ms")
+    print(
+        f"200 forks: child work median {sorted(durations)[100] * 1000:.1f} ms, max {max(durations) * 1000:.1f} ms"
+    )

@@ -4,7 +4,6 @@ import importlib.util
 import os
 import sys
 
-
 # multiprocessing's resource tracker runs no user code: no telemetry of its own there. (Its
 # forkserver process does get one: the workers it forks carry it on, as a gunicorn master's do.)
 _HELPERS = ("from multiprocessing.resource_tracker import",)

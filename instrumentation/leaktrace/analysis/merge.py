@@ -31,7 +31,10 @@ def suspect_key(suspect: Doc) -> FrameKey:
     """What makes two workers' suspects the same leak: the frames the analyzer grouped the
     samples by (the first user frames), else the allocation site."""
     frames = suspect.get("grouped_by") or (suspect.get("frames") or [])[:1]
-    return tuple((str(f.get("function", "?")), str(f.get("file", "?")), int(f.get("line", 0))) for f in frames)
+    return tuple(
+        (str(f.get("function", "?")), str(f.get("file", "?")), int(f.get("line", 0)))
+        for f in frames
+    )
 
 
 def _growth(doc: Doc) -> float:
@@ -138,12 +141,16 @@ def merge_reports(reports: Mapping[int, Doc]) -> dict[str, Any]:
         for note in reports[pid].get("notes") or []:
             if note not in notes:
                 notes.append(note)
-    notes.append(f"merged from {len(pids)} processes (pids {', '.join(map(str, pids))}); the timeline is "
-                 f"pid {primary_pid(reports)}'s")
+    notes.append(
+        f"merged from {len(pids)} processes (pids {', '.join(map(str, pids))}); the timeline is "
+        f"pid {primary_pid(reports)}'s"
+    )
     doc: dict[str, Any] = {
         "verdict": LEAK if suspects else NO_LEAK,
         "duration_s": max(float(reports[p].get("duration_s", 0.0)) for p in pids),
-        "rss_growth_bytes_per_s": round(sum(float(reports[p].get("rss_growth_bytes_per_s", 0.0)) for p in pids), 3),
+        "rss_growth_bytes_per_s": round(
+            sum(float(reports[p].get("rss_growth_bytes_per_s", 0.0)) for p in pids), 3
+        ),
         "suspects": suspects,
         "snapshots": sum(int(reports[p].get("snapshots", 0)) for p in pids),
         "notes": notes,
