@@ -182,3 +182,53 @@ def test_interleave_is_bounded_and_skips_repeats() -> None:
         [[str(i) for i in range(300)], [str(i) for i in range(300, 600)]], limit=5
     ) == ["0", "300", "1", "301", "2"]
     assert interleave([]) == []
+
+
+def test_bytes_per_endpoint_lines_and_telemetry_memory_add_up_over_workers() -> None:
+    def with_extras(
+        s: dict[str, Any], retained: int, requests: int, lines: list[int]
+    ) -> dict[str, Any]:
+        s["endpoints"] = [
+            {
+                "name": "POST /orders",
+                "retained_bytes": retained,
+                "requests": requests,
+                "bytes_per_request": retained / requests,
+            }
+        ]
+        s["lines"] = lines
+        return s
+
+    w1 = report([with_extras(suspect(1e5, ["a"]), 100_000, 10, [12])], pid=1)
+    w2 = report([with_extras(suspect(2e5, ["b"]), 300_000, 20, [12, 13])], pid=2)
+    w1["telemetry_bytes"], w2["telemetry_bytes"] = 1000, 2000
+    merged = merge_reports({1: w1, 2: w2})
+    [leak] = merged["suspects"]
+    assert leak["endpoints"] == [
+        {
+            "name": "POST /orders",
+            "retained_bytes": 400_000,
+            "requests": 30,
+            "bytes_per_request": 13333.3,
+        }
+    ]
+    assert leak["lines"] == [12, 13] and merged["telemetry_bytes"] == 3000
+
+
+def test_the_printed_report_says_which_processes_leak() -> None:
+    import io
+
+    from leaktrace.analysis.model import render_json
+
+    merged = merge_reports(
+        {
+            100: report([], pid=100),
+            101: report([suspect(1024.0, ["a"])], pid=101),
+            102: report([suspect(2048.0, ["b"])], pid=102),
+        }
+    )
+    out = io.StringIO()
+    render_json(merged, out)
+    text = out.getvalue()
+    assert "3 processes hunted (pids 100, 101, 102), 2 leaking" in text
+    assert "in pid 102 +2.0 KiB/s, pid 101 +1.0 KiB/s" in text

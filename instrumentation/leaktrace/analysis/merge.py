@@ -81,9 +81,31 @@ def merge_suspects(members: Sequence[tuple[int, Doc]]) -> dict[str, Any]:
         trace_ids=interleave(s.get("trace_ids") or [] for _, s in ranked),
         processes=per_process,
     )
+    if any("lines" in s for _, s in ranked):
+        lead["lines"] = sorted({int(n) for _, s in ranked for n in s.get("lines") or ()})
+    if any("endpoints" in s for _, s in ranked):
+        lead["endpoints"] = merge_endpoints(s.get("endpoints") or [] for _, s in ranked)
     if "p_value" in lead:
         lead["p_value"] = min(float(s.get("p_value", 1.0)) for _, s in ranked)
     return lead
+
+
+def merge_endpoints(lists: Iterable[Iterable[Doc]]) -> list[dict[str, Any]]:
+    """Bytes per endpoint over the workers: the same route's figures added up."""
+    totals: dict[str, dict[str, Any]] = {}
+    for entries in lists:
+        for e in entries:
+            name = str(e.get("name", ""))
+            into = totals.setdefault(name, {**e, "retained_bytes": 0.0, "requests": 0})
+            into["retained_bytes"] += float(e.get("retained_bytes", 0.0))
+            into["requests"] += int(e.get("requests", 0))
+    for e in totals.values():
+        e["retained_bytes"] = int(e["retained_bytes"])
+        if "bytes_per_request" in e:
+            e["bytes_per_request"] = (
+                round(e["retained_bytes"] / e["requests"], 1) if e["requests"] else 0.0
+            )
+    return sorted(totals.values(), key=lambda e: e["retained_bytes"], reverse=True)
 
 
 def process_summary(pid: int, doc: Doc) -> dict[str, Any]:
@@ -155,6 +177,10 @@ def merge_reports(reports: Mapping[int, Doc]) -> dict[str, Any]:
         "snapshots": sum(int(reports[p].get("snapshots", 0)) for p in pids),
         "notes": notes,
     }
+    if any(
+        "telemetry_bytes" in reports[p] for p in pids
+    ):  # telemetry's own memory, every process's
+        doc["telemetry_bytes"] = sum(float(reports[p].get("telemetry_bytes", 0.0)) for p in pids)
     if "timeline" in primary:
         doc["timeline"] = primary["timeline"]
     doc["processes"] = processes

@@ -299,6 +299,11 @@ def render_json(doc: Mapping[str, Any], file: TextIO | None = None, *, max_frame
         f"(RSS {_rate(float(doc.get('rss_growth_bytes_per_s', 0.0)))})\n"
     )
     out.write(f"telemetry (export queues): {_mib(float(doc.get('telemetry_bytes', 0.0)))}\n")
+    processes = doc.get("processes") or []
+    if len(processes) > 1:  # a process tree (prefork workers): analysis/merge.py
+        leaking = [p for p in processes if p.get("verdict") == LEAK]
+        out.write(f"{len(processes)} processes hunted (pids {', '.join(str(p['pid']) for p in processes)}), "
+                  f"{len(leaking)} leaking\n")
     for rank, s in enumerate(suspects, 1):
         frames = s.get("frames") or []
         top = frames[0] if frames else {"function": "?", "file": "?", "line": 0}
@@ -318,6 +323,10 @@ def render_json(doc: Mapping[str, Any], file: TextIO | None = None, *, max_frame
         if traces:
             more = f" (+{len(traces) - 5} more)" if len(traces) > 5 else ""
             out.write(f"  requests still holding memory here: {', '.join(traces[:5])}{more}\n")
+        per_process = s.get("processes") or []
+        if len(per_process) > 1:
+            out.write("  in " + ", ".join(f"pid {p['pid']} {_rate(float(p.get('growth_bytes_per_s', 0.0)))}"
+                                          for p in per_process) + "\n")
         _write_endpoints(out, [(str(e.get("name", "")), float(e.get("retained_bytes", 0.0)), int(e.get("requests", 0)))
                                for e in s.get("endpoints") or ()])
 
