@@ -569,6 +569,71 @@ def test_values_keys_exist_in_the_charts_values(chart: str) -> None:
     assert unknown_keys(broken, defaults) == ["no_such_key"]
 
 
+#: Keys of the AGPL charts (mimir-distributed, pyroscope), each with the upstream file it was
+#: read from: their values.yaml is not vendored, and neither chart ships a values.schema.json.
+CHART_KEYS = REPO / "tests" / "data" / "chart-keys.yaml"
+_SOURCE = re.compile(r"grafana/(?:mimir|pyroscope)@[0-9a-f]{40}:\S+")
+
+
+def key_paths(values: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of the leaves of a values document (an empty map is a leaf)."""
+    if not isinstance(values, dict) or not values:
+        return [prefix] if prefix else []
+    out = []
+    for key, value in values.items():
+        out += key_paths(value, f"{prefix}.{key}" if prefix else str(key))
+    return out
+
+
+def unlisted_keys(values: Any, listed: set[str]) -> list[str]:
+    """Paths of `values` the key list does not have; `a.b.*` admits anything below `a.b`."""
+    maps = tuple(k[:-1] for k in listed if k.endswith(".*"))
+    return [p for p in key_paths(values) if p not in listed and not p.startswith(maps)]
+
+
+@pytest.mark.parametrize("chart", ["mimir-distributed", "pyroscope"])
+def test_agpl_chart_values_use_only_keys_read_upstream(chart: str) -> None:
+    doc = yaml.safe_load(CHART_KEYS.read_text())
+    entry = doc["charts"][chart]
+    text = (VALUES / f"{chart}.yaml").read_text()
+    values = yaml.safe_load(text)
+    assert unlisted_keys(values, set(entry["keys"])) == []
+    # Every key names its sources, and every source is a file at a commit.
+    assert all(src in doc["sources"] for srcs in entry["keys"].values() for src in srcs)
+    assert all(entry["keys"].values())
+    assert [s for s in doc["sources"].values() if not _SOURCE.fullmatch(s)] == []
+    # Pinned: the install command and the key list name the same chart version.
+    assert re.fullmatch(r"\d+\.\d+\.\d+", entry["version"])
+    assert f"grafana/{chart} --version {entry['version']}" in text
+    assert entry["schema"] == "none"
+    broken = copy.deepcopy(values)
+    broken["mimir" if chart == "mimir-distributed" else "pyroscope"]["structuredConfg"] = {"limits": {}}
+    broken["kafka_enabled"] = False
+    problems = unlisted_keys(broken, set(entry["keys"]))
+    assert "kafka_enabled" in problems and len(problems) == 2
+
+
+def test_unlisted_keys_admits_maps_of_flags_only_below_them() -> None:
+    listed = {"a.b", "pyroscope.extraArgs.*"}
+    values = {"a": {"b": 1, "c": {}}, "pyroscope": {"extraArgs": {"log.level": "info"}, "extraArgsX": 1}}
+    assert unlisted_keys(values, listed) == ["a.c", "pyroscope.extraArgsX"]
+
+
+def test_mimir_6_uses_the_external_kafka_and_object_storage() -> None:
+    # Chart 6 runs Mimir's ingest storage on Kafka and bundles a demo Kafka and MinIO; both
+    # are off, and Mimir shares Tempo's external Kafka.
+    mimir = yaml.safe_load((VALUES / "mimir-distributed.yaml").read_text())
+    tempo = yaml.safe_load((VALUES / "tempo-distributed.yaml").read_text())
+    assert mimir["kafka"]["enabled"] is False and mimir["minio"]["enabled"] is False
+    config = mimir["mimir"]["structuredConfig"]
+    assert config["ingest_storage"]["kafka"]["address"] == tempo["ingest"]["kafka"]["address"]
+    assert config["ingest_storage"]["kafka"]["topic"] != tempo["ingest"]["kafka"]["topic"]
+    assert config["common"]["storage"]["backend"] == "s3"
+    buckets = {config[k]["s3"]["bucket_name"] for k in ("blocks_storage", "alertmanager_storage", "ruler_storage")}
+    assert len(buckets) == 3
+    assert config["limits"]["max_global_exemplars_per_user"] > 0
+
+
 def test_tempo_3_microservices_has_kafka_and_one_consumer_per_partition() -> None:
     values = yaml.safe_load((VALUES / "tempo-distributed.yaml").read_text())
     kafka = values["ingest"]["kafka"]
@@ -634,7 +699,87 @@ def test_scale_doc_figures_come_from_bench_results() -> None:
     for n in (10, 100):
         assert f"{n} instances: {total * n * 60 * 24 / 1e9:,.1f} GB/day" in doc
     assert f"{result['memory']['own_rss_at_end_bytes'] / 1e6:.1f} MB" in doc
-    assert "500 req/s: not measured" in doc
+
+
+def rate_rows_problems(doc: str, result: dict[str, Any]) -> list[str]:
+    """Each rate of bench/results/footprint_rates.json is a row of the doc's table, as measured."""
+    problems = []
+    for r in result["runs"]:
+        b = r["bytes_per_minute"]
+        row = (
+            f"| {r['rate']:g} req/s | {r['load']['achieved_rate']:g} req/s | "
+            f"{'yes' if r['reached'] else 'no'} | "
+            + " | ".join(
+                f"{b[k] / 1e3:,.0f} KB"
+                for k in ("traces", "logs", "metrics_scraped", "cpu_profiles", "heap_profiles")
+            )
+            + f" | {r['bytes_per_minute_total'] / 1e3:,.0f} KB |"
+        )
+        if row not in doc:
+            problems.append(f"no row {row}")
+        if r["reached"] != (
+            r["load"]["achieved_rate"] >= 0.95 * r["rate"]
+            and r["load"]["errors"] <= 0.01 * r["load"]["completed"]
+        ):
+            problems.append(f"{r['rate']:g} req/s: 'reached' does not follow from its load report")
+    return problems
+
+
+def test_rate_footprint_doc_figures_come_from_bench_results() -> None:
+    doc = " ".join((REPO / "docs" / "kubernetes.md").read_text().split())
+    result = json.loads((REPO / "bench" / "results" / "footprint_rates.json").read_text())
+    assert not result["quick"] and result["config"]["service"] == "rate"
+    assert rate_rows_problems(doc, result) == []
+    runs = {r["rate"]: r for r in result["runs"]}
+    assert {50.0, 500.0} <= set(runs)
+    low = runs[50.0]
+    assert low["reached"]
+    cpu_ms = low["service_cpu_fraction"] / low["load"]["achieved_rate"] * 1e3
+    assert f"{low['service_cpu_fraction']:.3f} of a core" in doc and f"{cpu_ms:.2f} ms of CPU" in doc
+    assert f"near {1e3 / cpu_ms:,.0f} req/s" in doc
+    per_req = low["bytes_per_request"]
+    assert f"{per_req['traces']:,.0f} B of traces and {per_req['logs']:,.0f} B of logs" in doc
+    assert f"{(per_req['traces'] + per_req['logs']) * 500 * 60 / 1e6:,.1f} MB/min" in doc
+    # A rate that was not reached is said to be no figure, never quoted as one.
+    if not runs[500.0]["reached"]:
+        assert "500 req/s per instance: not measured" in doc
+    # Heap-profile cardinality, per profile at 50 req/s.
+    hp = low["heap_profiles"]
+    assert hp["series_count"] == 1 and hp["sample_label_keys"] == ["span_id", "trace_id"]
+    for label, key in (("samples", "samples"), ("distinct stacks", "distinct_stacks"),
+                       ("distinct trace ids", "distinct_trace_ids"), ("distinct span ids", "distinct_span_ids")):
+        assert f"| {label} | {hp[key]['median']:,.0f} |" in doc, label
+    assert f"| samples carrying a trace id | {hp['trace_id_fraction_of_samples']:.0%} |" in doc
+    assert (f"{hp['compressed_bytes']['median'] / 1e3:,.0f} KB / {hp['raw_bytes']['median'] / 1e3:,.0f} KB"
+            in doc)
+    assert all(f"`{k}`" in doc for k in hp["series_label_keys"] if not k.startswith("__"))
+    broken = copy.deepcopy(result)
+    broken["runs"][0]["bytes_per_minute"]["traces"] *= 2
+    broken["runs"][1]["reached"] = True
+    assert len(rate_rows_problems(doc, broken)) == 3
+
+
+def test_hunter_memory_doc_figures_come_from_bench_results() -> None:
+    doc = " ".join((REPO / "docs" / "kubernetes.md").read_text().split())
+    result = json.loads((REPO / "bench" / "results" / "hunter_memory.json").read_text())
+    assert not result["quick"]
+    s, bounds = result["summary"], result["config"]["bounds"]
+    rows = [r for r in result["hunt_samples"] if "reachable_bytes" in r]
+    assert len(rows) >= 10, "a long run, sampled all along"
+    assert f"max | {s['reachable_bytes_max'] / 1e6:.1f} MB |" in doc
+    assert f"| {s['reachable_bytes_growth_second_half'] / 1e6:.2f} MB (a sawtooth" in doc
+    assert (f"| {s['rss_hunt_minus_control_end_bytes'] / 1e6:.1f} MB / "
+            f"{s['rss_hunt_minus_control_max_bytes'] / 1e6:.1f} MB |") in doc
+    a, r_ = bounds["analyzer"], bounds["retention"]
+    for bound, reached in ((a["max_paths"], s["paths_max"]), (f"{a['key_cache_size']:,} stacks", f"{s['key_cache_max']:,}"),
+                           (f"{a['max_light_paths']:,}", f"{s['light_paths_max']:,}"),
+                           (f"{r_['max_candidates']:,}", s["census_candidates_max"])):
+        assert f"| {bound} | {reached} |" in doc
+    # What the doc says ran at its bound did; what it says did not fill did not.
+    assert s["paths_max"] == a["max_paths"] and s["key_cache_max"] <= a["key_cache_size"]
+    assert s["light_paths_max"] < a["max_light_paths"] and s["census_candidates_max"] < r_["max_candidates"]
+    assert abs(s["reachable_bytes_growth_second_half"]) < 0.05 * s["reachable_bytes_max"], "flat"
+    assert f"{result['config']['duration_s']:.0f} s at {result['config']['rps']:g} req/s" in doc
 
 
 # --- scraping in Kubernetes -------------------------------------------------------------------
