@@ -34,7 +34,9 @@ TICK_S = 0.67
 RPS = 50
 
 
-def warm_cache_series(seed: int, *, sample_bytes: int, duration_s: float) -> tuple[list[float], list[float]]:
+def warm_cache_series(
+    seed: int, *, sample_bytes: int, duration_s: float
+) -> tuple[list[float], list[float]]:
     size, capacity, keys = 2000, 100, 125  # warm_cache.py at its defaults
     pick, sampler = random.Random(seed), random.Random(seed * 7 + 1)
     p = -math.expm1(-size / sample_bytes)
@@ -66,7 +68,9 @@ def warm_cache_series(seed: int, *, sample_bytes: int, duration_s: float) -> tup
     return ts, ys
 
 
-def time_to_leak(seed: int, rate: float, *, sample_bytes: int, config: TrendConfig, limit_s: float = 60.0) -> float | None:
+def time_to_leak(
+    seed: int, rate: float, *, sample_bytes: int, config: TrendConfig, limit_s: float = 60.0
+) -> float | None:
     size = 2100
     sampler = random.Random(seed)
     p = -math.expm1(-size / sample_bytes)
@@ -92,9 +96,13 @@ def time_to_leak(seed: int, rate: float, *, sample_bytes: int, config: TrendConf
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=2000, help="control hunts per threshold (leaks get a tenth)")
+    ap.add_argument(
+        "--trials", type=int, default=2000, help="control hunts per threshold (leaks get a tenth)"
+    )
     ap.add_argument("--thresholds", default="2,2.5,3")
-    ap.add_argument("--hunt-s", type=float, default=14.0, help="control hunt length (the CLI test's)")
+    ap.add_argument(
+        "--hunt-s", type=float, default=14.0, help="control hunt length (the CLI test's)"
+    )
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if args.trials < 10:
@@ -105,22 +113,46 @@ def main(argv: list[str] | None = None) -> int:
     for z in (float(x) for x in args.thresholds.split(",")):
         cfg = TrendConfig(noise_z=z)
         alarms = sum(
-            classify(*warm_cache_series(s, sample_bytes=HUNT_SAMPLE_BYTES, duration_s=args.hunt_s), cfg,
-                     sample_interval=HUNT_SAMPLE_BYTES).shape is Shape.GROWING
+            classify(
+                *warm_cache_series(s, sample_bytes=HUNT_SAMPLE_BYTES, duration_s=args.hunt_s),
+                cfg,
+                sample_interval=HUNT_SAMPLE_BYTES,
+            ).shape
+            is Shape.GROWING
             for s in range(args.trials)
         )
         row: dict[str, object] = {"noise_z": z, "control_false_alarm_share": alarms / args.trials}
         for rate in (20e3, 50e3, 100e3):
             found = [
-                x for x in (time_to_leak(s, rate, sample_bytes=HUNT_SAMPLE_BYTES, config=cfg)
-                            for s in range(max(10, args.trials // 10))) if x is not None
+                x
+                for x in (
+                    time_to_leak(s, rate, sample_bytes=HUNT_SAMPLE_BYTES, config=cfg)
+                    for s in range(max(10, args.trials // 10))
+                )
+                if x is not None
             ]
-            row[f"leak_{int(rate / 1000)}kBps_median_s"] = statistics.median(found) if found else None
+            row[f"leak_{int(rate / 1000)}kBps_median_s"] = (
+                statistics.median(found) if found else None
+            )
         rows.append(row)
-        print(f"noise_z={z}: false alarms {alarms}/{args.trials}; " + ", ".join(
-            f"{k}={v if v is None else round(float(v), 1)}" for k, v in row.items() if k.startswith("leak")), flush=True)
-    doc = _common.result_doc("noise_threshold", argv=sys.argv[1:] if argv is None else argv, quick=False,
-                             machine=machine, sample_bytes=HUNT_SAMPLE_BYTES, tick_s=TICK_S, rows=rows)
+        print(
+            f"noise_z={z}: false alarms {alarms}/{args.trials}; "
+            + ", ".join(
+                f"{k}={v if v is None else round(float(v), 1)}"
+                for k, v in row.items()
+                if k.startswith("leak")
+            ),
+            flush=True,
+        )
+    doc = _common.result_doc(
+        "noise_threshold",
+        argv=sys.argv[1:] if argv is None else argv,
+        quick=False,
+        machine=machine,
+        sample_bytes=HUNT_SAMPLE_BYTES,
+        tick_s=TICK_S,
+        rows=rows,
+    )
     if args.json:
         _common.write_json(args.json, doc)
     return 0

@@ -72,7 +72,11 @@ def sampling_tolerance(kept: list[bytes], sample_bytes: int = 16 * 1024) -> floa
     """4 standard errors of the Poisson-by-bytes estimate of `kept` (relative): sampling luck
     fails it once in ~16,000 comparisons (a fixed 12 % was 3 sigma for B's 3,000 blocks and
     failed about once in 400 runs)."""
-    var = sum(s * s * (1 - p) / p for s in map(sys.getsizeof, kept) for p in [-math.expm1(-s / sample_bytes)])
+    var = sum(
+        s * s * (1 - p) / p
+        for s in map(sys.getsizeof, kept)
+        for p in [-math.expm1(-s / sample_bytes)]
+    )
     return 4.0 * math.sqrt(var) / truth_of(kept)
 
 

@@ -157,7 +157,9 @@ def poisson_sampled(live_sets: list[list[int]], size: int, interval: int, seed: 
     return out
 
 
-def churning_cache(n_steps: int, capacity: int, fill_per_step: int, churn_per_step: int, seed: int) -> list[list[int]]:
+def churning_cache(
+    n_steps: int, capacity: int, fill_per_step: int, churn_per_step: int, seed: int
+) -> list[list[int]]:
     rnd = random.Random(seed)
     live: list[int] = []
     next_id = 0
@@ -187,7 +189,11 @@ def test_ignoring_the_sampler_makes_some_churning_caches_look_like_leaks() -> No
     # the same runs: the noise check above is what keeps them out.
     ts = [i * 0.25 for i in range(40)]
     shapes = [
-        classify(ts, poisson_sampled(churning_cache(40, 150, 19, 3, s), 2048, 16384, s), sample_interval=1).shape
+        classify(
+            ts,
+            poisson_sampled(churning_cache(40, 150, 19, 3, s), 2048, 16384, s),
+            sample_interval=1,
+        ).shape
         for s in range(60)
     ]
     assert Shape.GROWING in shapes
@@ -215,18 +221,25 @@ def _noise_bench() -> Any:
     return mod
 
 
-def test_warming_lru_cache_under_the_hunt_sampler_is_rarely_a_leak_at_the_default_threshold() -> None:
+def test_warming_lru_cache_under_the_hunt_sampler_is_rarely_a_leak_at_the_default_threshold() -> (
+    None
+):
     # GIVEN warm_cache.py simulated request by request through `leaktrace hunt`'s 16 KiB
     # sampler, 400 seeded 14-s hunts (deterministic)
     bench = _noise_bench()
     runs = [bench.warm_cache_series(s, sample_bytes=16384, duration_s=14.0) for s in range(400)]
 
     def alarms(cfg: TrendConfig) -> int:
-        return sum(classify(ts, ys, cfg, sample_interval=16384).shape is Shape.GROWING for ts, ys in runs)
+        return sum(
+            classify(ts, ys, cfg, sample_interval=16384).shape is Shape.GROWING for ts, ys in runs
+        )
 
     # THEN the default threshold lets at most 2 through, where 2 sigma let many through
     assert alarms(TrendConfig()) <= 2
     assert alarms(TrendConfig(noise_z=2.0)) >= 5
     # AND a steady 50 KB/s leak through the same sampler is still found within 14 s
-    found = [bench.time_to_leak(s, 50e3, sample_bytes=16384, config=TrendConfig(), limit_s=14.0) for s in range(40)]
+    found = [
+        bench.time_to_leak(s, 50e3, sample_bytes=16384, config=TrendConfig(), limit_s=14.0)
+        for s in range(40)
+    ]
     assert sum(t is not None for t in found) >= 36
