@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
+import leaktrace
 import pytest
+from leaktrace.testing import in_memory_telemetry
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
@@ -17,8 +23,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-import leaktrace
-from leaktrace.testing import in_memory_telemetry
+SIDE_EFFECTS = Path(__file__).resolve().parents[1] / "support" / "import_side_effects.py"
 
 
 def _app() -> Starlette:
@@ -31,10 +36,55 @@ def _app() -> Starlette:
     return Starlette(routes=[Route("/items/{item_id}", item), Route("/teapot", boom)])
 
 
-def test_public_api_is_declared_and_import_has_no_side_effects() -> None:
+def _side_effects(code: str, *package: str) -> dict[str, Any]:
+    """What `code` changes process-wide in a fresh interpreter (tests/support/import_side_effects.py)."""
+    proc = subprocess.run([sys.executable, str(SIDE_EFFECTS), code, *package], capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    changed: dict[str, Any] = json.loads(proc.stdout)
+    return changed
+
+
+def test_public_api_is_declared() -> None:
     assert set(leaktrace.__all__) >= {"init", "Telemetry", "Settings"}
     for name in leaktrace.__all__:
         assert hasattr(leaktrace, name)
+
+
+@pytest.mark.subprocess
+def test_import_has_no_side_effects() -> None:
+    # WHEN a fresh interpreter that already loaded leaktrace's dependencies imports leaktrace
+    changed = _side_effects("import leaktrace", "leaktrace")
+    # THEN no thread started, no socket opened, no process spawned, and the environment, logging,
+    # OpenTelemetry's global providers, Prometheus' default registry, signal handlers, atexit,
+    # hooks and warnings filters are as they were
+    assert changed == {}
+
+
+@pytest.mark.subprocess
+def test_the_side_effect_probe_sees_each_kind_of_change() -> None:
+    # GIVEN code that changes each kind of process-wide state the import test checks
+    noisy = """
+import atexit, logging, os, signal, socket, threading, warnings
+import prometheus_client
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+stop = threading.Event()
+threading.Thread(target=stop.wait, name="probe", daemon=True).start()
+os.environ["LEAKTRACE_PROBE"] = "1"
+logging.getLogger("probe").addHandler(logging.NullHandler())
+trace.set_tracer_provider(TracerProvider())
+prometheus_client.Gauge("probe_gauge", "a gauge in the default registry")
+sock = socket.socket()
+atexit.register(stop.set)
+signal.signal(signal.SIGUSR1, lambda *args: None)
+warnings.simplefilter("ignore", UserWarning)
+"""
+    # THEN the probe reports every one of them
+    assert set(_side_effects(noisy)) >= {
+        "threads", "environ", "loggers", "tracer_provider", "prometheus_default_registry",
+        "sockets", "atexit_callbacks", "signals", "warnings_filters",
+    }  # fmt: skip
 
 
 def test_traced_decorator_makes_spans_for_sync_and_async() -> None:
@@ -247,9 +297,8 @@ def test_profiler_gets_service_name_and_root_spans_get_the_profile_link() -> Non
     with in_memory_telemetry(registry=CollectorRegistry()) as t:
         tel = Telemetry(settings, tracer_provider=t.telemetry.tracer_provider, profiler=profiler,
                         registry=CollectorRegistry(), serve_metrics=False, install_log_handlers=False).start()
-        with tel.tracer.start_as_current_span("root") as root:
-            with tel.tracer.start_as_current_span("child"):
-                pass
+        with tel.tracer.start_as_current_span("root") as root, tel.tracer.start_as_current_span("child"):
+            pass
         tel.shutdown()
     # THEN pyroscope-io was configured for this service, CPU only (leaktrace's heap sampler runs),
     # and each span carries pyroscope.profile.id = its own span id, which is what Grafana's
@@ -276,9 +325,8 @@ def _root_and_child_without_heap_sampler(env: dict[str, str]) -> tuple[Any, _Run
     with in_memory_telemetry(registry=CollectorRegistry()) as t:
         tel = Telemetry(settings, tracer_provider=t.telemetry.tracer_provider, profiler=profiler,
                         registry=CollectorRegistry(), serve_metrics=False, install_log_handlers=False).start()
-        with tel.tracer.start_as_current_span("root"):
-            with tel.tracer.start_as_current_span("child"):
-                pass
+        with tel.tracer.start_as_current_span("root"), tel.tracer.start_as_current_span("child"):
+            pass
         tel.shutdown()
     return tel, agent, {s.name: s for s in t.spans()}
 
@@ -307,10 +355,12 @@ def test_cpu_span_labels_setting_links_root_spans_to_cpu_profiles() -> None:
 
 def test_hunting_without_the_heap_sampler_needs_an_explicit_tracemalloc_opt_in(caplog: pytest.LogCaptureFixture) -> None:
     # GIVEN hunting asked for where the heap sampler does not run (heap sampling off)
-    with caplog.at_level(logging.WARNING, logger="leaktrace"):
-        with in_memory_telemetry(hunt_enabled=True, profiling_enabled=True, heap_enabled=False,
-                                 cpu_profiling_enabled=False) as t:
-            refused = t.telemetry.hunter
+    with (
+        caplog.at_level(logging.WARNING, logger="leaktrace"),
+        in_memory_telemetry(hunt_enabled=True, profiling_enabled=True, heap_enabled=False,
+                            cpu_profiling_enabled=False) as t,
+    ):  # fmt: skip
+        refused = t.telemetry.hunter
     # THEN it is not silently replaced by the 3-100x slower tracemalloc fallback
     assert refused is None
     assert any("LEAKTRACE_HUNT_TRACEMALLOC" in r.getMessage() for r in caplog.records)
