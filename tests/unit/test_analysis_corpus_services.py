@@ -31,9 +31,15 @@ from tests.support.otlp_receiver import OTLPReceiver, poll_until
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 DURATION_S = 10.0
 PARALLEL = 4
-LEAK_CASES = ("fastapi_native_spans", "listener_half", "logger_per_request", "two_endpoints")
+LEAK_CASES = (
+    "fastapi_native_spans",
+    "listener_half",
+    "subscribers_half",
+    "logger_per_request",
+    "two_endpoints",
+)
 CONTROLS = ("warm_cache", "startup_alloc", "sawtooth")
-TRUTH = ("listener_half", "two_endpoints")
+TRUTH = ("listener_half", "subscribers_half", "two_endpoints")
 
 pytestmark = [
     pytest.mark.subprocess,
@@ -61,6 +67,9 @@ def run_case(name: str, endpoint: str, out_dir: Path, tag: str) -> dict[str, Any
     out = out_dir / f"{tag}-{name}.json"
     truth = out_dir / f"{tag}-{name}.truth.json"
     extra = ["--", "--truth", str(truth)] if name in TRUTH else []
+    # Per-endpoint figures are sampling estimates: 4 KiB gives the 1000-byte endpoint ~60 samples
+    # in 10 s (about 13 % error) instead of ~15 (26 %).
+    sample = ["--sample-bytes", "4096"] if name == "two_endpoints" else []
     proc = subprocess.run(
         [
             sys.executable,
@@ -74,6 +83,7 @@ def run_case(name: str, endpoint: str, out_dir: Path, tag: str) -> dict[str, Any
             "native",
             "--otlp-endpoint",
             endpoint,
+            *sample,
             *extra,
         ],
         capture_output=True,
@@ -157,6 +167,28 @@ def test_freelist_heavy_listener_leak_names_the_keepers(
 
 
 @pytest.mark.parametrize("mode", ["dead", "live"])
+def test_half_keep_subscriptions_on_worker_threads_are_one_suspect_with_the_keepers_ids(
+    mode: str, results: dict[tuple[str, str], Any]
+) -> None:
+    doc = results[("subscribers_half", mode)]
+    assert doc["verdict"] == "leak", doc["_stdout"]
+    site = marker_line("subscribers_half")
+    # One literal over several lines (comprehensions included): one suspect, its lines inside.
+    mine = [s for s in doc["suspects"] if any(f["function"] == "subscribe" for f in s["frames"])]
+    assert len(mine) == 1, doc["_stdout"]
+    [sub] = mine
+    assert all(site <= n <= site + 4 for n in sub["lines"]), doc["_stdout"]
+    assert sub["retained_by"].startswith("subscribers_half.Registry.subscriptions (dict, +"), doc[
+        "_stdout"
+    ]
+    kept = set(doc["_truth"]["leaked"])
+    reported = set(sub["trace_ids"])
+    assert len(reported) >= 5, doc["_stdout"]
+    assert len(reported & kept) / len(reported) >= 0.9, doc["_stdout"]
+    assert [e["name"] for e in sub["endpoints"]][:1] == ["POST /subscribe/{user}"], doc["_stdout"]
+
+
+@pytest.mark.parametrize("mode", ["dead", "live"])
 def test_a_leak_held_by_the_standard_library_is_named(
     mode: str, results: dict[tuple[str, str], Any]
 ) -> None:
@@ -186,8 +218,9 @@ def test_bytes_per_request_per_endpoint(mode: str, results: dict[tuple[str, str]
     assert 2000 <= login["bytes_per_request"] <= 6000, doc["_stdout"]
     assert 600 <= items["bytes_per_request"] <= 2200, doc["_stdout"]
     assert login["bytes_per_request"] > 1.8 * items["bytes_per_request"], doc["_stdout"]
+    # Requests are counted up to the report's last tick (ticks stretch when the machine is busy).
     for e in (login, items):
-        assert served[e["name"]] - 5 <= e["requests"] <= served[e["name"]], (e, served)
+        assert 0.6 * served[e["name"]] <= e["requests"] <= served[e["name"]], (e, served)
     # The health checks keep nothing: at most a sampling accident, never a share of note.
     assert (
         by_name.get("GET /health", {"retained_bytes": 0})["retained_bytes"]

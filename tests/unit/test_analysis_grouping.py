@@ -109,3 +109,34 @@ def test_unknown_holders_merge_with_each_other_only() -> None:
     c = suspect(INIT_13, CALLER, 2000.0, CACHE, ())
     merged = merge_suspects([a, b, c])
     assert [s.lines for s in merged] == [(12, 13), (13,)]
+
+
+def test_comprehensions_spread_over_lines_of_one_literal_are_one_suspect() -> None:
+    # 3.11: a generator expression and a list comprehension of one dict literal are frames of
+    # their own, called from the function at the line they sit on.
+    genexpr = Frame("subscribe.<locals>.<genexpr>", "/app/subs.py", 31)
+    listcomp = Frame("subscribe.<locals>.<listcomp>", "/app/subs.py", 32)
+    handle = Frame("handle", "/app/subs.py", 40)
+    a = Suspect(
+        frames=(genexpr, Frame("subscribe", "/app/subs.py", 31), handle),
+        growth_bytes_per_s=9000.0,
+        retained_bytes=90_000,
+        objects=10,
+        p_value=1e-9,
+        holder=CACHE,
+        key=(genexpr, Frame("subscribe", "/app/subs.py", 31)),
+        lines=(31,),
+    )
+    b = Suspect(
+        frames=(listcomp, Frame("subscribe", "/app/subs.py", 32), handle),
+        growth_bytes_per_s=5000.0,
+        retained_bytes=50_000,
+        objects=10,
+        p_value=1e-9,
+        holder=CACHE,
+        key=(listcomp, Frame("subscribe", "/app/subs.py", 32)),
+        lines=(32,),
+    )
+    [merged] = merge_suspects([a, b])
+    assert merged.lines == (31, 32)
+    assert merged.frames[0].function == "subscribe" and merged.site == "subs.subscribe:31,32"

@@ -247,13 +247,14 @@ def test_real_stdlib_holders_are_reached_within_the_step_budget() -> None:
     for step in range(12):
         for j in range(40):
             logging.getLogger(f"leaktrace-test.census.{step}.{j}")
-        started = time.perf_counter()
+        # CPU time of this thread: the work a step does (a busy machine may deschedule it).
+        started = time.thread_time()
         census.step(now=float(step))
-        worst = max(worst, time.perf_counter() - started)
+        worst = max(worst, time.thread_time() - started)
     values = census.series("logging.Logger.manager.loggerDict")[1]
     assert len(values) >= 4 and values[-1] - values[0] >= 40 * 4
-    # The budget bounds a step (one module may overrun it a little: it is not split)
-    assert worst < 0.25, worst
+    # The 50 ms budget bounds a step's work (one module may overrun it a little: it is not split)
+    assert worst < 0.15, worst
 
 
 def test_an_alias_of_the_main_module_is_measured_once_under_the_main_name() -> None:

@@ -20,9 +20,25 @@ from leaktrace.profiling.samples import Frame
 _GroupKey = tuple[str, str, tuple[Frame, ...], str | None]
 
 
+_COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"})
+
+
+def enclosing_frames(frames: Sequence[Frame]) -> tuple[Frame, ...]:
+    """The stack from the function that holds the allocating line: a comprehension or generator
+    expression (its own frame on 3.11, and a generator's on every version) belongs to the
+    function it is written in, so one literal spread over several lines is one site."""
+    out = tuple(frames)
+    while len(out) > 1 and out[0].function.rsplit(".", 1)[-1] in _COMPREHENSIONS and out[1].file == out[0].file:
+        out = out[1:]
+    return out
+
+
 def group_key(s: Suspect) -> _GroupKey:
-    head = s.key[0] if s.key else (s.frames[0] if s.frames else Frame("?", "?", 0))
-    return (head.file, head.function, tuple(s.key[1:]), s.holder.name if s.holder else None)
+    frames = enclosing_frames(s.frames or s.key)
+    if not frames:
+        frames = (Frame("?", "?", 0),)
+    head, callers = frames[0], frames[1:2]  # the caller's line too: two callers stay apart
+    return (head.file, head.function, tuple(callers), s.holder.name if s.holder else None)
 
 
 def merge_suspects(suspects: Sequence[Suspect], *, max_traces: int = 50) -> tuple[Suspect, ...]:
@@ -43,6 +59,8 @@ def _merge(group: Sequence[Suspect], max_traces: int) -> Suspect:
     group = sorted(group, key=lambda s: s.retained_bytes, reverse=True)
     main = group[0]
     lines = sorted({n for s in group for n in (s.lines or ((s.frames[0].line,) if s.frames else ()))})
+    # Reported at the function that holds the lines (a comprehension's frame is left out).
+    frames = enclosing_frames(main.frames)
     seen: set[str] = set()
     trace_ids: list[str] = []
     span_ids: list[str] = []
@@ -54,6 +72,7 @@ def _merge(group: Sequence[Suspect], max_traces: int) -> Suspect:
                 span_ids.append(sid)
     return replace(
         main,
+        frames=frames,
         growth_bytes_per_s=sum(s.growth_bytes_per_s for s in group),
         retained_bytes=sum(s.retained_bytes for s in group),
         objects=sum(s.objects for s in group),
