@@ -41,7 +41,9 @@ def freelist_block_sizes() -> frozenset[int]:
     return frozenset(s for s in sizes if s > 0)
 
 
-def is_ambiguous(inuse_bytes: float, inuse_objects: float, sizes: frozenset[int], interval: float = 0.0) -> bool:
+def is_ambiguous(
+    inuse_bytes: float, inuse_objects: float, sizes: frozenset[int], interval: float = 0.0
+) -> bool:
     """True when the sample's blocks may all be freelist-served, so its trace id is no evidence.
 
     A sample sums the blocks of one (stack, trace, span), each weighted 1/p(s) with
