@@ -140,3 +140,12 @@ def test_comprehensions_spread_over_lines_of_one_literal_are_one_suspect() -> No
     [merged] = merge_suspects([a, b])
     assert merged.lines == (31, 32)
     assert merged.frames[0].function == "subscribe" and merged.site == "subs.subscribe:31,32"
+
+
+def test_a_merged_verdict_keeps_its_identity_when_its_biggest_line_changes() -> None:
+    from leaktrace.analysis.hunter import _ident
+
+    a = suspect(INIT_12, CALLER, 8000.0, CACHE, ())
+    b = suspect(INIT_13, CALLER, 4000.0, CACHE, ())
+    assert _ident(a) == _ident(b) == "/app/session.py:Session.__init__ <- /app/views.login:40"
+    assert _ident(suspect(INIT_12, OTHER_CALLER, 1.0, CACHE, ())) != _ident(a)

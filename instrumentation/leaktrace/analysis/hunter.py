@@ -28,7 +28,7 @@ from typing import Any, Self
 
 from leaktrace.analysis.analyzer import AnalyzerConfig, LeakAnalyzer
 from leaktrace.analysis.callpath import FrameFilter, format_frame
-from leaktrace.analysis.grouping import merge_report
+from leaktrace.analysis.grouping import group_key, merge_report
 from leaktrace.analysis.model import Report, Suspect
 from leaktrace.analysis.retention import ContainerCensus, ObjectSite, RetentionConfig
 from leaktrace.endpoints import EndpointSource
@@ -301,7 +301,12 @@ class Hunter:
 
 
 def _ident(s: Suspect) -> str:
-    return format_frame(s.key[0], short=False) if s.key else s.call_path
+    """A verdict's identity across reports: the merged suspect's function and caller (not the
+    line that happens to hold the most bytes this tick, nor the holder: a new holder is a change)."""
+    if not s.key:
+        return s.call_path
+    file, function, callers, _ = group_key(s)
+    return f"{file}:{function}" + "".join(f" <- {format_frame(c, short=False)}" for c in callers)
 
 
 class _in_trace_of:
