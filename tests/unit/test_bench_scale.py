@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import types
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -135,13 +136,26 @@ def _run(script: str, args: list[str], out: Path) -> dict[str, Any]:
     return doc
 
 
+@pytest.fixture(scope="module")
+def quick_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    # Side by side: both mostly wait on their request schedules.
+    tmp = tmp_path_factory.mktemp("scale")
+    jobs = {
+        "footprint_rates": ["--rates", "20", "--warmup", "3", "--measure", "20"],
+        "hunter_memory": ["--rps", "150"],
+    }
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        futures = {
+            n: pool.submit(_run, f"{n}.py", args, tmp / f"{n}.json") for n, args in jobs.items()
+        }
+        return {n: f.result() for n, f in futures.items()}
+
+
 @pytest.mark.subprocess
-def test_footprint_rates_quick_run_counts_bytes_and_heap_labels(tmp_path: Path) -> None:
-    doc = _run(
-        "footprint_rates.py",
-        ["--rates", "20", "--warmup", "3", "--measure", "20"],
-        tmp_path / "fr.json",
-    )
+def test_footprint_rates_quick_run_counts_bytes_and_heap_labels(
+    quick_runs: dict[str, dict[str, Any]],
+) -> None:
+    doc = quick_runs["footprint_rates"]
     [run] = doc["runs"]
     assert doc["benchmark"] == "footprint_rates" and doc["quick"] is True
     load_ = run["load"]
@@ -156,8 +170,10 @@ def test_footprint_rates_quick_run_counts_bytes_and_heap_labels(tmp_path: Path) 
 
 
 @pytest.mark.subprocess
-def test_hunter_memory_quick_run_measures_a_hunter_inside_its_bounds(tmp_path: Path) -> None:
-    doc = _run("hunter_memory.py", ["--rps", "150"], tmp_path / "hm.json")
+def test_hunter_memory_quick_run_measures_a_hunter_inside_its_bounds(
+    quick_runs: dict[str, dict[str, Any]],
+) -> None:
+    doc = quick_runs["hunter_memory"]
     bounds = doc["config"]["bounds"]
     rows = [r for r in doc["hunt_samples"] if "reachable_bytes" in r]
     assert rows, "the hunt child measured its hunter"
