@@ -3,7 +3,8 @@
 #   docker compose builds it once; each service picks its module with `command:`.
 # The build stage has a compiler for leaktrace's C extension (setup.py); the runtime stage gets
 # only the wheels, plus services/ as source (the leaktrace wheel does not ship it), run with
-# `python -m services.<name>` from /app.
+# `python -m services.<name>` from /app (downstream: `leaktrace run -- gunicorn ...` from /app,
+# gunicorn and uvicorn-worker coming with the `services` extra).
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build

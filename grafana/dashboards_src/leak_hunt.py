@@ -201,6 +201,24 @@ def build() -> Json:
             [loki(f'{{service_name=~"{SERVICE_REGEX}"}}')],
             description="Service logs shipped over OTLP to Loki; the trace_id field links to Tempo.",
         ),
+        # Prefork services (downstream runs under gunicorn -w 2): Prometheus finds each process
+        # through HTTP SD and labels it `pid`; statically scraped services have no pid.
+        row("Workers (prefork services)", 72),
+        timeseries(
+            "Resident memory per worker", Grid(0, 73, 12, 8),
+            [prom(f'max by (job, pid) (process_resident_memory_bytes{{{SEL}, pid!=""}})', "{{job}} pid {{pid}}")],
+            unit="bytes", minimum=0,
+            description="RSS of each process of a prefork service (gunicorn's master and each "
+                        "worker), one series per pid: a leak in the workers grows their lines, "
+                        "not the master's. A worker replaced by gunicorn shows up as a new pid.",
+        ),
+        timeseries(
+            "Live heap per worker (sampled)", Grid(12, 73, 12, 8),
+            [prom(f'sum by (job, pid) (leaktrace_heap_live_bytes{{{SEL}, pid!=""}})', "{{job}} pid {{pid}}")],
+            unit="bytes", minimum=0,
+            description="Live Python heap of each process of a prefork service, from its own heap "
+                        "sampler (every worker samples its own memory from the fork on).",
+        ),
     ]
     return dashboard(
         UID, "Memory leak hunt", panels,

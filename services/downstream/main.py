@@ -6,10 +6,23 @@ import argparse
 from collections.abc import Sequence
 
 import leaktrace
+from starlette.types import ASGIApp
 
 from services.common.telemetry import HAND_INSTRUMENTED
 from services.common.web import add_server_args, serve
 from services.downstream.app import create_app
+
+
+def gunicorn_app() -> ASGIApp:
+    """App factory for ``gunicorn 'services.downstream.main:gunicorn_app()'`` (docker-compose.yml).
+
+    Called in each worker after the fork (no --preload), so every worker instruments and
+    registers its own collector with its own telemetry: under ``leaktrace run`` init() returns
+    the worker's running Telemetry, which serves the worker's own /metrics and /targets.
+    """
+    telemetry = leaktrace.init("downstream")
+    telemetry.instrument(skip=HAND_INSTRUMENTED)
+    return create_app(telemetry=telemetry)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """Every PromQL expression the stack ships returns data from a real Prometheus.
 
-GIVEN the sample services (downstream, leaky, fixed) running on 127.0.0.1 under a bounded load,
+GIVEN the sample services (downstream, leaky, fixed) running on 127.0.0.1 under a bounded load
+      (downstream with the compose file's gunicorn command, its processes found through HTTP SD),
       and the Debian Prometheus scraping them with the repo's scrape job (same relabeling, targets
       rewritten to the local ports), the repo's rule files loaded, and the compose flags this
       binary supports,
@@ -23,7 +24,9 @@ import re
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.compose_prefork import run_prefork_service
 from tests.support.prometheus import PrometheusFactory, PrometheusServer
 
 pytestmark = pytest.mark.prometheus
@@ -195,9 +199,17 @@ def _stop(proc: subprocess.Popen[Any]) -> None:
 
 
 def local_scrape_config(addresses: dict[str, str]) -> str:
-    """The repo's `services` job with local targets, plus each service again as its canary."""
+    """The repo's `services` job with local targets, plus each service again as its canary.
+
+    `addresses` maps a static target's service to its address, and an HTTP SD URL's host (the
+    compose prefork service) to the address of its local /targets.
+    """
     config = yaml.safe_load(PROMETHEUS_YML.read_text())
     job = copy.deepcopy(next(j for j in config["scrape_configs"] if j["job_name"] == "services"))
+    for sd in job.get("http_sd_configs", []):
+        host = urllib.parse.urlsplit(sd["url"]).hostname
+        sd["url"] = f"http://{addresses[host]}/targets"
+        sd["refresh_interval"] = "1s"
     local_groups = []
     for group in job["static_configs"]:
         service = group["labels"]["service"]
@@ -236,10 +248,12 @@ def loaded_prometheus(
 ) -> Iterator[PrometheusServer]:
     log_dir = tmp_path_factory.mktemp("stack-services")
     procs: list[subprocess.Popen[Any]] = []
+    stack = ExitStack()
     try:
-        down_proc, down_addr = _start_service("downstream", _service_env({}), log_dir)
-        procs.append(down_proc)
-        addresses = {"downstream": down_addr}
+        # downstream as compose runs it: gunicorn, two workers, found through HTTP SD.
+        downstream = stack.enter_context(run_prefork_service(_service_env({}), log_dir))
+        down_addr = f"127.0.0.1:{downstream.app_port}"
+        addresses = {"downstream": f"127.0.0.1:{downstream.metrics_port}"}
         for name in ("leaky", "fixed"):
             proc, addr = _start_service(name, _service_env({"DOWNSTREAM_URL": f"http://{down_addr}"}), log_dir)
             procs.append(proc)
@@ -267,10 +281,13 @@ def loaded_prometheus(
                       timeout=60)
         prom.wait_for("sum(rate(http_server_request_duration_seconds_count[15s])) > 0", timeout=10)
         prom.wait_for("job:canary_memory_ratio:1h_7d", timeout=10)
+        # The prefork service's master and two workers, each a target of its own.
+        prom.wait_for('count(process_resident_memory_bytes{job="downstream",pid!=""}) >= 3', timeout=30)
         yield prom
     finally:
         for proc in reversed(procs):
             _stop(proc)
+        stack.close()
 
 
 @pytest.mark.timeout(120)

@@ -14,6 +14,7 @@ import json
 import math
 import re
 import sys
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -378,10 +379,25 @@ def test_scrape_targets_are_compose_services_on_their_ports(compose: dict[str, A
             command = compose["services"][host]["command"]
             assert command[command.index("--port") + 1] == port, target
             seen.add((group["labels"]["service"], group["labels"]["track"]))
+    # The prefork service is found through its /targets (HTTP SD), on the port its compose
+    # environment gives leaktrace's metrics server; its targets are named by the process.
+    for sd in job.get("http_sd_configs", []):
+        url = urllib.parse.urlsplit(sd["url"])
+        assert url.path == "/targets", sd
+        svc = compose["services"][url.hostname]
+        assert svc["environment"]["LEAKTRACE_METRICS_PORT"] == str(url.port), sd
+        assert svc["command"][:2] == ["leaktrace", "run"], url.hostname
+        name = svc["command"][svc["command"].index("--service-name") + 1]
+        seen.add((name, "stable"))  # no track label from SD: the relabeling defaults it
     assert {("downstream", "stable"), ("leaky", "stable"), ("fixed", "stable"), ("fixed", "canary")} <= seen
     # `service` becomes the job label; tracks default to stable.
     relabel = job["relabel_configs"]
     assert {"source_labels": ["service"], "regex": "(.+)", "target_label": "job"} in relabel
+    # ... and an SD target's service comes from its registration, before that rule runs.
+    sd_service = {"source_labels": ["__meta_leaktrace_service_name"], "regex": "(.+)", "target_label": "service"}
+    assert sd_service in relabel and relabel.index(sd_service) < relabel.index(
+        {"source_labels": ["service"], "regex": "(.+)", "target_label": "job"})
+    assert {"source_labels": ["__meta_leaktrace_pid"], "regex": "(.+)", "target_label": "pid"} in relabel
 
 
 # Raw series the memory rules judge; a rule must say which targets it judges (the services).
