@@ -66,6 +66,22 @@ def test_hunt_names_the_leak_and_clears_the_control(tmp_path: Path) -> None:
     assert control["verdict"] == "no-leak" and control["suspects"] == [], json.dumps(control["suspects"])[:4000]
 
 
+def test_a_program_deaf_to_sigint_is_judged_on_the_hunts_duration_not_on_its_stall(tmp_path: Path) -> None:
+    # GIVEN a program that leaks for the whole hunt, then idles and ignores SIGINT: the hunt must
+    # SIGTERM it 8 s later, and over those 8 s its own hunter sees the growth stop
+    out_json = tmp_path / "deaf.json"
+    p = leaktrace("hunt", "--duration", "12", "--json", str(out_json), "--",
+                  sys.executable, str(CORPUS / "deaf_to_sigint.py"), "--duration", "13")
+    out, err = p.communicate(timeout=90)
+    assert p.returncode == 0, err[-3000:]
+    # THEN the report is what the hunt saw in its 12 s: the leak, at its site
+    doc = json.loads(out_json.read_text())
+    check_schema(doc)
+    assert "SIGTERM" in out + err
+    assert doc["verdict"] == "leak", json.dumps(doc["suspects"])[:2000]
+    assert doc["suspects"][0]["frames"][0]["function"] == "handle"
+
+
 def test_hunt_usage_errors_exit_2_and_unrunnable_programs_exit_1(tmp_path: Path) -> None:
     cases = [
         (("hunt",), 2, "command to run is required"),

@@ -175,6 +175,7 @@ def hunt_program(
             raise ProgramError(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
         stopped_by = "exited"
         refusal: str | None = None
+        at_deadline: dict[int, dict[str, Any]] = {}
         try:
             deadline = start + duration_s
             while proc.poll() is None and clock() < deadline:
@@ -185,6 +186,10 @@ def hunt_program(
                 if progress is not None:
                     progress(clock() - start, peek_tree(tmp))
             if proc.poll() is None:
+                # What the hunt saw over its duration. A program that does not stop on SIGINT keeps
+                # its hunter ticking after the load that drove it has gone, long enough to clear
+                # a real leak as "levelled"; its reports from then on are not the hunt's.
+                at_deadline = tree_reports(tmp)
                 for sig, wait in ((signal.SIGINT, grace_s), (signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
                     stopped_by = signal.Signals(sig).name
                     _signal_group(proc, sig)
@@ -202,6 +207,8 @@ def hunt_program(
         if refusal is not None:
             raise HuntRefused(refusal)
         reports = tree_reports(tmp)
+        if stopped_by in ("SIGTERM", "SIGKILL"):
+            reports.update(at_deadline)
         doc = merge_reports(reports) if reports else None
         if doc is None:
             raise ProgramError(
