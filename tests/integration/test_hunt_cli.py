@@ -82,6 +82,25 @@ def test_a_program_deaf_to_sigint_is_judged_on_the_hunts_duration_not_on_its_sta
     assert doc["suspects"][0]["frames"][0]["function"] == "handle"
 
 
+def test_a_hunt_started_with_sigint_ignored_still_stops_its_program_gracefully(tmp_path: Path) -> None:
+    # GIVEN `leaktrace hunt` started the way a shell without job control starts a background
+    # job (`nohup leaktrace hunt ... &`): SIGINT ignored, which exec passes on to its children
+    out_json = tmp_path / "bg.json"
+    p = subprocess.Popen(
+        [sys.executable, "-c",
+         "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+         "os.execv(sys.executable, [sys.executable, '-m', 'leaktrace', *sys.argv[1:]])",
+         "hunt", "--duration", "14", "--json", str(out_json), "--",
+         sys.executable, str(CORPUS / "global_dict.py"), "--duration", "60"],
+        env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    out, err = p.communicate(timeout=60)
+    # THEN the program still stops on the hunt's SIGINT, not on a SIGTERM 8 s later
+    assert p.returncode == 0, err[-3000:]
+    assert "stopped by SIGINT" in out + err and "SIGTERM" not in out + err
+    assert json.loads(out_json.read_text())["verdict"] == "leak"
+
+
 def test_hunt_usage_errors_exit_2_and_unrunnable_programs_exit_1(tmp_path: Path) -> None:
     cases = [
         (("hunt",), 2, "command to run is required"),

@@ -143,6 +143,13 @@ def hunt_env(
     return bootstrap_env(environ, service_name=service_name, extra=extra)
 
 
+def _hear_sigint() -> None:
+    # In the child before exec. A hunt started in the background of a shell without job control
+    # (`nohup leaktrace hunt ... &`, many CI runners) inherits SIGINT ignored, and an ignored signal
+    # stays ignored across exec: the program would never see the graceful stop.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def hunt_program(
     command: Sequence[str],
     *,
@@ -169,7 +176,12 @@ def hunt_program(
         start = clock()
         try:
             proc = subprocess.Popen(
-                [executable, *command[1:]], env=env, stdout=stdout, stderr=stderr, start_new_session=True
+                [executable, *command[1:]],
+                env=env,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,
+                preexec_fn=_hear_sigint,
             )
         except OSError as exc:
             raise ProgramError(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
