@@ -9,6 +9,7 @@ Prometheus with the scrape config docs/prefork.md gives.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -78,11 +79,15 @@ def gunicorn(tmp_path: Path, *, post_fork: bool, workers: int = 2) -> Iterator[t
         # The documented config, plus a worker's Python stacks should it still run after 25 s
         config = tmp_path / "gunicorn_conf.py"
         config.write_text(
-            "import faulthandler\n"
+            "import faulthandler, os\n"
             "from gunicorn_post_fork import post_fork as _post_fork, worker_exit\n"
             "def post_fork(server, worker):\n"
             "    faulthandler.dump_traceback_later(25)\n"
             "    _post_fork(server, worker)\n"
+            "def post_worker_init(worker):\n"
+            f"    booted = {str(tmp_path / 'booted')!r}\n"
+            "    os.makedirs(booted, exist_ok=True)\n"
+            "    open(os.path.join(booted, str(os.getpid())), 'w').close()\n"
         )
         command += ["--graceful-timeout", "10", "-c", str(config), "orders_wsgi:app"]
         env["PYTHONPATH"] = str(APPS)
@@ -104,6 +109,14 @@ def gunicorn(tmp_path: Path, *, post_fork: bool, workers: int = 2) -> Iterator[t
         try:
             wait_for_port(app_port, proc, timeout=20, log=log)
             wait_for_port(metrics_port, proc, timeout=20, log=log)
+            # Every worker booted before anything stops them: a SIGTERM that reaches a worker
+            # while post_fork runs meets the master's handlers, which gunicorn replaces with the
+            # worker's only after post_fork returns, and is lost; gunicorn then kills the worker
+            # after --graceful-timeout. leaktrace.init() in post_fork widens that window
+            # (docs/prefork.md). post_worker_init runs once the worker's own handlers are in.
+            _listed(metrics_port, workers + (0 if post_fork else 1))
+            if post_fork:
+                _wait_booted(tmp_path / "booted", workers)
             yield app_port, metrics_port
         finally:
             proc.terminate()
@@ -115,6 +128,18 @@ def gunicorn(tmp_path: Path, *, post_fork: bool, workers: int = 2) -> Iterator[t
                 proc.kill()
                 proc.wait(timeout=5)
     assert proc.returncode == 0, tail(log)
+    # AND every worker stopped gracefully on the master's SIGTERM (none was killed)
+    text = log.read_text(errors="replace")
+    booted = re.findall(r"Booting worker with pid: (\d+)", text)
+    exited = re.findall(r"Worker exiting \(pid: (\d+)\)", text)
+    assert len(booted) == workers and sorted(exited) == sorted(booted), tail(log)
+
+
+def _wait_booted(directory: Path, count: int) -> None:
+    deadline = time.monotonic() + 20
+    while not (directory.is_dir() and len(list(directory.iterdir())) >= count):
+        assert time.monotonic() < deadline, f"fewer than {count} workers booted in 20 s"
+        time.sleep(0.1)
 
 
 def _listed(metrics_port: int, count: int) -> list[dict[str, Any]]:
