@@ -16,7 +16,13 @@ from typing import Any
 def shutdown_now(server: Any, *, timeout_s: float = 2.0, poke_every_s: float = 0.01) -> bool:
     """`server.shutdown()` without the poll-interval wait; True when the loop stopped in time."""
     done = threading.Thread(target=server.shutdown, name="leaktrace-metrics-stop", daemon=True)
-    done.start()
+    try:
+        done.start()
+    except RuntimeError:
+        # A finalizing interpreter (3.12+, after threading's shutdown) starts no thread: stop
+        # the plain way, at the cost of the poll interval.
+        server.shutdown()
+        return True
     host, port = server.server_address[:2]
     if host in ("0.0.0.0", ""):
         host = "127.0.0.1"
