@@ -167,6 +167,30 @@ def test_a_metrics_style_server_stops_without_waiting_for_its_poll_interval() ->
     server.server_close()
 
 
+def test_a_finalizing_interpreter_that_starts_no_thread_still_stops_the_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+
+    # GIVEN threads can no longer start (3.12+ after threading's shutdown, where atexit runs)
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    # THEN the server still stops, the plain way, with no error
+    assert shutdown_now(server, timeout_s=10.0)
+    monkeypatch.undo()
+    thread.join(5)
+    assert not thread.is_alive()
+    server.server_close()
+
+
 def test_quiet_silences_the_children_of_a_logger_name_too(caplog: pytest.LogCaptureFixture) -> None:
     from leaktrace.unsent import quiet
 
