@@ -19,7 +19,12 @@ BROKER_DIR = os.environ.get("CELERY_BROKER_DIR", "/tmp/celery-broker")
 os.makedirs(BROKER_DIR, exist_ok=True)
 
 app = Celery("celery_orders", broker="filesystem://")
-app.conf.broker_transport_options = {"data_folder_in": BROKER_DIR, "data_folder_out": BROKER_DIR}
+# control_folder too: its default ("control", relative) would be written into the working directory
+app.conf.broker_transport_options = {
+    "data_folder_in": BROKER_DIR,
+    "data_folder_out": BROKER_DIR,
+    "control_folder": os.path.join(BROKER_DIR, "control"),
+}
 app.conf.task_ignore_result = True
 app.conf.worker_prefetch_multiplier = 1
 ARCHIVE: list[bytearray] = []
