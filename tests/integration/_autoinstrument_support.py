@@ -115,12 +115,16 @@ def drive(
     rate: float,
     until: float,
     max_requests: int,
+    keep_alive: bool = True,
 ) -> list[Sent]:
     """Cycle through `plan` (method, path, JSON body) at `rate` per second until the monotonic
-    time `until` or `max_requests`, each request with a fresh traceparent."""
+    time `until` or `max_requests`, each request with a fresh traceparent. `keep_alive=False`
+    opens a connection per request: a kept-alive connection stays with one prefork worker, and
+    a load must reach all of them, as many clients do."""
     sent: list[Sent] = []
     next_at = time.monotonic()
-    with httpx.Client(base_url=base_url, timeout=10) as client:
+    limits = httpx.Limits() if keep_alive else httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=base_url, timeout=10, limits=limits) as client:
         while len(sent) < max_requests and time.monotonic() < until:
             method, path, body = plan[len(sent) % len(plan)]
             trace_id, span_id, headers = traceparent()

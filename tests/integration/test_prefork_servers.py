@@ -34,8 +34,10 @@ from tests.integration._autoinstrument_support import (
     read_report,
     suspect_at,
     tail,
-    traceparent,
     wait_for_port,
+)
+from tests.integration._autoinstrument_support import (
+    drive as shared_drive,
 )
 
 pytestmark = [
@@ -50,26 +52,10 @@ ORDER_BYTES = 10_000
 def drive(
     base_url: str, plan: list[tuple[str, str, Any]], *, rate: float, until: float, max_requests: int
 ) -> list[Sent]:
-    """A paced load, each request on a new connection with its own traceparent: a keep-alive
-    connection stays with one worker, and the load must reach all of them, as many clients do."""
-    import httpx
-
-    sent: list[Sent] = []
-    next_at = time.monotonic()
-    with httpx.Client(
-        base_url=base_url, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)
-    ) as client:
-        while len(sent) < max_requests and time.monotonic() < until:
-            method, path, body = plan[len(sent) % len(plan)]
-            trace_id, span_id, headers = traceparent()
-            try:
-                status = client.request(method, path, json=body, headers=headers).status_code
-            except httpx.HTTPError:
-                status = 0
-            sent.append(Sent(method, path, trace_id, span_id, status))
-            next_at += 1.0 / rate
-            time.sleep(max(0.0, next_at - time.monotonic()))
-    return sent
+    # A connection per request, so the load reaches every worker.
+    return shared_drive(
+        base_url, plan, rate=rate, until=until, max_requests=max_requests, keep_alive=False
+    )
 
 
 def gunicorn(port: int, *extra: str) -> list[str]:
