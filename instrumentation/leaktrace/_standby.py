@@ -18,6 +18,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from ._signals import start_thread
+
 _log = logging.getLogger("leaktrace")
 
 Job = Callable[[], object]
@@ -45,7 +47,7 @@ class StandbyThreads:
             self._idle = []
             for _ in range(self._size):
                 inbox: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-                threading.Thread(target=_serve, args=(inbox,), name=self._name, daemon=True).start()
+                start_thread(_serve, args=(inbox,), name=self._name)
                 self._idle.append(inbox)
 
     def close(self) -> None:
@@ -77,7 +79,7 @@ class StandbyThreads:
             inbox.put(task)
             return done
         try:
-            threading.Thread(target=task, name=self._name, daemon=True).start()
+            start_thread(task, name=self._name)
         except RuntimeError as exc:  # finalizing 3.12 interpreter, no idle thread left
             _log.debug("leaktrace: %s runs inline (%s)", getattr(job, "__name__", "a shutdown step"), exc)
             task()

@@ -22,11 +22,12 @@ import os
 import shutil
 import socket
 import tempfile
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from ._signals import start_thread
 
 _log = logging.getLogger("leaktrace.metrics")
 
@@ -203,6 +204,5 @@ def serve_in_thread(
         if not (any_port_if_taken and port != 0 and exc.errno == errno.EADDRINUSE):
             raise
         httpd = make_server(host, 0, app, Server, handler_class=_QuietHandler)
-    thread = threading.Thread(target=httpd.serve_forever, name="leaktrace-metrics", daemon=True)
-    thread.start()
+    start_thread(httpd.serve_forever, name="leaktrace-metrics")
     return httpd, int(httpd.server_port)

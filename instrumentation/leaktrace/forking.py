@@ -31,6 +31,8 @@ from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 
+from ._signals import hold, release
+
 _log = logging.getLogger("leaktrace")
 
 SERVICE_INSTANCE_ID = "service.instance.id"
@@ -48,24 +50,38 @@ def watch_forks(owner: Any, method: str = "_continue_in_forked_child") -> None:
     """
     ref = weakref.ref(owner)
     held = LogHandlersHeld()
+    # The forking thread's signal mask, put back on both sides of the fork. The child starts with
+    # the program's signals blocked, so the threads the SDK's at-fork hooks restart (they run
+    # before this one) and those `method` starts inherit the block (_signals.py).
+    masks: list[set[int] | None] = []
+
+    def give_back_mask() -> None:
+        if masks:
+            release(masks.pop())
 
     def after_in_child() -> None:
         held.forget()
         target = ref()
-        if target is None:
-            return
         try:
-            getattr(target, method)()
+            if target is not None:
+                getattr(target, method)()
         except Exception as exc:  # noqa: BLE001 - a fork must never fail because of telemetry
             _log.warning(
                 "leaktrace: telemetry did not carry on in forked child %d (%r)", os.getpid(), exc
             )
+        finally:
+            give_back_mask()
+
+    def after_in_parent() -> None:
+        held.release()
+        give_back_mask()
 
     def before() -> None:
         if ref() is not None:
+            masks.append(hold())
             held.acquire()
 
-    os.register_at_fork(before=before, after_in_parent=held.release, after_in_child=after_in_child)
+    os.register_at_fork(before=before, after_in_parent=after_in_parent, after_in_child=after_in_child)
 
 
 class LogHandlersHeld:

@@ -9,15 +9,15 @@ EOF and closed by the handler, and the loop then sees the flag.
 from __future__ import annotations
 
 import socket
-import threading
 from typing import Any
+
+from ._signals import start_thread
 
 
 def shutdown_now(server: Any, *, timeout_s: float = 2.0, poke_every_s: float = 0.01) -> bool:
     """`server.shutdown()` without the poll-interval wait; True when the loop stopped in time."""
-    done = threading.Thread(target=server.shutdown, name="leaktrace-metrics-stop", daemon=True)
     try:
-        done.start()
+        done = start_thread(server.shutdown, name="leaktrace-metrics-stop")
     except RuntimeError:
         # A finalizing interpreter (3.12+, after threading's shutdown) starts no thread: stop
         # the plain way, at the cost of the poll interval.

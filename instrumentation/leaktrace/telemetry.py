@@ -30,6 +30,7 @@ from ._ratelimit import (
     RateLimiter,
     RateLimitFilter,
 )
+from ._signals import holding_signals
 from ._standby import StandbyThreads
 from .config import LEAKTRACE_HUNT_TRACEMALLOC, Settings
 from .forking import expand_pid
@@ -69,6 +70,7 @@ class Telemetry:
     given is built from `settings`. Use `leaktrace.init()` for the usual case.
     """
 
+    @holding_signals  # the SDK's batch processors start their threads in here
     def __init__(
         self,
         settings: Settings,
@@ -233,6 +235,7 @@ class Telemetry:
     def started(self) -> bool:
         return self._started
 
+    @holding_signals
     def start(self) -> Telemetry:
         with self._lock:
             if self._started:
@@ -462,6 +465,7 @@ class Telemetry:
                 guard.shutdown()
 
     # --- fork -----------------------------------------------------------------------------
+    @holding_signals
     def _continue_in_forked_child(self) -> None:
         """Every signal goes on in a forked child (gunicorn and uWSGI workers, Celery's prefork
         pool, multiprocessing fork/forkserver), as this process's own: see forking.py."""

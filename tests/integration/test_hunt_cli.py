@@ -101,6 +101,26 @@ def test_a_hunt_started_with_sigint_ignored_still_stops_its_program_gracefully(t
     assert json.loads(out_json.read_text())["verdict"] == "leak"
 
 
+def test_a_worker_that_outlives_its_program_is_ended_and_its_report_kept(tmp_path: Path) -> None:
+    # GIVEN a program that leaks, then exits after 10 s while a forked worker of its, deaf to SIGINT and
+    # SIGTERM, would run on forever (a pool worker stuck in a wait)
+    out_json = tmp_path / "outlived.json"
+    p = leaktrace("hunt", "--duration", "30", "--json", str(out_json), "--",
+                  sys.executable, str(CORPUS / "outlived_by_worker.py"), "--duration", "10")
+    out, err = p.communicate(timeout=90)
+    # THEN the hunt ends the worker once its grace is over, with no traceback, and says so
+    assert p.returncode == 0, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    assert "outlived it and were killed" in out, out[-2000:]
+    worker = int(re.search(r"worker pid (\d+)", out + err).group(1))  # type: ignore[union-attr]
+    assert not Path(f"/proc/{worker}").exists() or "Z" in Path(f"/proc/{worker}/stat").read_text().split()[2]
+    # AND the worker's own report is in the tree's, beside the program's leak
+    doc = json.loads(out_json.read_text())
+    check_schema(doc)
+    assert worker in {proc["pid"] for proc in doc["processes"]}, doc["processes"]
+    assert doc["verdict"] == "leak" and doc["suspects"][0]["frames"][0]["function"] == "handle"
+
+
 def test_hunt_usage_errors_exit_2_and_unrunnable_programs_exit_1(tmp_path: Path) -> None:
     cases = [
         (("hunt",), 2, "command to run is required"),

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
+from leaktrace._signals import start_thread
 from leaktrace.analysis.analyzer import AnalyzerConfig, LeakAnalyzer
 from leaktrace.analysis.callpath import FrameFilter, format_frame
 from leaktrace.analysis.grouping import group_key, merge_report
@@ -126,8 +127,7 @@ class Hunter:
                                                endpoints_per_suspect=self._config.endpoints_per_suspect)
             self._registry.register(self._collector)
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="leaktrace-hunter", daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._run, name="leaktrace-hunter")
 
     def stop(self, timeout: float = 5.0, *, final_tick: bool = False) -> Report:
         """Stop the thread (bounded by `timeout`) and return the last report.

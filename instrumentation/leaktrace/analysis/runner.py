@@ -29,6 +29,7 @@ from ..config import (
 )
 from .handoff import read_refusal, read_report
 from .merge import merge_reports, primary_pid
+from .process_group import end_group, signal_group
 
 #: Every process of the hunted tree writes its own files: `{pid}` is replaced by its pid.
 REPORT_TEMPLATE = "report-{pid}.json"
@@ -61,13 +62,8 @@ class HuntOutcome:
     stopped_by: str  # "exited", "SIGINT", "SIGTERM" or "SIGKILL"
     wall_s: float
     profile: bytes | None = None  # gzipped pprof of the final live heap, when asked for and left
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+    #: Processes of the program's group still running after it ended, killed (see process_group.py).
+    outlived: bool = False
 
 
 def peek_report(path: str) -> dict[str, Any] | None:
@@ -167,7 +163,8 @@ def hunt_program(
     executable = shutil.which(command[0])
     if executable is None:
         raise ProgramError(f"cannot run {command[0]!r}: command not found")
-    with tempfile.TemporaryDirectory(prefix="leaktrace-hunt-") as tmp:
+    # A process outside the group (a daemon in a session of its own) may still write there.
+    with tempfile.TemporaryDirectory(prefix="leaktrace-hunt-", ignore_cleanup_errors=True) as tmp:
         report_path = os.path.join(tmp, REPORT_TEMPLATE)
         profile_path = os.path.join(tmp, PROFILE_TEMPLATE) if keep_profile else None
         env = hunt_env(
@@ -204,7 +201,7 @@ def hunt_program(
                 at_deadline = tree_reports(tmp)
                 for sig, wait in ((signal.SIGINT, grace_s), (signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
                     stopped_by = signal.Signals(sig).name
-                    _signal_group(proc, sig)
+                    signal_group(proc.pid, sig)
                     try:
                         proc.wait(timeout=wait)
                         break
@@ -212,14 +209,16 @@ def hunt_program(
                         continue
         finally:
             if proc.poll() is None:
-                _signal_group(proc, signal.SIGKILL)
+                signal_group(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
+            # Its workers may still be finishing (writing their reports), or deaf to the stop.
+            outlived = end_group(proc.pid, grace_s=grace_s)
         wall = clock() - start
         refusal = refusal or tree_refusal(tmp)
         if refusal is not None:
             raise HuntRefused(refusal)
         reports = tree_reports(tmp)
-        if stopped_by in ("SIGTERM", "SIGKILL"):
+        if stopped_by in ("SIGTERM", "SIGKILL") or outlived:
             reports.update(at_deadline)
         doc = merge_reports(reports) if reports else None
         if doc is None:
@@ -235,7 +234,9 @@ def hunt_program(
             pid = primary_pid(reports)
             chosen = profiles.get(pid) or next(iter(profiles.values()), None)
             profile = read_profile(chosen) if chosen else None
-        return HuntOutcome(report=doc, exit_status=status, stopped_by=stopped_by, wall_s=wall, profile=profile)
+        return HuntOutcome(
+            report=doc, exit_status=status, stopped_by=stopped_by, wall_s=wall, profile=profile, outlived=outlived
+        )
 
 
 def read_profile(path: str) -> bytes | None:

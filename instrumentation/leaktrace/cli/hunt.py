@@ -153,7 +153,8 @@ def _hunt(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if show:
         print(file=sys.stderr)
     render_json(outcome.report)
-    print(f"(program stopped by {outcome.stopped_by} after {outcome.wall_s:.1f} s)")
+    outlived = "; processes it started outlived it and were killed" if outcome.outlived else ""
+    print(f"(program stopped by {outcome.stopped_by} after {outcome.wall_s:.1f} s{outlived})")
     if args.json is not None:
         args.json.write_text(json.dumps(outcome.report, indent=2) + "\n")
         print(f"wrote {args.json}")

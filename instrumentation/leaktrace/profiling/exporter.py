@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from .._signals import start_thread
 from .samples import HeapSnapshot
 
 _log = logging.getLogger("leaktrace.profiling.exporter")
@@ -80,8 +81,7 @@ class HeapExporter:
         if self.running:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="leaktrace-heap-export", daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._run, name="leaktrace-heap-export")
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
