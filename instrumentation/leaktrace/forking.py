@@ -81,7 +81,9 @@ def watch_forks(owner: Any, method: str = "_continue_in_forked_child") -> None:
             masks.append(hold())
             held.acquire()
 
-    os.register_at_fork(before=before, after_in_parent=after_in_parent, after_in_child=after_in_child)
+    os.register_at_fork(
+        before=before, after_in_parent=after_in_parent, after_in_child=after_in_child
+    )
 
 
 class LogHandlersHeld:
