@@ -4,7 +4,8 @@ Importing this package starts nothing; `init()` builds and starts a `Telemetry`.
 """
 
 from .config import ConfigError, Settings
-from .telemetry import Telemetry, init
+from .startup import init
+from .telemetry import Telemetry
 
 __version__ = "0.1.0"
 

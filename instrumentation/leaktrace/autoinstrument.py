@@ -1,11 +1,4 @@
-"""leaktrace as an OpenTelemetry distro and configurator, and the loading of installed instrumentors.
-
-`opentelemetry-instrument python app.py` (OpenTelemetry's own auto-instrumentation) picks a
-distro and a configurator from the `opentelemetry_distro` and `opentelemetry_configurator`
-entry points, then hands every `opentelemetry_instrumentor` entry point to the distro. With
-leaktrace installed, its configurator starts leaktrace as the process's telemetry (tracer and
-logger providers, memory gauges, heap profiles, the hunter) and its distro loads each
-instrumentor with leaktrace's tracer provider. `leaktrace run` is that, under a shorter name.
+"""The loading of installed OpenTelemetry instrumentors (leaktrace's distro, distro.py, uses it).
 
 Which instrumentors load is decided by OpenTelemetry's loader, so its documented variables
 hold: OTEL_PYTHON_DISABLED_INSTRUMENTATIONS (names, or `*` for none), the dependency checks
@@ -23,8 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-# The distro module is `# type: ignore`d as a whole, so mypy sees no names in it.
-from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.environment_variables import (
     OTEL_PYTHON_CONFIGURATOR,
     OTEL_PYTHON_DISABLED_INSTRUMENTATIONS,
@@ -37,11 +28,9 @@ __all__ = [
     "OTEL_PYTHON_CONFIGURATOR",
     "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",
     "OTEL_PYTHON_DISTRO",
+    "EntryPointLike",
     "Instrumentation",
     "InstrumentorFailure",
-    "LeaktraceConfigurator",
-    "LeaktraceDistro",
-    "start_after_instrumentation",
 ]
 
 #: The name of leaktrace's distro, configurator and post-instrument hook entry points
@@ -216,55 +205,3 @@ class _Skipping:
             _log.debug("leaktrace: %s is instrumented by the program itself", entry_point.name)
             return
         self._target.load_instrumentor(entry_point, **kwargs)
-
-
-def _process_instrumentation() -> Instrumentation:
-    from ._bootstrap.autoinit import prepared_telemetry
-
-    telemetry = prepared_telemetry()
-    if telemetry is not None:
-        return telemetry.instrumentation
-    # Another configurator was chosen: the instrumentors use the global tracer provider.
-    return Instrumentation()
-
-
-class LeaktraceDistro(BaseDistro):  # type: ignore[misc]
-    """The `opentelemetry_distro` entry point `leaktrace`."""
-
-    def _configure(self, **kwargs: Any) -> None:
-        # Exporter defaults are leaktrace's own (OTLP/HTTP, OTEL_* precedence): nothing to set.
-        return None
-
-    def load_instrumentor(self, entry_point: EntryPointLike, **kwargs: Any) -> None:
-        _process_instrumentation().load_instrumentor(entry_point, **kwargs)
-
-
-class LeaktraceConfigurator:
-    """The `opentelemetry_configurator` entry point `leaktrace`: leaktrace is the process's telemetry.
-
-    OpenTelemetry calls `configure()` after the distro's and before loading the instrumentors.
-    With leaktrace's distro, the Telemetry is built here and started by the post-instrument
-    hook: the instrumentors import their libraries (Django, FastAPI, pydantic, ... whatever is
-    installed), and the heap sampler should not begin its life tracking those imports, which
-    crowd the hunter's call-path table in the first seconds that matter. With another distro
-    the order after `configure()` is not leaktrace's to know, so it starts at once.
-    """
-
-    def configure(self, **kwargs: Any) -> None:
-        from ._bootstrap.autoinit import prepare, start
-
-        if LeaktraceDistro._instance is not None:  # OTel's loader chose leaktrace's distro
-            prepare()
-        else:
-            start()
-
-
-def start_after_instrumentation() -> None:
-    """The `opentelemetry_post_instrument` hook: start leaktrace, say what got instrumented."""
-    from ._bootstrap.autoinit import prepared_telemetry, start
-
-    if prepared_telemetry() is None:
-        return  # leaktrace is not this process's configurator
-    telemetry = start()
-    if telemetry is not None:
-        _log.info("leaktrace: %s", telemetry.instrumentation.summary())

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 from leaktrace import autoinstrument
-from leaktrace.autoinstrument import Instrumentation, LeaktraceDistro
+from leaktrace.autoinstrument import Instrumentation
 from leaktrace.cli import bootstrap as bootstrap_cli
 from leaktrace.cli.run import BOOTSTRAP_DIR, bootstrap_env
+from leaktrace.distro import LeaktraceDistro
 from leaktrace.testing import in_memory_telemetry
 from opentelemetry import context, trace
 from opentelemetry.instrumentation.auto_instrumentation import _load
@@ -263,9 +264,9 @@ def test_leaktraces_entry_points_are_installed() -> None:
     def named(group: str) -> str:
         return {ep.name: ep.value for ep in entry_points(group=group)}["leaktrace"]
 
-    assert named("opentelemetry_distro") == "leaktrace.autoinstrument:LeaktraceDistro"
-    assert named("opentelemetry_configurator") == "leaktrace.autoinstrument:LeaktraceConfigurator"
-    assert named("opentelemetry_post_instrument") == "leaktrace.autoinstrument:start_after_instrumentation"
+    assert named("opentelemetry_distro") == "leaktrace.distro:LeaktraceDistro"
+    assert named("opentelemetry_configurator") == "leaktrace.distro:LeaktraceConfigurator"
+    assert named("opentelemetry_post_instrument") == "leaktrace.distro:start_after_instrumentation"
 
 
 def test_bootstrap_installs_every_instrumentation_in_one_pip_call() -> None:

@@ -189,7 +189,7 @@ def test_a_fork_while_other_threads_hold_leaktraces_locks_never_deadlocks_the_ch
             tel.hunter._lock,
             tel._lock,
             tel._warn.limiter._lock,
-            tel._export_filter._limiter._lock,
+            tel._export_limiter._lock,
             tel.registry._lock,
             histogram._lock,
             child_value._sum._lock,

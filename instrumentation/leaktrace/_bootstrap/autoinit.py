@@ -12,37 +12,12 @@ import uuid
 from types import FrameType
 from typing import Any
 
+from .. import process_root
 from ..config import LEAKTRACE_METRICS_DISCOVERY_DIR, Settings
+from ..process_root import BOOTSTRAP_DONE
 from ..telemetry import Telemetry
 
 _log = logging.getLogger("leaktrace.bootstrap")
-
-#: Set to the pid of the process whose leaktrace the bootstrap started (a forked child differs).
-BOOTSTRAP_DONE = "LEAKTRACE_BOOTSTRAP_DONE"
-
-# The one deliberate piece of process-wide state in leaktrace, like OTel's global tracer
-# provider: under `leaktrace run`/`hunt` the process already has its composition root, and a
-# program that also calls `leaktrace.init()` must get that one rather than start a second
-# sampler, metrics server and exporter pipeline. Only `prepare()` below writes it.
-_PROCESS_ROOT: list[Telemetry] = []
-
-
-def _root() -> Telemetry | None:
-    if _PROCESS_ROOT and os.environ.get(BOOTSTRAP_DONE) == str(os.getpid()):
-        return _PROCESS_ROOT[0]
-    return None
-
-
-def process_telemetry() -> Telemetry | None:
-    """The Telemetry `leaktrace run` started in this process, if any (and still running)."""
-    telemetry = _root()
-    return telemetry if telemetry is not None and telemetry.started else None
-
-
-def prepared_telemetry() -> Telemetry | None:
-    """The process's Telemetry once built, started or not (the instrumentors get its provider)."""
-    return _root()
-
 
 def _chain_sigterm(telemetry: Telemetry) -> None:
     # Only when the program has not claimed SIGTERM: flush, then die by the same signal so the
@@ -61,16 +36,9 @@ def _chain_sigterm(telemetry: Telemetry) -> None:
         pass
 
 
-def _forked_child_keeps_its_root() -> None:
-    # A forked child carries its parent's Telemetry on (Telemetry's own fork hook): it is this
-    # process's root now, so `leaktrace.init()` in a gunicorn worker returns it.
-    if _PROCESS_ROOT and os.environ.get(BOOTSTRAP_DONE) == str(os.getppid()):
-        os.environ[BOOTSTRAP_DONE] = str(os.getpid())
-
-
 def prepare() -> Telemetry | None:
     """Build the process's Telemetry from the environment, once, without starting it."""
-    built = _root()
+    built = process_root.root()
     if built is not None:
         return built
     # A process spawned by one that runs leaktrace (uvicorn --workers, multiprocessing spawn and
@@ -85,8 +53,7 @@ def prepare() -> Telemetry | None:
     except Exception as exc:  # noqa: BLE001 - never stop the program from running
         print(f"leaktrace: not started ({exc!r}); the program runs without telemetry", file=sys.stderr)
         return None
-    _PROCESS_ROOT[:] = [telemetry]
-    os.register_at_fork(after_in_child=_forked_child_keeps_its_root)
+    process_root.keep(telemetry)
     return telemetry
 
 
@@ -122,7 +89,7 @@ def initialize() -> Telemetry | None:
         _log.warning("leaktrace: OpenTelemetry auto-instrumentation is unavailable (%r)", exc)
     else:
         otel_initialize()  # logs and swallows its own failures
-    if prepared_telemetry() is None:
+    if process_root.root() is None:
         # leaktrace's entry points are not installed (a source tree on PYTHONPATH, not pip),
         # or auto-instrumentation failed before the configurator: still start leaktrace.
         telemetry = start()
