@@ -39,6 +39,7 @@ from leaktrace.analysis.foreign import ForeignConfig, ForeignScan
 from leaktrace.analysis.holder_names import distinct_modules
 from leaktrace.analysis.model import Holder
 from leaktrace.profiling.samples import Frame
+from leaktrace.sizing import deep_size
 
 ObjectSite = Callable[[object], "tuple[Frame, ...] | None"]
 
@@ -216,11 +217,7 @@ class ContainerCensus:
         )
 
 
-def _entry_size(obj: object, depth: int = 2) -> int:
-    """Shallow size plus children, `depth` levels deep (bounded fan-out): an entry's cost.
-    Sizes come from the built-in types' own __sizeof__: a user override never runs."""
-    size = basetype.builtin_sizeof(obj)
-    if depth > 0:
-        for child in basetype.children(obj, 8):
-            size += _entry_size(child, depth - 1)
-    return size
+def _entry_size(entry: object) -> int:
+    """An entry's cost: shallow size plus children two levels deep (bounded fan-out), read
+    through the built-in types (a user's __sizeof__ never runs)."""
+    return deep_size(entry, sizeof=basetype.builtin_sizeof, referents=basetype.children, fanout=8)
