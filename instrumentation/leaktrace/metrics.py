@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import random
-import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from .config import Settings
+from .sizing import estimate_container_bytes
 
 if TYPE_CHECKING:
     # asyncio is imported where a loop was seen (the program imported it already): importing
@@ -31,71 +30,6 @@ _log = logging.getLogger("leaktrace.metrics")
 
 # Request durations in seconds: OTel's recommended http.server.request.duration buckets.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
-
-
-# --- container size estimation ----------------------------------------------------------------
-def _shallow_deep_size(obj: object, budget: int = 64) -> int:
-    """Bytes of obj plus what it directly holds, two levels deep, at most `budget` objects.
-
-    An estimate, not an exact walk: it is run on a few sampled entries every few seconds, so it
-    must be cheap and must not follow the object graph into shared state.
-    """
-    seen: set[int] = set()
-    total = 0
-    stack: list[tuple[object, int]] = [(obj, 0)]
-    while stack and budget > 0:
-        item, depth = stack.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        budget -= 1
-        try:
-            total += sys.getsizeof(item)
-        except Exception:  # noqa: BLE001 - a user's __sizeof__ may raise anything
-            continue
-        if depth >= 2 or isinstance(item, (str, bytes, bytearray, int, float, type)):
-            continue
-        children: Iterable[object] = ()
-        if isinstance(item, dict):
-            children = itertools.chain.from_iterable(itertools.islice(item.items(), 16))
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            children = itertools.islice(item, 16)
-        elif hasattr(item, "__dict__"):
-            try:
-                children = itertools.islice(vars(item).values(), 16)
-            except TypeError:
-                pass
-        for child in children:
-            stack.append((child, depth + 1))
-    return total
-
-
-def estimate_container_bytes(container: Any, sample: int = 16, rng: random.Random | None = None) -> int:
-    """Estimate bytes held by a container: its own size + len() x mean size of sampled entries."""
-    rng = rng or random.Random()
-    own = sys.getsizeof(container)
-    try:
-        n = len(container)
-    except TypeError:
-        return own
-    if n == 0:
-        return own
-    entries: list[object] = []
-    try:
-        if isinstance(container, Mapping):
-            start = rng.randrange(max(1, n - sample + 1))
-            entries = [(k, v) for k, v in itertools.islice(container.items(), start, start + sample)]
-        elif hasattr(container, "__getitem__") and not isinstance(container, (str, bytes)):
-            entries = [container[rng.randrange(n)] for _ in range(min(sample, n))]
-        else:
-            entries = list(itertools.islice(iter(container), sample))
-    except (RuntimeError, IndexError, KeyError):
-        # Mutated by another thread while sampling: report the container alone this round.
-        return own
-    if not entries:
-        return own
-    per_entry = sum(_shallow_deep_size(e) for e in entries) / len(entries)
-    return int(own + per_entry * n)
 
 
 @dataclass(frozen=True)

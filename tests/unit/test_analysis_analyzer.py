@@ -7,8 +7,12 @@ import tracemalloc
 
 import pytest
 from leaktrace.analysis import analyzer as analyzer_mod
-from leaktrace.analysis.analyzer import AnalyzerConfig, LeakAnalyzer, Series, analyze
+from leaktrace.analysis import path_totals as path_totals_mod
+from leaktrace.analysis import paths as paths_mod
+from leaktrace.analysis import series as series_mod
+from leaktrace.analysis.analyzer import AnalyzerConfig, LeakAnalyzer, analyze
 from leaktrace.analysis.callpath import FrameFilter, call_path_key, user_frames
+from leaktrace.analysis.series import Series
 from leaktrace.profiling.samples import Frame, HeapSample, HeapSnapshot
 
 LIB = "/usr/lib/python3.11/"
@@ -235,7 +239,11 @@ def test_analyzer_memory_stays_flat_in_a_soak() -> None:
     if not was_tracing:
         tracemalloc.start(1)
     try:
-        only_analyzer = [tracemalloc.Filter(True, analyzer_mod.__file__)]
+        # The analyzer and the modules that hold its per-path state.
+        only_analyzer = [
+            tracemalloc.Filter(True, mod.__file__)
+            for mod in (analyzer_mod, paths_mod, path_totals_mod, series_mod)
+        ]
         feed(0, 200)
         first = sum(s.size for s in tracemalloc.take_snapshot().filter_traces(only_analyzer).statistics("filename"))
         feed(200, 800)

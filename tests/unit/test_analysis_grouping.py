@@ -143,9 +143,13 @@ def test_comprehensions_spread_over_lines_of_one_literal_are_one_suspect() -> No
 
 
 def test_a_merged_verdict_keeps_its_identity_when_its_biggest_line_changes() -> None:
-    from leaktrace.analysis.hunter import _ident
+    from leaktrace.analysis.verdicts import verdict_identity
 
     a = suspect(INIT_12, CALLER, 8000.0, CACHE, ())
     b = suspect(INIT_13, CALLER, 4000.0, CACHE, ())
-    assert _ident(a) == _ident(b) == "/app/session.py:Session.__init__ <- /app/views.login:40"
-    assert _ident(suspect(INIT_12, OTHER_CALLER, 1.0, CACHE, ())) != _ident(a)
+    assert (
+        verdict_identity(a)
+        == verdict_identity(b)
+        == "/app/session.py:Session.__init__ <- /app/views.login:40"
+    )
+    assert verdict_identity(suspect(INIT_12, OTHER_CALLER, 1.0, CACHE, ())) != verdict_identity(a)

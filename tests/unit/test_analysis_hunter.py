@@ -237,14 +237,15 @@ def test_hunt_session_fallback_says_so_and_survives_an_unwritable_path(tmp_path:
 
 def test_a_suspect_that_flickers_is_not_cleared_and_re_announced(caplog: pytest.LogCaptureFixture) -> None:
     from leaktrace.analysis.model import Suspect
+    from leaktrace.analysis.verdicts import VerdictPublisher
 
     logger = logging.getLogger("test.hunter.flicker")
-    h = make_hunter(FakeSource({}), logger=logger, config=HunterConfig(clear_after=3))
+    verdicts = VerdictPublisher(logger=logger, clear_after=3)
     present = Report(1.0, 0.0, (Suspect(LEAK, 50e3, 1, 1, 1e-5, key=LEAK),))
     absent = Report(1.0, 0.0, ())
     with caplog.at_level(logging.INFO, logger="test.hunter.flicker"):
         for r in (present, absent, absent, present, absent, absent, absent):
-            h._publish(r)
+            verdicts.publish(r)
     changes = [getattr(r, "leak.change") for r in caplog.records if r.name == "test.hunter.flicker"]
     # THEN new once; two misses are tolerated; three in a row clear it
     assert changes == ["new", "cleared"]

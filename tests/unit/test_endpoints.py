@@ -6,7 +6,7 @@ from __future__ import annotations
 from leaktrace.analysis.analyzer import LeakAnalyzer
 from leaktrace.analysis.callpath import FrameFilter
 from leaktrace.analysis.freelists import freelist_block_sizes, is_ambiguous
-from leaktrace.analysis.hunter import SuspectCollector
+from leaktrace.analysis.suspect_metrics import SuspectCollector
 from leaktrace.endpoints import OTHER, EndpointTracker, SpanNameCache
 from leaktrace.profiling.push import snapshot_to_pprof
 from leaktrace.profiling.samples import Frame, HeapSample, HeapSnapshot

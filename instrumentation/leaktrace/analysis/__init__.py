@@ -2,9 +2,12 @@
 
 - `trend`: Mann-Kendall / Theil-Sen and the leak-vs-plateau classifier (pure).
 - `callpath`: what "the call path" of an allocation is (first user frames).
-- `analyzer`: `LeakAnalyzer` / `analyze()`: bounded per-path series -> `Report` (pure).
-- `retention`: `ContainerCensus`: which container holds a suspect (budgeted steps).
-- `hunter`: `Hunter`: the thread that drives the above and publishes metrics/logs/spans.
+- `analyzer`: `LeakAnalyzer` / `analyze()`: bounded per-path series -> `Report` (pure);
+  `path_totals` sums one snapshot per call path, `paths` and `series` hold its state.
+- `retention`: `ContainerCensus`: which container holds a suspect (budgeted steps), over
+  `candidates` (what it measures), `holder_names` and `attribution` (the pure fit).
+- `hunter`: `Hunter`: the thread that drives the above and publishes, through
+  `suspect_metrics` (the Prometheus collector) and `verdicts` (logs and spans).
 - `tracemalloc_source`: `TracemallocSource`, the fallback snapshot source (no trace ids).
 - `handoff`: the report file between a hunted child and `leaktrace hunt`.
 """

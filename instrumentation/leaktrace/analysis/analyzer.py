@@ -14,13 +14,15 @@ Memory bounds (each independent of run time and of the host's allocation pattern
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from leaktrace.analysis.callpath import CallPathKey, FrameFilter, call_path_key, user_frames
-from leaktrace.analysis.freelists import freelist_block_sizes, is_ambiguous
+from leaktrace.analysis.freelists import freelist_block_sizes
 from leaktrace.analysis.model import EndpointShare, Report, Suspect, TimeSeries
+from leaktrace.analysis.path_totals import Evidence, sum_by_path
+from leaktrace.analysis.paths import LightPath, TrackedPath, keep_oldest
+from leaktrace.analysis.series import Series
 from leaktrace.analysis.trend import Shape, Trend, TrendConfig, classify, theil_sen
 from leaktrace.endpoints import EndpointSource, SpanNameCache
 from leaktrace.profiling.samples import Frame, HeapSnapshot
@@ -49,74 +51,6 @@ class AnalyzerConfig:
             raise ValueError("key_depth >= 1, max_paths >= 1 and max_points >= 16 are required")
 
 
-class Series:
-    """A bounded (t, y) series with history thinning.
-
-    Stored as C doubles (8 bytes a point, not a 32-byte float object and its pointer): with
-    `max_paths` x 2 series x `max_points`, lists held ~4 MB at full tables, arrays ~1 MB."""
-
-    __slots__ = ("capacity", "times", "values")
-
-    def __init__(self, capacity: int) -> None:
-        self.times = array("d")
-        self.values = array("d")
-        self.capacity = capacity
-
-    def append(self, t: float, y: float) -> None:
-        self.times.append(t)
-        self.values.append(y)
-        if len(self.times) > self.capacity:
-            half = len(self.times) // 2
-            self.times[:half] = self.times[:half:2]
-            self.values[:half] = self.values[:half:2]
-
-    def __len__(self) -> int:
-        return len(self.times)
-
-    @property
-    def last(self) -> float:
-        return self.values[-1] if self.values else 0.0
-
-
-class _Path:
-    __slots__ = ("bytes", "endpoint_bytes", "first_seen", "frames", "key", "low", "objects", "raw", "trusted_bytes")
-
-    def __init__(self, key: CallPathKey, capacity: int) -> None:
-        self.key = key
-        self.raw: tuple[Frame, ...] = ()  # the biggest sample's stack, as the source gave it
-        self.frames: tuple[Frame, ...] = ()  # ... trimmed to user code, for the report
-        # objects are kept in lockstep with bytes (same timestamps) for the report.
-        self.bytes = Series(capacity)
-        self.objects = Series(capacity)
-        self.low = float("inf")  # lowest live bytes seen while tracked
-        self.first_seen: dict[int, tuple[float, int]] = {}  # trace id -> (first seen live, span id)
-        # Latest snapshot, samples a freelist cannot have served only: bytes left by ended
-        # requests per endpoint, and all such bytes (the denominator of each endpoint's share).
-        self.endpoint_bytes: dict[str, float] = {}
-        self.trusted_bytes = 0.0
-
-    def append(self, t: float, nbytes: float, nobj: float) -> None:
-        self.bytes.append(t, nbytes)
-        self.objects.append(t, nobj)
-        self.low = min(self.low, nbytes)
-
-    @property
-    def growth(self) -> float:
-        """Bytes above its low point: what eviction and promotion compare."""
-        return self.bytes.last - self.low
-
-
-class _Light:
-    """An untracked path: just enough to notice that it grows."""
-
-    __slots__ = ("base", "last", "tick")
-
-    def __init__(self, base: float, tick: int) -> None:
-        self.base = base
-        self.last = base
-        self.tick = tick
-
-
 class LeakAnalyzer:
     """Feed it snapshots in time order with `observe`; ask `report()` at any time."""
 
@@ -137,8 +71,8 @@ class LeakAnalyzer:
             ambiguous_sizes = freelist_block_sizes() if config.distrust_freelist_sizes else frozenset()
         self._ambiguous = ambiguous_sizes
         self._telemetry_bytes = 0.0
-        self._paths: dict[CallPathKey, _Path] = {}
-        self._light: dict[CallPathKey, _Light] = {}
+        self._paths: dict[CallPathKey, TrackedPath] = {}
+        self._light: dict[CallPathKey, LightPath] = {}
         self._keys: dict[int, tuple[tuple[Frame, ...], CallPathKey]] = {}
         self._total = Series(config.max_points)
         self._rss = Series(config.max_points)
@@ -185,44 +119,10 @@ class LeakAnalyzer:
         if self._last_t is not None and t <= self._last_t:
             return  # out of order or duplicate: the trend tests need increasing times
         cfg = self._config
-        agg: dict[CallPathKey, list[float]] = {}  # key -> [bytes, objects, best_bytes]
-        best: dict[CallPathKey, tuple[Frame, ...]] = {}
-        traces: dict[CallPathKey, dict[int, int]] = {}
-        evidence: dict[CallPathKey, tuple[dict[str, float], list[float]]] = {}
-        telemetry = 0.0
         names = self._endpoints
-        tracking = names.source is not None
-        ambiguous, interval = self._ambiguous, float(snapshot.sample_interval_bytes)
-        for s in snapshot.samples:
-            if s.inuse_bytes <= 0:
-                continue
-            key = self._key(s.frames)
-            if not key:
-                telemetry += s.inuse_bytes  # telemetry's own: export queues, leaktrace
-                continue
-            a = agg.get(key)
-            if a is None:
-                a = agg[key] = [0.0, 0.0, -1.0]
-            a[0] += s.inuse_bytes
-            a[1] += s.inuse_objects
-            if s.inuse_bytes > a[2]:
-                a[2] = s.inuse_bytes
-                best[key] = s.frames
-            if not (s.trace_id or tracking) or is_ambiguous(s.inuse_bytes, s.inuse_objects, ambiguous, interval):
-                continue  # bytes yes, but a freelist may have handed it to another request
-            if s.trace_id:
-                traces.setdefault(key, {})[s.trace_id] = s.span_id
-            if not tracking:
-                continue
-            ev = evidence.get(key)
-            if ev is None:
-                ev = evidence[key] = ({}, [0.0])
-            ev[1][0] += s.inuse_bytes
-            hit = names.lookup(s.span_id) if s.span_id else None
-            if s.span_id == 0:
-                ev[0][""] = ev[0].get("", 0.0) + s.inuse_bytes
-            elif hit is not None and hit[1]:  # left behind: the request has ended
-                ev[0][hit[0]] = ev[0].get(hit[0], 0.0) + s.inuse_bytes
+        totals = sum_by_path(snapshot, key_of=self._key, names=names, ambiguous=self._ambiguous)
+        agg, best, traces, evidence = totals.totals, totals.stacks, totals.traces, totals.evidence
+        telemetry = totals.telemetry_bytes
         names.next_pass()
         self._telemetry_bytes = telemetry
         for key, gone in self._paths.items():
@@ -238,7 +138,7 @@ class LeakAnalyzer:
             if path is None:
                 light = self._light.get(key)
                 if light is None and len(self._paths) < cfg.max_paths:
-                    path = self._paths[key] = _Path(key, cfg.max_points)
+                    path = self._paths[key] = TrackedPath(key, cfg.max_points)
                 else:
                     self._observe_light(key, light, nbytes, tick, growing_light)
                     continue
@@ -256,30 +156,30 @@ class LeakAnalyzer:
 
     def _update(
         self,
-        path: _Path,
+        path: TrackedPath,
         raw: tuple[Frame, ...],
         t: float,
         nbytes: float,
         nobj: float,
         traces: Mapping[int, int],
-        evidence: tuple[dict[str, float], list[float]] | None,
+        evidence: Evidence | None,
     ) -> None:
         if raw is not path.raw:
             path.raw = raw
             path.frames = user_frames(raw, self._filter)[: self._config.max_frames]
         path.append(t, nbytes, nobj)
-        path.first_seen = _keep_oldest(path.first_seen, traces, t, self._config.max_traces_per_path)
+        path.first_seen = keep_oldest(path.first_seen, traces, t, self._config.max_traces_per_path)
         path.endpoint_bytes, path.trusted_bytes = (evidence[0], evidence[1][0]) if evidence else ({}, 0.0)
 
     def _observe_light(
-        self, key: CallPathKey, light: _Light | None, nbytes: float, tick: int, growing: list[tuple[float, CallPathKey]]
+        self, key: CallPathKey, light: LightPath | None, nbytes: float, tick: int, growing: list[tuple[float, CallPathKey]]
     ) -> None:
         if light is None:
             if len(self._light) >= self._config.max_light_paths:
                 # Forget the tenth that grew least: amortized, and never the growers.
                 keep = sorted(self._light.items(), key=lambda kv: kv[1].last - kv[1].base, reverse=True)
                 self._light = dict(keep[: self._config.max_light_paths * 9 // 10])
-            self._light[key] = _Light(nbytes, tick)
+            self._light[key] = LightPath(nbytes, tick)
             return
         if light.tick != tick - 1:
             light.base = 0.0  # it was absent (nothing live) in between
@@ -296,7 +196,7 @@ class LeakAnalyzer:
         best: Mapping[CallPathKey, tuple[Frame, ...]],
         traces: Mapping[CallPathKey, Mapping[int, int]],
         t: float,
-        evidence: Mapping[CallPathKey, tuple[dict[str, float], list[float]]],
+        evidence: Mapping[CallPathKey, Evidence],
     ) -> None:
         """Swap untracked paths that grow for tracked ones that do not.
 
@@ -317,11 +217,11 @@ class LeakAnalyzer:
             if victim.growth >= gain:
                 return
             del self._paths[victim.key]
-            demoted = _Light(victim.low, self._snapshots)
+            demoted = LightPath(victim.low, self._snapshots)
             demoted.last = victim.bytes.last
             self._light[victim.key] = demoted
             del self._light[key]
-            path = self._paths[key] = _Path(key, self._config.max_points)
+            path = self._paths[key] = TrackedPath(key, self._config.max_points)
             nbytes, nobj, _ = agg[key]
             self._update(path, best[key], t, nbytes, nobj, traces.get(key, {}), evidence.get(key))
 
@@ -380,7 +280,7 @@ class LeakAnalyzer:
             telemetry_bytes=self._telemetry_bytes,
         )
 
-    def _endpoint_shares(self, path: _Path) -> tuple[EndpointShare, ...]:
+    def _endpoint_shares(self, path: TrackedPath) -> tuple[EndpointShare, ...]:
         """Each endpoint's share of the trusted bytes, applied to all the path's live bytes."""
         source = self._endpoints.source
         if not path.endpoint_bytes or path.trusted_bytes <= 0:
@@ -394,7 +294,7 @@ class LeakAnalyzer:
         shares.sort(key=lambda e: e.retained_bytes, reverse=True)
         return tuple(shares[: self._config.max_endpoints_per_suspect])
 
-    def _retained_traces(self, path: _Path) -> list[tuple[int, int]]:
+    def _retained_traces(self, path: TrackedPath) -> list[tuple[int, int]]:
         """(trace id, span id) of requests whose allocations here stayed live long enough.
 
         A request's transient allocations are freed when it ends, so they are rarely in a
@@ -405,16 +305,6 @@ class LeakAnalyzer:
         cutoff = self._last_t - self._config.min_trace_age_s
         old = sorted((t0, tid, sid) for tid, (t0, sid) in path.first_seen.items() if t0 <= cutoff)
         return [(tid, sid) for _, tid, sid in old[: self._config.max_reported_traces]]
-
-
-def _keep_oldest(
-    first_seen: dict[int, tuple[float, int]], live: Mapping[int, int], now: float, cap: int
-) -> dict[int, tuple[float, int]]:
-    """Trace ids live now, with the time each was first seen live; the `cap` oldest kept."""
-    out = {tid: first_seen.get(tid, (now, sid)) for tid, sid in live.items()}
-    if len(out) > cap:
-        out = dict(sorted(out.items(), key=lambda kv: kv[1][0])[:cap])
-    return out
 
 
 def analyze(

@@ -2,12 +2,8 @@
 
 Each tick: take a snapshot (from any `snapshot_source`), observe it, run one budgeted
 census step for retention, re-evaluate, attach holders, then publish:
-- Prometheus: top-K suspects from a custom collector (so a suspect that goes away has no
-  stale series), ranks 1..K only and labels truncated (bounded cardinality);
-- one structured log record per new, changed or cleared verdict, emitted inside the
-  suspect's first retained request's trace context (OTLP logs then carry that trace_id)
-  and with all retained trace ids in `extra`;
-- one span per new or changed verdict, with an event and links to the retained requests;
+- Prometheus: top-K suspects from a custom collector (suspect_metrics.py);
+- logs and spans for each new, changed or cleared verdict (verdicts.py);
 - `on_report(report)`, e.g. the hunt handoff file writer.
 
 Failures inside a tick are contained: logged at most once per minute, the host goes on.
@@ -22,16 +18,18 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
 from leaktrace._signals import start_thread
 from leaktrace.analysis.analyzer import AnalyzerConfig, LeakAnalyzer
-from leaktrace.analysis.callpath import FrameFilter, format_frame
-from leaktrace.analysis.grouping import group_key, merge_report
-from leaktrace.analysis.model import Report, Suspect
+from leaktrace.analysis.callpath import FrameFilter
+from leaktrace.analysis.grouping import merge_report
+from leaktrace.analysis.model import Report
 from leaktrace.analysis.retention import ContainerCensus, ObjectSite, RetentionConfig
+from leaktrace.analysis.suspect_metrics import SuspectCollector
+from leaktrace.analysis.verdicts import VerdictPublisher
 from leaktrace.endpoints import EndpointSource
 from leaktrace.profiling.samples import HeapSnapshot
 
@@ -90,8 +88,6 @@ class Hunter:
         self._rss = rss_source
         self._clock = clock
         self._registry = registry
-        self._logger = logger or _log
-        self._tracer = tracer
         self._on_report = on_report
         self._config = config
         ff = frame_filter or FrameFilter.default()
@@ -108,8 +104,12 @@ class Hunter:
         self._lock = threading.Lock()
         self._tick_lock = threading.Lock()
         self._report = Report(duration_s=0.0, rss_growth_bytes_per_s=0.0)
-        self._published: dict[str, Suspect] = {}  # last announced state per call path
-        self._missing: dict[str, int] = {}  # consecutive reports without a published suspect
+        self._verdicts = VerdictPublisher(
+            logger=logger or _log,
+            tracer=tracer,
+            clear_after=config.clear_after,
+            growth_change_ratio=config.growth_change_ratio,
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._collector: SuspectCollector | None = None
@@ -206,7 +206,7 @@ class Hunter:
                     report = replace(report, notes=report.notes + self._notes)
                 with self._lock:
                     self._report = report
-                self._publish(report)
+                self._verdicts.publish(report)
                 if self._on_report is not None:
                     self._on_report(report)
             except Exception as exc:  # noqa: BLE001 - telemetry must not break the host
@@ -228,184 +228,3 @@ class Hunter:
         # One suspect per leak: lines of one function with one caller and holder are one.
         return merge_report(replace(report, suspects=tuple(out)),
                             max_traces=self._config.analyzer.max_reported_traces)
-
-    def _publish(self, report: Report) -> None:
-        # A suspect near the thresholds may drop out of one report and come back in the
-        # next; it is "cleared" only after `clear_after` reports in a row without it.
-        current = {_ident(s): s for s in report.suspects}
-        for ident, s in current.items():
-            old = self._published.get(ident)
-            self._missing.pop(ident, None)
-            if old is None:
-                self._announce("new", s)
-            elif self._changed(old, s):
-                self._announce("changed", s)
-            else:
-                continue
-            self._published[ident] = s
-        for ident in [i for i in self._published if i not in current]:
-            self._missing[ident] = self._missing.get(ident, 0) + 1
-            if self._missing[ident] >= self._config.clear_after:
-                self._announce("cleared", self._published.pop(ident))
-                del self._missing[ident]
-
-    def _changed(self, old: Suspect, new: Suspect) -> bool:
-        if (old.holder.name if old.holder else None) != (new.holder.name if new.holder else None):
-            return True
-        if bool(old.trace_ids) != bool(new.trace_ids):
-            return True
-        base = max(abs(old.growth_bytes_per_s), 1.0)
-        return abs(new.growth_bytes_per_s - old.growth_bytes_per_s) / base > self._config.growth_change_ratio
-
-    def _announce(self, change: str, s: Suspect) -> None:
-        attrs: dict[str, Any] = {
-            "leaktrace.event": "leak_verdict",
-            "leak.change": change,
-            "leak.call_path": s.call_path,
-            "leak.lines": ",".join(str(n) for n in s.lines),
-            "leak.endpoints": "; ".join(e.describe() for e in s.endpoints[:5]),
-            "leak.function": s.frames[0].function if s.frames else "",
-            "leak.file": s.frames[0].file if s.frames else "",
-            "leak.line": s.frames[0].line if s.frames else 0,
-            "leak.growth_bytes_per_s": round(s.growth_bytes_per_s, 1),
-            "leak.retained_bytes": s.retained_bytes,
-            "leak.retained_by": s.retained_by or "",
-            "leak.trace_ids": ",".join(s.trace_ids[:20]),
-            "leak.p_value": s.p_value,
-        }
-        with _in_trace_of(s):
-            if change == "cleared":
-                self._logger.info("leak suspect cleared: %s", s.call_path, extra=attrs)
-            else:
-                self._logger.warning(
-                    "leak suspect %s: %s growing %.0f B/s, retained by %s",
-                    change,
-                    s.call_path,
-                    s.growth_bytes_per_s,
-                    s.retained_by or "unknown",
-                    extra=attrs,
-                )
-        if self._tracer is not None:
-            self._span_event(change, s, attrs)
-
-    def _span_event(self, change: str, s: Suspect, attrs: dict[str, Any]) -> None:
-        from opentelemetry import trace
-
-        links = []
-        for tid, sid in zip(s.trace_ids[:10], s.span_ids[:10], strict=False):
-            ctx = trace.SpanContext(int(tid, 16), int(sid, 16) if sid else 0, is_remote=True)
-            if ctx.is_valid:
-                links.append(trace.Link(ctx))
-        with self._tracer.start_as_current_span("leaktrace.leak_verdict", links=links) as span:
-            span.add_event(f"leak.{change}", attributes={k: v for k, v in attrs.items() if v is not None})
-
-
-def _ident(s: Suspect) -> str:
-    """A verdict's identity across reports: the merged suspect's function and caller (not the
-    line that happens to hold the most bytes this tick, nor the holder: a new holder is a change)."""
-    if not s.key:
-        return s.call_path
-    file, function, callers, _ = group_key(s)
-    return f"{file}:{function}" + "".join(f" <- {format_frame(c, short=False)}" for c in callers)
-
-
-class _in_trace_of:
-    """Context manager: make the suspect's first retained request current, for log correlation."""
-
-    def __init__(self, s: Suspect) -> None:
-        self._s = s
-        self._token: Any = None
-
-    def __enter__(self) -> None:
-        if not (self._s.trace_ids and self._s.span_ids and self._s.span_ids[0]):
-            return
-        try:
-            from opentelemetry import context, trace
-
-            sc = trace.SpanContext(int(self._s.trace_ids[0], 16), int(self._s.span_ids[0], 16), is_remote=True)
-            if sc.is_valid:
-                self._token = context.attach(trace.set_span_in_context(trace.NonRecordingSpan(sc)))
-        except Exception:  # noqa: BLE001 - correlation is a nicety
-            self._token = None
-
-    def __exit__(self, *exc: object) -> None:
-        if self._token is not None:
-            from opentelemetry import context
-
-            context.detach(self._token)
-
-
-class SuspectCollector:
-    """prometheus_client custom collector over the hunter's current report."""
-
-    def __init__(self, report: Callable[[], Report], top_k: int, label_max_len: int, *,
-                 endpoints_per_suspect: int = 3) -> None:
-        self._report = report
-        self._k = top_k
-        self._max = label_max_len
-        self._e = endpoints_per_suspect
-
-    def describe(self) -> Iterator[Any]:
-        return iter(self._families(None))
-
-    def collect(self) -> Iterator[Any]:
-        return iter(self._families(self._report()))
-
-    def _families(self, report: Report | None) -> list[Any]:
-        from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
-
-        labels = ["rank", "call_path", "holder"]
-        growth = GaugeMetricFamily(
-            "leaktrace_leak_suspect_growth_bytes_per_second",
-            "Growth rate of the live heap on a leak suspect's call path (top-K by rate).",
-            labels=labels,
-        )
-        retained = GaugeMetricFamily(
-            "leaktrace_leak_suspect_retained_bytes",
-            "Live bytes on a leak suspect's call path (top-K).",
-            labels=labels,
-        )
-        count = GaugeMetricFamily("leaktrace_leak_suspects", "Number of call paths judged to leak.")
-        ep_labels = ["rank", "call_path", "endpoint"]
-        per_request = GaugeMetricFamily(
-            "leaktrace_leak_suspect_endpoint_bytes_per_request",
-            "Live bytes a top-K suspect keeps per ended request of an endpoint (local root span name).",
-            labels=ep_labels,
-        )
-        ep_retained = GaugeMetricFamily(
-            "leaktrace_leak_suspect_endpoint_retained_bytes",
-            "Live bytes on a top-K suspect's path left behind by ended requests of an endpoint.",
-            labels=ep_labels,
-        )
-        telemetry = GaugeMetricFamily(
-            "leaktrace_hunt_telemetry_bytes",
-            "Sampled live bytes that are telemetry's own (export queues, leaktrace): never a suspect.",
-        )
-        info = InfoMetricFamily(
-            "leaktrace_leak_suspect",
-            "Where a top-K leak suspect allocates and what holds it.",
-            labels=["rank", "call_path", "function", "file", "line", "holder"],
-        )
-        if report is not None:
-            for rank, s in enumerate(report.suspects[: self._k], 1):
-                cut = self._cut
-                values = [str(rank), cut(s.call_path), cut(s.holder.name if s.holder else "")]
-                growth.add_metric(values, s.growth_bytes_per_s)
-                retained.add_metric(values, float(s.retained_bytes))
-                f = s.frames[0] if s.frames else None
-                info.add_metric(
-                    [str(rank), values[1], cut(f.function if f else ""), cut(f.file if f else ""),
-                     str(f.line if f else 0), values[2]],
-                    {},
-                )
-                for e in s.endpoints[: self._e]:
-                    ep_values = [str(rank), values[1], cut(e.name or "(no request)")]
-                    ep_retained.add_metric(ep_values, e.retained_bytes)
-                    if e.requests > 0:
-                        per_request.add_metric(ep_values, e.bytes_per_request)
-            count.add_metric([], float(len(report.suspects)))
-            telemetry.add_metric([], float(report.telemetry_bytes))
-        return [growth, retained, count, info, per_request, ep_retained, telemetry]
-
-    def _cut(self, value: str) -> str:
-        return value if len(value) <= self._max else "…" + value[-(self._max - 1):]
