@@ -103,7 +103,7 @@ def write_demo_html(path: Path, hunt: dict[str, Any], profile: bytes | None,
     """`leaktrace demo --html`: leaky and fixed side by side (memory sampled alike from outside
     every second), leaky's hunt in full, and the measured table."""
     from ..analysis.model import TimeSeries
-    from ..report.html import Comparison, HuntRun, MemoryLine
+    from ..report.runs import Comparison, HuntRun, MemoryLine
 
     def lines(name: str) -> tuple[MemoryLine, ...]:
         labels = {"rss_bytes": "RSS", "leaktrace_heap_live_bytes": "sampled live heap",
@@ -168,7 +168,7 @@ def _hunt(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             args.pprof.write_bytes(outcome.profile)
             print(f"wrote {args.pprof} (gzipped pprof of the final live heap: go tool pprof, profilecli, speedscope)")
     if args.html is not None:
-        from ..report.html import HuntRun
+        from ..report.runs import HuntRun
 
         name = args.service_name or _program_name(command)
         run = HuntRun.from_handoff(name, outcome.report, outcome.profile, command=shlex.join(command))
