@@ -132,7 +132,7 @@ def _holder_html(s: Suspect) -> str:
     confirmed = ", an entry was allocated here" if h.confirmed else ""
     return (
         f"<code>{e(h.name)}</code> ({e(h.kind)})"
-        f"<br>{e(f'{h.entries_growth:+,} entries in {h.span_s:.0f} s')}"
+        f"<br>{e(h.growth_text)}"
         f'<br><span class="meta">~{e(format_size(h.bytes_per_entry))} per entry, '
         f"R²={h.r_squared:.2f}{confirmed}</span>"
     )
