@@ -142,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     with open(a.json, "w", encoding="utf-8") as fh:
         json.dump(doc, fh, indent=1)
-    report.render(sys.stdout)
+    from leaktrace.report.text import render_text
+
+    render_text(report, sys.stdout, verbose=True)
     return 0
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 
 from leaktrace.analysis.grouping import merge_suspects
-from leaktrace.analysis.model import EndpointShare, Holder, Report, Suspect, TimeSeries, render_json
+from leaktrace.analysis.model import EndpointShare, Holder, Report, Suspect, TimeSeries
 from leaktrace.profiling.samples import Frame
+from leaktrace.report.text import render_text
 
 INIT_12 = Frame("Session.__init__", "/app/session.py", 12)
 INIT_13 = Frame("Session.__init__", "/app/session.py", 13)
@@ -72,7 +73,7 @@ def test_two_lines_of_one_constructor_kept_by_one_holder_are_one_suspect() -> No
     # The report lists the lines inside the suspect, in text and JSON alike.
     report = Report(duration_s=10.0, rss_growth_bytes_per_s=12000.0, suspects=(merged,))
     out = io.StringIO()
-    report.render(out)
+    render_text(report, out, verbose=True)
     text = out.getvalue()
     assert (
         "#1 session.Session.__init__:12,13" in text and "lines 12, 13 of Session.__init__" in text
@@ -89,7 +90,7 @@ def test_two_lines_of_one_constructor_kept_by_one_holder_are_one_suspect() -> No
     back = Report.from_json_dict(doc)
     assert back.suspects[0].lines == (12, 13) and back.suspects[0].endpoints[0].requests == 100
     parent = io.StringIO()
-    render_json(doc, parent)
+    render_text(Report.from_json_dict(doc), parent)
     assert "session.Session.__init__:12,13" in parent.getvalue()
     assert "POST /login/{user}: 900 B per request" in parent.getvalue()
 

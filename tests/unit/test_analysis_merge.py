@@ -218,7 +218,8 @@ def test_bytes_per_endpoint_lines_and_telemetry_memory_add_up_over_workers() -> 
 def test_the_printed_report_says_which_processes_leak() -> None:
     import io
 
-    from leaktrace.analysis.model import render_json
+    from leaktrace.analysis.model import Report
+    from leaktrace.report.text import render_text
 
     merged = merge_reports(
         {
@@ -228,7 +229,7 @@ def test_the_printed_report_says_which_processes_leak() -> None:
         }
     )
     out = io.StringIO()
-    render_json(merged, out)
+    render_text(Report.from_json_dict(merged), out)
     text = out.getvalue()
     assert "3 processes hunted (pids 100, 101, 102), 2 leaking" in text
     assert "in pid 102 +2.0 KiB/s, pid 101 +1.0 KiB/s" in text

@@ -7,6 +7,7 @@ import json
 
 from leaktrace.analysis.model import Holder, Report, Suspect, TimeSeries
 from leaktrace.profiling.samples import Frame
+from leaktrace.report.text import render_progress, render_text
 
 FRAMES = (Frame("make_session", "/srv/app.py", 15), Frame("handle", "/srv/app.py", 21))
 HOLDER = Holder("services.leaky.app.SESSION_CACHE", "dict", 3750, 25.0, 2150.0, 0.98, confirmed=True)
@@ -61,7 +62,7 @@ def test_suspect_without_holder_has_null_retained_by() -> None:
 
 def test_render_names_site_holder_and_requests() -> None:
     out = io.StringIO()
-    leak_report().render(out)
+    render_text(leak_report(), out, verbose=True)
     text = out.getvalue()
     assert "LEAK after 25.0 s" in text
     assert "#1 app.make_session:15  growing +100.0 KiB/s" in text
@@ -71,21 +72,40 @@ def test_render_names_site_holder_and_requests() -> None:
     assert f"{TRACES[0]}" in text and "(+2 more)" in text
 
 
-def test_render_json_reads_back_what_the_child_wrote() -> None:
-    from leaktrace.analysis.model import render_json
-
+def test_the_parent_prints_what_the_child_wrote() -> None:
     out = io.StringIO()
-    render_json(json.loads(json.dumps(leak_report().to_json_dict())), out)
+    render_text(Report.from_json_dict(json.loads(json.dumps(leak_report().to_json_dict()))), out)
     text = out.getvalue()
-    assert text.startswith("leaktrace hunt: LEAK after 25.0 s")
-    assert "#1 app.make_session:15  growing +100.0 KiB/s, 2.4 MiB live in 3,750 objects" in text
+    assert text.startswith("leaktrace hunt: LEAK after 25.0 s (RSS ")
+    assert "#1 app.make_session:15  growing +100.0 KiB/s, 2.4 MiB live in 3,750 objects\n" in text
     assert "retained by: services.leaky.app.SESSION_CACHE (dict, +3,750 entries in 25 s)" in text
     assert "(+2 more)" in text
+    # The terminal form leaves the statistics to --json and the verbose form.
+    assert "p=" not in text and "R^2" not in text and "heap snapshots" not in text
+
+
+def test_the_parent_names_the_holder_as_the_child_described_it() -> None:
+    # GIVEN a holder whose span sits just under a half second: the document rounds it to 25.5
+    holder = Holder("app.CACHE", "dict", 10, 25.4996, 100.0, 0.9)
+    child = Report(26.0, 1.0, (Suspect(FRAMES, 1.0, 1, 1, 0.01, (), holder),))
+    assert child.suspects[0].retained_by == "app.CACHE (dict, +10 entries in 25 s)"
+    back = Report.from_json_dict(json.loads(json.dumps(child.to_json_dict())))
+    # THEN the parent prints the child's words, not a description of the rounded span (26 s)
+    assert back.suspects[0].holder is not None and back.suspects[0].holder.span_s == 25.5
+    assert back.suspects[0].retained_by == "app.CACHE (dict, +10 entries in 25 s)"
+
+
+def test_the_progress_line_names_the_fastest_suspect() -> None:
+    assert render_progress(1.0, 20.0, None) == "\rleaktrace hunt:   1.0/20 s  starting   "
+    leak = render_progress(12.5, 20.0, leak_report())
+    assert leak == "\rleaktrace hunt:  12.5/20 s  LEAK at make_session:15 (100.0 KiB/s)   "
+    quiet = render_progress(3.0, 20.0, Report(3.0, 0.0))
+    assert quiet.endswith("no leak so far   ")
 
 
 def test_render_no_leak() -> None:
     out = io.StringIO()
-    Report(duration_s=3.0, rss_growth_bytes_per_s=0.0, notes=("the heap sampler dropped 5 samples",)).render(out)
+    render_text(Report(duration_s=3.0, rss_growth_bytes_per_s=0.0, notes=("the heap sampler dropped 5 samples",)), out, verbose=True)
     assert out.getvalue().startswith("leaktrace hunt: no leak found after 3.0 s")
     assert "note: the heap sampler dropped 5 samples" in out.getvalue()
 

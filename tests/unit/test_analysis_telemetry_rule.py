@@ -13,6 +13,7 @@ from leaktrace.analysis.analyzer import LeakAnalyzer
 from leaktrace.analysis.callpath import FrameFilter, call_path_key, is_telemetry
 from leaktrace.analysis.model import Report
 from leaktrace.profiling.samples import Frame, HeapSample, HeapSnapshot
+from leaktrace.report.text import render_text
 
 SITE = "/venv/lib/python3.11/site-packages/"
 STDLIB = "/usr/lib/python3.11/"
@@ -131,7 +132,7 @@ def test_a_filling_export_queue_is_reported_on_its_own_line_not_as_a_suspect() -
     assert report.suspects == ()
     assert report.telemetry_bytes == 20_000.0 + 20_480.0 * 39
     out = io.StringIO()
-    report.render(out)
+    render_text(report, out)
     assert "telemetry (export queues): 0.8 MiB" in out.getvalue()
     doc = report.to_json_dict()
     assert doc["telemetry_bytes"] == int(report.telemetry_bytes)

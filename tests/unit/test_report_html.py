@@ -12,14 +12,15 @@ import pytest
 from leaktrace.analysis.model import Holder, Report, Suspect, TimeSeries
 from leaktrace.profiling.push import snapshot_to_pprof
 from leaktrace.profiling.samples import Frame, HeapSample, HeapSnapshot
-from leaktrace.report.grafana import BadGrafanaURL, GrafanaLinks
-from leaktrace.report.html import (
+from leaktrace.report import (
     Comparison,
     HuntRun,
+    MemoryLine,
     ReportUnavailable,
     render_html,
     require_plotly,
 )
+from leaktrace.report.grafana import BadGrafanaURL, GrafanaLinks
 
 LEAK = Frame("make_session", "/srv/app.py", 14)
 HANDLE = Frame("handle", "/srv/app.py", 20)
@@ -109,8 +110,6 @@ def test_a_bad_grafana_url_is_refused(bad: str) -> None:
 
 
 def test_side_by_side_runs_share_one_memory_scale_and_a_comparison() -> None:
-    from leaktrace.report.html import MemoryLine
-
     flat = MemoryLine("RSS", TimeSeries.of([T0, T0 + 9], [4e7, 4e7]))
     page = render_html(
         [HuntRun.from_handoff("leaky", report().to_json_dict(), profile()),

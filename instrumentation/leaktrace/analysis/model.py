@@ -1,11 +1,16 @@
-"""Verdicts: what the analyzer tells the CLI, the metrics and the logs. Plain frozen data."""
+"""Verdicts: what the analyzer tells the CLI, the metrics and the logs. Plain frozen data.
+
+`Report` is the one model of a hunt's outcome. Its JSON is `Report.to_json_dict()` (what a hunted
+process hands its parent); the parent reads it back with `Report.from_json_dict()`, a process
+tree's merged document included (analysis/merge.py), and prints it with the renderers in
+`leaktrace.report`: `text.render_text` for the terminal, `html.render_html` for the page.
+"""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TextIO
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from leaktrace.analysis.callpath import format_frame
 from leaktrace.profiling.samples import Frame
@@ -59,11 +64,21 @@ class Holder:
     r_squared: float
     confirmed: bool = False  # a sampled entry was allocated on the suspect's call path
     entries: TimeSeries = TimeSeries()  # the holder's len() over the run (census clock)
+    # The description the hunted process wrote (`retained_by`), when read back from its
+    # document: the span it names was rounded there, so describing it again could differ.
+    description: str = field(default="", compare=False)
 
     def describe(self) -> str:
+        if self.description:
+            return self.description
         if not self.kind:  # rebuilt from a document that only had the description
             return self.name
-        return f"{self.name} ({self.kind}, {self.entries_growth:+,} entries in {self.span_s:.0f} s)"
+        return f"{self.name} ({self.kind}, {self.growth_text})"
+
+    @property
+    def growth_text(self) -> str:
+        """How it grew, as every renderer words it: `+3,750 entries in 25 s`."""
+        return f"{self.entries_growth:+,} entries in {self.span_s:.0f} s"
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +143,30 @@ class EndpointShare:
 
 
 @dataclass(frozen=True, slots=True)
+class ProcessShare:
+    """One process's part of a suspect merged over a process tree (analysis/merge.py)."""
+
+    pid: int
+    growth_bytes_per_s: float
+
+    @classmethod
+    def from_json_dict(cls, doc: Mapping[str, Any]) -> ProcessShare:
+        return cls(int(doc.get("pid", 0)), float(doc.get("growth_bytes_per_s", 0.0)))
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessVerdict:
+    """One process of a hunted tree and its own verdict (analysis/merge.py)."""
+
+    pid: int
+    verdict: str
+
+    @classmethod
+    def from_json_dict(cls, doc: Mapping[str, Any]) -> ProcessVerdict:
+        return cls(int(doc.get("pid", 0)), str(doc.get("verdict", NO_LEAK)))
+
+
+@dataclass(frozen=True, slots=True)
 class Suspect:
     frames: tuple[Frame, ...]  # allocation site (first user frame) first
     growth_bytes_per_s: float
@@ -142,6 +181,9 @@ class Suspect:
     # Lines of the allocating function merged into this suspect (one leak, several lines), sorted.
     lines: tuple[int, ...] = ()
     endpoints: tuple[EndpointShare, ...] = ()  # most bytes first
+    # Per process, fastest first, when merged over a process tree; written by analysis/merge.py
+    # (with more figures), only read here.
+    processes: tuple[ProcessShare, ...] = ()
 
     @property
     def retained_by(self) -> str | None:
@@ -157,11 +199,10 @@ class Suspect:
 
     @property
     def site(self) -> str:
-        """`call_path` with every merged line: `session.Session.__init__:12,13`."""
-        if len(self.lines) < 2 or not self.frames:
-            return self.call_path
-        head = format_frame(self.frames[0]).rsplit(":", 1)[0]
-        return f"{head}:{','.join(str(n) for n in self.lines)}"
+        """The allocation site with every merged line: `session.Session.__init__:12,13`."""
+        top = self.frames[0] if self.frames else Frame("?", "?", 0)
+        head = format_frame(top).rsplit(":", 1)[0]
+        return f"{head}:{','.join(str(n) for n in self.lines or (top.line,))}"
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -185,7 +226,7 @@ class Suspect:
     def from_json_dict(cls, doc: Mapping[str, Any]) -> Suspect:
         holder_doc = doc.get("holder")
         if isinstance(holder_doc, Mapping):
-            holder: Holder | None = Holder.from_json_dict(holder_doc)
+            holder: Holder | None = replace(Holder.from_json_dict(holder_doc), description=str(doc.get("retained_by") or ""))
         elif doc.get("retained_by"):
             holder = Holder(str(doc["retained_by"]), "", 0, 0.0, 0.0, 0.0)
         else:
@@ -202,6 +243,7 @@ class Suspect:
             retained_series=TimeSeries.from_json_dict(doc.get("retained_series")),
             lines=tuple(int(n) for n in doc.get("lines") or ()),
             endpoints=tuple(EndpointShare.from_json_dict(e) for e in doc.get("endpoints") or ()),
+            processes=tuple(ProcessShare.from_json_dict(p) for p in doc.get("processes") or ()),
         )
 
 
@@ -217,6 +259,9 @@ class Report:
     # Live bytes that are telemetry's own (spans and log records in export queues, leaktrace):
     # never a suspect, shown on a line of its own.
     telemetry_bytes: float = 0.0
+    # The processes of a hunted tree (analysis/merge.py writes them, with more figures; a
+    # single process's own report has none).
+    processes: tuple[ProcessVerdict, ...] = ()
 
     @property
     def verdict(self) -> str:
@@ -253,96 +298,8 @@ class Report:
             heap_series=TimeSeries.from_json_dict(timeline.get("heap_live_bytes")),
             rss_series=TimeSeries.from_json_dict(timeline.get("rss_bytes")),
             telemetry_bytes=float(doc.get("telemetry_bytes", 0.0)),
+            processes=tuple(ProcessVerdict.from_json_dict(p) for p in doc.get("processes") or ()),
         )
-
-    def render(self, file: TextIO | None = None, *, max_frames: int = 6) -> None:
-        out = file if file is not None else sys.stdout
-        head = "LEAK" if self.suspects else "no leak found"
-        out.write(
-            f"leaktrace hunt: {head} after {self.duration_s:.1f} s "
-            f"({self.snapshots} heap snapshots, RSS {_rate(self.rss_growth_bytes_per_s)})\n"
-        )
-        out.write(f"telemetry (export queues): {_mib(self.telemetry_bytes)}\n")
-        for rank, s in enumerate(self.suspects, 1):
-            out.write(
-                f"\n#{rank} {s.site}  growing {_rate(s.growth_bytes_per_s)}, "
-                f"{_size(s.retained_bytes)} live in {s.objects:,} objects (p={s.p_value:.1g})\n"
-            )
-            if len(s.lines) > 1:
-                out.write(f"  lines {', '.join(str(n) for n in s.lines)} of {s.frames[0].function}\n")
-            for f in s.frames[:max_frames]:
-                out.write(f"    at {f.function} ({f.file}:{f.line})\n")
-            if len(s.frames) > max_frames:
-                out.write(f"    ... {len(s.frames) - max_frames} more frames\n")
-            out.write(f"  retained by: {s.retained_by or 'unknown (no growing container matched)'}\n")
-            if s.holder is not None:
-                out.write(
-                    f"    ~{_size(s.holder.bytes_per_entry)} per entry, R^2={s.holder.r_squared:.2f}"
-                    f"{', entry allocated here' if s.holder.confirmed else ''}\n"
-                )
-            if s.trace_ids:
-                shown = ", ".join(s.trace_ids[:5])
-                more = f" (+{len(s.trace_ids) - 5} more)" if len(s.trace_ids) > 5 else ""
-                out.write(f"  requests still holding memory here: {shown}{more}\n")
-            _write_endpoints(out, [(e.name, e.retained_bytes, e.requests) for e in s.endpoints])
-        for note in self.notes:
-            out.write(f"note: {note}\n")
-
-
-def render_json(doc: Mapping[str, Any], file: TextIO | None = None, *, max_frames: int = 6) -> None:
-    """Print a `leaktrace hunt` JSON document (as read back by the parent process)."""
-    out = file if file is not None else sys.stdout
-    suspects = doc.get("suspects") or []
-    head = "LEAK" if doc.get("verdict") == LEAK else "no leak found"
-    out.write(
-        f"leaktrace hunt: {head} after {float(doc.get('duration_s', 0.0)):.1f} s "
-        f"(RSS {_rate(float(doc.get('rss_growth_bytes_per_s', 0.0)))})\n"
-    )
-    out.write(f"telemetry (export queues): {_mib(float(doc.get('telemetry_bytes', 0.0)))}\n")
-    processes = doc.get("processes") or []
-    if len(processes) > 1:  # a process tree (prefork workers): analysis/merge.py
-        leaking = [p for p in processes if p.get("verdict") == LEAK]
-        out.write(f"{len(processes)} processes hunted (pids {', '.join(str(p['pid']) for p in processes)}), "
-                  f"{len(leaking)} leaking\n")
-    for rank, s in enumerate(suspects, 1):
-        frames = s.get("frames") or []
-        top = frames[0] if frames else {"function": "?", "file": "?", "line": 0}
-        stem = str(top["file"]).rsplit("/", 1)[-1].removesuffix(".py")
-        lines = [int(n) for n in s.get("lines") or ()] or [int(str(top["line"]))]
-        out.write(
-            f"\n#{rank} {stem}.{top['function']}:{','.join(str(n) for n in lines)}  growing "
-            f"{_rate(float(s.get('growth_bytes_per_s', 0.0)))}, {_size(s.get('retained_bytes', 0))} live "
-            f"in {int(s.get('objects', 0)):,} objects\n"
-        )
-        for f in frames[:max_frames]:
-            out.write(f"    at {f['function']} ({f['file']}:{f['line']})\n")
-        if len(frames) > max_frames:
-            out.write(f"    ... {len(frames) - max_frames} more frames\n")
-        out.write(f"  retained by: {s.get('retained_by') or 'unknown (no growing container matched)'}\n")
-        traces = s.get("trace_ids") or []
-        if traces:
-            more = f" (+{len(traces) - 5} more)" if len(traces) > 5 else ""
-            out.write(f"  requests still holding memory here: {', '.join(traces[:5])}{more}\n")
-        per_process = s.get("processes") or []
-        if len(per_process) > 1:
-            out.write("  in " + ", ".join(f"pid {p['pid']} {_rate(float(p.get('growth_bytes_per_s', 0.0)))}"
-                                          for p in per_process) + "\n")
-        _write_endpoints(out, [(str(e.get("name", "")), float(e.get("retained_bytes", 0.0)), int(e.get("requests", 0)))
-                               for e in s.get("endpoints") or ()])
-
-
-def _write_endpoints(out: TextIO, endpoints: Sequence[tuple[str, float, int]], shown: int = 5) -> None:
-    if not endpoints:
-        return
-    out.write("  left behind by:\n")
-    for name, nbytes, requests in endpoints[:shown]:
-        out.write(f"    {EndpointShare(name, nbytes, requests).describe()}\n")
-    if len(endpoints) > shown:
-        out.write(f"    ... {len(endpoints) - shown} more endpoints\n")
-
-
-def _mib(n: float) -> str:
-    return f"{n / (1024 * 1024):.1f} MiB"
 
 
 def _frame_json(f: Frame) -> dict[str, Any]:

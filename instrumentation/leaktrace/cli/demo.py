@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from ..analysis.handoff import read_refusal
-from ..analysis.model import render_json
+from ..analysis.model import Report
 from ..analysis.runner import hunt_env, peek_report, read_profile
 from .hunt import (
     add_report_flags,
@@ -140,8 +140,10 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "reduction": reduction(measured["leaky"]["rss_growth_bytes"], measured["fixed"]["rss_growth_bytes"]),
         **measured,
     }
+    from ..report.text import render_text
+
     print()
-    render_json(hunt)
+    render_text(Report.from_json_dict(hunt))
     print()
     print(render_table(result))
     print(f"\n(demo ran {wall:.0f} s)")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..analysis.model import render_json
+from ..analysis.model import Report
 from ..analysis.runner import HuntRefused, ProgramError, hunt_program
 from ..config import LEAKTRACE_GRAFANA_URL
 from .run import bootstrap_env, command_from
@@ -35,18 +35,6 @@ def writable_path(raw: str) -> Path:
     if not parent.is_dir():
         raise argparse.ArgumentTypeError(f"directory {str(parent)!r} does not exist")
     return path
-
-
-def progress_line(elapsed: float, duration: float, doc: dict[str, Any] | None) -> str:
-    if doc is None:
-        state = "starting"
-    elif doc.get("verdict") == "leak":
-        top = doc["suspects"][0]
-        frame = (top.get("frames") or [{}])[0]
-        state = f"LEAK at {frame.get('function', '?')}:{frame.get('line', '?')} ({top['growth_bytes_per_s'] / 1024:,.1f} KiB/s)"
-    else:
-        state = "no leak so far"
-    return f"\rleaktrace hunt: {elapsed:5.1f}/{duration:.0f} s  {state}   "
 
 
 def add_report_flags(p: argparse.ArgumentParser) -> None:
@@ -103,7 +91,7 @@ def write_demo_html(path: Path, hunt: dict[str, Any], profile: bytes | None,
     """`leaktrace demo --html`: leaky and fixed side by side (memory sampled alike from outside
     every second), leaky's hunt in full, and the measured table."""
     from ..analysis.model import TimeSeries
-    from ..report.html import Comparison, HuntRun, MemoryLine
+    from ..report.runs import Comparison, HuntRun, MemoryLine
 
     def lines(name: str) -> tuple[MemoryLine, ...]:
         labels = {"rss_bytes": "RSS", "leaktrace_heap_live_bytes": "sampled live heap",
@@ -132,7 +120,11 @@ def _hunt(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     def progress(elapsed: float, doc: dict[str, Any] | None) -> None:
         if show:
-            print(progress_line(elapsed, args.duration, doc), end="", file=sys.stderr, flush=True)
+            # Imported here, not before the hunt: the report package is not needed to start it.
+            from ..report.text import render_progress
+
+            report = Report.from_json_dict(doc) if doc is not None else None
+            print(render_progress(elapsed, args.duration, report), end="", file=sys.stderr, flush=True)
 
     try:
         outcome = hunt_program(
@@ -152,7 +144,9 @@ def _hunt(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 2
     if show:
         print(file=sys.stderr)
-    render_json(outcome.report)
+    from ..report.text import render_text
+
+    render_text(Report.from_json_dict(outcome.report))
     outlived = "; processes it started outlived it and were killed" if outcome.outlived else ""
     print(f"(program stopped by {outcome.stopped_by} after {outcome.wall_s:.1f} s{outlived})")
     if args.json is not None:
@@ -168,7 +162,7 @@ def _hunt(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             args.pprof.write_bytes(outcome.profile)
             print(f"wrote {args.pprof} (gzipped pprof of the final live heap: go tool pprof, profilecli, speedscope)")
     if args.html is not None:
-        from ..report.html import HuntRun
+        from ..report.runs import HuntRun
 
         name = args.service_name or _program_name(command)
         run = HuntRun.from_handoff(name, outcome.report, outcome.profile, command=shlex.join(command))
