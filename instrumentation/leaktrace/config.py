@@ -2,18 +2,40 @@
 
 Precedence for every value: keyword argument > signal-specific env var > generic env var >
 default. A malformed env value logs one warning naming the variable and the default is used.
-The env var names below are the documented surface (README table); nothing else is read.
+The env var names below are the documented surface; `SPEC` declares each setting once (its
+variables, parser, default and README line), and `resolve`, the argument checks and the
+README's table (`readme_rows`) are built from it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
-import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from opentelemetry.instrumentation.environment_variables import (
+    OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH as _GEVENT_PATCH,  # read by otel
+)
+
+from . import derived_settings as derived
+from .envparse import (
+    PROTOCOLS,
+    EnvReader,
+    parse_bool,
+    parse_fraction,
+    parse_key_values,
+    parse_log_level,
+    parse_milliseconds,
+    parse_port,
+    parse_positive_float,
+    parse_positive_int,
+    parse_protocol,
+    parse_url,
+)
+from .settings_spec import Resolution, Setting, argument_errors, documented
+from .settings_spec import readme_rows as _readme_rows
 
 # --- OpenTelemetry standard variables -------------------------------------------------------
 OTEL_SDK_DISABLED = "OTEL_SDK_DISABLED"
@@ -80,192 +102,169 @@ ALL_ENV_VARS: tuple[str, ...] = tuple(
     v for k, v in dict(globals()).items() if k.isupper() and k.startswith(("OTEL_", "PYROSCOPE_", "LEAKTRACE_"))
 )
 
-PROTOCOLS = ("grpc", "http/protobuf")
-_TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off"})
-
 logger = logging.getLogger("leaktrace.config")
-
-T = TypeVar("T")
 
 
 class ConfigError(ValueError):
     """An argument (not an env var) has an invalid value: the caller's bug, so it raises."""
 
 
-def _parse_bool(raw: str) -> bool:
-    low = raw.strip().lower()
-    if low in _TRUE:
-        return True
-    if low in _FALSE:
-        return False
-    raise ValueError(f"expected true or false, got {raw!r}")
+def _protocol_check(value: str) -> str | None:
+    return None if value in PROTOCOLS else f"protocol must be one of {PROTOCOLS}"
 
 
-def _parse_port(raw: str) -> int:
-    port = int(raw)
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port {port} is outside 0..65535")
-    return port
+_PER_SIGNAL = "per-signal"
+_CREDENTIALS = "Pyroscope / Grafana Cloud credentials"
+_SWITCH = "a switch per signal"
+
+# fmt: off
+#: One declaration per setting, in the README table's order (tests/unit/test_config.py checks
+#: that the README's table is `readme_rows()`).
+SPEC: tuple[Setting[Any], ...] = (
+    Setting("sdk_disabled", (OTEL_SDK_DISABLED,), parse_bool, False, "turn every signal off (no-op tracer, nothing served or exported)"),
+    Setting("service_name", (OTEL_SERVICE_NAME,), str.strip, "unknown_service:python", "`service.name`; wins over `service.name` in `OTEL_RESOURCE_ATTRIBUTES`",
+            shown="`unknown_service:<program>`", derive=derived.service_name, check=lambda v: None if v else "service_name must not be empty"),
+    Setting("resource_attributes", (OTEL_RESOURCE_ATTRIBUTES,), parse_key_values, {}, "`k=v,...`; `service.version`, `deployment.environment`, `service.instance.id` are read from it"),
+    Setting("service_version", (), None, "unknown", "`service.version` of the resource", derive=derived.service_version),
+    Setting("service_instance_id", (), None, "", "`service.instance.id` of the resource, else a fresh uuid4", derive=derived.service_instance_id),
+    Setting("deployment_environment", (), None, "development", "`deployment.environment[.name]` of the resource", derive=derived.deployment_environment),
+    documented(OTEL_EXPORTER_OTLP_ENDPOINT, "generic endpoint; `/v1/traces` and `/v1/logs` are appended for HTTP", shown=f"`{derived.HTTP_BASE}` (HTTP), `{derived.GRPC_BASE}` (gRPC)"),
+    Setting("traces_endpoint", (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT), parse_url, f"{derived.HTTP_BASE}/v1/traces", f"{_PER_SIGNAL} endpoint, used as given", shown="", derive=derived.endpoint("traces")),
+    Setting("logs_endpoint", (OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT), parse_url, f"{derived.HTTP_BASE}/v1/logs", f"{_PER_SIGNAL} endpoint, used as given", shown="", derive=derived.endpoint("logs")),
+    documented(OTEL_EXPORTER_OTLP_PROTOCOL, "`grpc` or `http/protobuf`", shown="`http/protobuf`"),
+    Setting("traces_protocol", (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL), parse_protocol, "http/protobuf", f"{_PER_SIGNAL} protocol", shown="", check=_protocol_check),
+    Setting("logs_protocol", (OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL), parse_protocol, "http/protobuf", f"{_PER_SIGNAL} protocol", shown="", check=_protocol_check),
+    documented(OTEL_EXPORTER_OTLP_TIMEOUT, "export timeout in milliseconds", shown="`10000`"),
+    Setting("traces_timeout_s", (OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, OTEL_EXPORTER_OTLP_TIMEOUT), parse_milliseconds, 10.0, f"{_PER_SIGNAL} timeout (ms)", shown=""),
+    Setting("logs_timeout_s", (OTEL_EXPORTER_OTLP_LOGS_TIMEOUT, OTEL_EXPORTER_OTLP_TIMEOUT), parse_milliseconds, 10.0, f"{_PER_SIGNAL} timeout (ms)", shown=""),
+    documented(OTEL_EXPORTER_OTLP_HEADERS, "`k=v,...` sent with every export"),
+    Setting("traces_headers", (OTEL_EXPORTER_OTLP_TRACES_HEADERS, OTEL_EXPORTER_OTLP_HEADERS), parse_key_values, {}, f"{_PER_SIGNAL} headers"),
+    Setting("logs_headers", (OTEL_EXPORTER_OTLP_LOGS_HEADERS, OTEL_EXPORTER_OTLP_HEADERS), parse_key_values, {}, f"{_PER_SIGNAL} headers"),
+    documented(OTEL_TRACES_EXPORTER, "`otlp` or `none`", shown="`otlp`"),  # read by traces_enabled
+    documented(OTEL_LOGS_EXPORTER, "`otlp` or `none`", shown="`otlp`"),  # and logs_enabled
+    Setting("span_queue_size", (OTEL_BSP_MAX_QUEUE_SIZE,), parse_positive_int, 2048, "bounded span / log queues (full queue: drop, never block)"),
+    Setting("log_queue_size", (OTEL_BLRP_MAX_QUEUE_SIZE,), parse_positive_int, 2048, "bounded span / log queues (full queue: drop, never block)"),
+    Setting("pyroscope_server_address", (PYROSCOPE_SERVER_ADDRESS,), parse_url, "http://localhost:4040", "where CPU and heap profiles are pushed"),
+    Setting("pyroscope_application_name", (PYROSCOPE_APPLICATION_NAME,), str.strip, "", "profile application name (`service_name` label)", shown="`service.name`"),
+    Setting("pyroscope_auth_token", (PYROSCOPE_AUTH_TOKEN,), str.strip, "", _CREDENTIALS),
+    Setting("pyroscope_basic_auth_username", (PYROSCOPE_BASIC_AUTH_USERNAME,), str.strip, "", _CREDENTIALS),
+    Setting("pyroscope_basic_auth_password", (PYROSCOPE_BASIC_AUTH_PASSWORD,), str, "", _CREDENTIALS),  # not stripped
+    Setting("pyroscope_tenant_id", (PYROSCOPE_TENANT_ID,), str.strip, "", _CREDENTIALS),
+    Setting("pyroscope_sample_rate", (PYROSCOPE_SAMPLE_RATE,), parse_positive_int, 100, "CPU samples per second"),
+    Setting("pyroscope_upload_interval_s", (PYROSCOPE_UPLOAD_INTERVAL,), parse_positive_int, 10, "seconds between CPU profile uploads"),
+    Setting("traces_enabled", (LEAKTRACE_TRACES_ENABLED,), parse_bool, True, _SWITCH, derive=derived.signal_switch(OTEL_TRACES_EXPORTER)),
+    Setting("logs_enabled", (LEAKTRACE_LOGS_ENABLED,), parse_bool, True, _SWITCH, derive=derived.signal_switch(OTEL_LOGS_EXPORTER)),
+    Setting("metrics_enabled", (LEAKTRACE_METRICS_ENABLED,), parse_bool, True, _SWITCH),
+    Setting("profiling_enabled", (LEAKTRACE_PROFILING_ENABLED,), parse_bool, True, _SWITCH),
+    Setting("cpu_profiling_enabled", (LEAKTRACE_CPU_PROFILING_ENABLED,), parse_bool, True, "pyroscope-io CPU profiles (off: the heap sampler alone)"),
+    Setting("cpu_span_labels", (LEAKTRACE_CPU_SPAN_LABELS,), parse_bool, False, 'label CPU samples with the local root span\'s `span_id` and `span_name`, as pyroscope-otel does (CPU "Profiles for this span"); off because pyroscope-io then keeps growing: leaktrace\'s own memory rose 1.6 MB a minute at 50 req/s instead of 0.33 (`python bench/footprint.py --duration 300 --env LEAKTRACE_CPU_SPAN_LABELS=true`; docs/benchmarks.md)'),
+    Setting("heap_enabled", (LEAKTRACE_HEAP_ENABLED,), parse_bool, True, "leaktrace's span-linked heap sampler (where profiling is on); without it pyroscope-io also profiles memory"),
+    Setting("hunt_enabled", (LEAKTRACE_HUNT_ENABLED,), parse_bool, False, "in-process leak hunting (set by `leaktrace hunt`); lowers the default heap sample interval to 64 KiB (`leaktrace hunt` uses 16 KiB)"),
+    Setting("hunt_report_path", (LEAKTRACE_HUNT_REPORT,), str.strip, "", "file the hunter keeps its current report in (atomically rewritten; set by `leaktrace hunt`); `{pid}` in it is replaced by the process's pid, and a forked child without `{pid}` writes `NAME.<pid>.EXT` ([docs/prefork.md](docs/prefork.md))"),
+    Setting("hunt_interval_s", (LEAKTRACE_HUNT_INTERVAL,), parse_positive_float, 2.0, "seconds between hunter ticks (`leaktrace hunt`: 1)"),
+    Setting("hunt_tracemalloc", (LEAKTRACE_HUNT_TRACEMALLOC,), parse_bool, False, "hunt with tracemalloc where the heap sampler cannot run (every allocation traced: issue 13's FastAPI service answered 173 requests in 30 s instead of ~3,000; without it `leaktrace hunt` refuses there, exit 2)"),
+    Setting("hunt_profile_path", (LEAKTRACE_HUNT_PROFILE,), str.strip, "", "file the hunter keeps the live heap of its latest verdict in, as a gzipped pprof (rewritten every 5 s and at stop; set by `leaktrace hunt --pprof/--html`)"),
+    documented(LEAKTRACE_GRAFANA_URL, "Grafana base URL: the HTML report's trace ids link to Explore on the Tempo datasource (`--grafana-url` wins; CLI only)"),
+    Setting("hunt_max_duty", (LEAKTRACE_HUNT_MAX_DUTY,), parse_fraction, 0.05, "the hunter stretches its interval to stay under this fraction of one core (`leaktrace hunt`: 0.25)"),
+    Setting("metrics_host", (LEAKTRACE_METRICS_HOST,), str.strip, "127.0.0.1", "bind address of `/metrics` (`0.0.0.0` in containers)"),
+    Setting("metrics_port", (LEAKTRACE_METRICS_PORT,), parse_port, 9464, "`/metrics` port; `0` = any free port (logged, and `telemetry.metrics_port`); a forked worker whose parent holds it binds any free port",
+            check=lambda v: None if 0 <= v <= 65535 else f"metrics_port {v} is outside 0..65535"),
+    Setting("metrics_discovery_dir", (LEAKTRACE_METRICS_DISCOVERY_DIR,), str.strip, "", "where each process of a tree (prefork workers) registers its `/metrics` port; any of them lists all at `GET /targets` (Prometheus HTTP SD, [docs/prefork.md](docs/prefork.md)); set it for workers that call `leaktrace.init()` themselves",
+            shown="a private directory of the first process"),
+    Setting("heap_sample_bytes", (LEAKTRACE_HEAP_SAMPLE_BYTES,), parse_positive_int, 512 * 1024, "mean bytes between heap samples (Poisson)",
+            derive=derived.heap_sample_bytes, check=lambda v: None if v > 0 else "heap_sample_bytes must be positive"),
+    Setting("heap_max_frames", (LEAKTRACE_HEAP_MAX_FRAMES,), parse_positive_int, 64, "stack depth kept per heap sample"),
+    Setting("heap_max_tracked", (LEAKTRACE_HEAP_MAX_TRACKED,), parse_positive_int, 65536, "live sampled blocks tracked; beyond it samples are dropped *and counted*"),
+    Setting("heap_export_interval_s", (LEAKTRACE_HEAP_EXPORT_INTERVAL,), parse_positive_float, 15.0, "seconds between heap profile pushes"),
+    Setting("watch_interval_s", (LEAKTRACE_WATCH_INTERVAL,), parse_positive_float, 5.0, "seconds between byte estimates of watched containers"),
+    Setting("log_console", (LEAKTRACE_LOG_CONSOLE,), parse_bool, True, "add the console handler (`... [trace_id=… span_id=…] message`) when logging is unconfigured"),
+    Setting("log_level", (LEAKTRACE_LOG_LEVEL,), parse_log_level, logging.INFO, "root level leaktrace sets when logging is unconfigured", shown="`INFO`"),
+    Setting("shutdown_timeout_s", (LEAKTRACE_SHUTDOWN_TIMEOUT,), parse_positive_float, 5.0, "upper bound in seconds on `shutdown()`"),
+    documented(_GEVENT_PATCH, '`patch_all`: `leaktrace run` calls `gevent.monkey.patch_all()` before it starts its threads; set it for gevent programs (docs/heap-profiler.md, "gevent")'),
+)
+# fmt: on
 
 
-def _parse_positive_int(raw: str) -> int:
-    value = int(raw)
-    if value <= 0:
-        raise ValueError(f"expected a positive integer, got {raw!r}")
-    return value
+def readme_rows() -> list[str]:
+    """The body of the README's settings table, as the declarations render it."""
+    return _readme_rows(SPEC)
 
 
-def _parse_positive_float(raw: str) -> float:
-    value = float(raw)
-    if not value > 0:
-        raise ValueError(f"expected a positive number, got {raw!r}")
-    return value
-
-
-def _parse_fraction(raw: str) -> float:
-    value = float(raw)
-    if not 0 < value <= 1:
-        raise ValueError(f"expected a fraction in (0, 1], got {raw!r}")
-    return value
-
-
-def _parse_protocol(raw: str) -> str:
-    low = raw.strip().lower()
-    if low == "http/json":
-        raise ValueError("http/json is not supported; use grpc or http/protobuf")
-    if low not in PROTOCOLS:
-        raise ValueError(f"expected one of {', '.join(PROTOCOLS)}, got {raw!r}")
-    return low
-
-
-def _parse_url(raw: str) -> str:
-    value = raw.strip()
-    if "://" not in value or value.split("://", 1)[1] == "":
-        raise ValueError(f"expected a URL such as http://host:port, got {raw!r}")
-    return value
-
-
-def _parse_log_level(raw: str) -> int:
-    level = logging.getLevelName(raw.strip().upper())
-    if not isinstance(level, int):
-        raise ValueError(f"unknown log level {raw!r}")
-    return level
-
-
-def parse_key_values(raw: str) -> dict[str, str]:
-    """W3C-baggage-like `k=v,k2=v2` as used by OTEL_RESOURCE_ATTRIBUTES and *_HEADERS."""
-    out: dict[str, str] = {}
-    for item in raw.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        if "=" not in item:
-            raise ValueError(f"entry {item!r} has no '='")
-        key, value = item.split("=", 1)
-        key = key.strip()
-        if not key:
-            raise ValueError(f"entry {item!r} has an empty key")
-        from urllib.parse import unquote
-
-        out[key] = unquote(value.strip())
-    return out
-
-
-class _Env:
-    """Reads env vars through parsers; malformed values warn once and fall back."""
-
-    def __init__(self, environ: Mapping[str, str], warn: Callable[[str], None]) -> None:
-        self._environ = environ
-        self._warn = warn
-        self._warned: set[str] = set()  # a generic var read for two signals warns once
-
-    def get(self, names: tuple[str, ...], parse: Callable[[str], T], default: T) -> T:
-        # First name that is set wins (signal-specific before generic); a malformed value of
-        # that name warns and falls back to the default, it does not fall through.
-        for name in names:
-            raw = self._environ.get(name)
-            if raw is None or raw.strip() == "":
-                continue
-            try:
-                return parse(raw)
-            except ValueError as exc:
-                if name not in self._warned:
-                    self._warned.add(name)
-                    self._warn(f"ignoring {name}={raw!r}: {exc}; using default {default!r}")
-                return default
-        return default
+def _default(name: str) -> Any:
+    s = next(s for s in SPEC if s.field == name)
+    return field(default_factory=s.fresh_default) if isinstance(s.default, dict) else s.default
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything leaktrace needs, resolved once. Build it with `Settings.resolve`."""
+    """Everything leaktrace needs, resolved once. Build it with `Settings.resolve`.
 
-    service_name: str = "unknown_service:python"
-    service_version: str = "unknown"
-    service_instance_id: str = ""
-    deployment_environment: str = "development"
-    resource_attributes: Mapping[str, str] = field(default_factory=dict)
-    sdk_disabled: bool = False
+    The defaults, variables and parsers are those of `SPEC`.
+    """
 
-    traces_enabled: bool = True
-    logs_enabled: bool = True
-    metrics_enabled: bool = True
-    profiling_enabled: bool = True
-    cpu_profiling_enabled: bool = True
+    service_name: str = _default("service_name")
+    service_version: str = _default("service_version")
+    service_instance_id: str = _default("service_instance_id")
+    deployment_environment: str = _default("deployment_environment")
+    resource_attributes: Mapping[str, str] = _default("resource_attributes")
+    sdk_disabled: bool = _default("sdk_disabled")
+
+    traces_enabled: bool = _default("traces_enabled")
+    logs_enabled: bool = _default("logs_enabled")
+    metrics_enabled: bool = _default("metrics_enabled")
+    profiling_enabled: bool = _default("profiling_enabled")
+    cpu_profiling_enabled: bool = _default("cpu_profiling_enabled")
     # Off by default: pyroscope-io grows by megabytes a minute when a thread tag is set and
     # removed per request (docs/benchmarks.md); heap profiles are span-linked either way.
-    cpu_span_labels: bool = False
-    heap_enabled: bool = True
-    hunt_enabled: bool = False
-    hunt_report_path: str = ""
+    cpu_span_labels: bool = _default("cpu_span_labels")
+    heap_enabled: bool = _default("heap_enabled")
+    hunt_enabled: bool = _default("hunt_enabled")
+    hunt_report_path: str = _default("hunt_report_path")
     #: Where the hunter keeps the live heap of its latest verdict as a gzipped pprof (or "").
-    hunt_profile_path: str = ""
+    hunt_profile_path: str = _default("hunt_profile_path")
     # In a service, hunting is a background duty: a tick every 2 s, at most 5 % of one core.
     # `leaktrace hunt` (a diagnosis run) asks for 1 s, 25 % and a denser heap sample.
-    hunt_interval_s: float = 2.0
-    hunt_max_duty: float = 0.05
+    hunt_interval_s: float = _default("hunt_interval_s")
+    hunt_max_duty: float = _default("hunt_max_duty")
     #: Hunt with tracemalloc when the heap sampler cannot run: 3-100x slower, so opt-in only.
-    hunt_tracemalloc: bool = False
+    hunt_tracemalloc: bool = _default("hunt_tracemalloc")
 
-    traces_endpoint: str = "http://localhost:4318/v1/traces"
-    traces_protocol: str = "http/protobuf"
-    traces_timeout_s: float = 10.0
-    traces_headers: Mapping[str, str] = field(default_factory=dict)
-    logs_endpoint: str = "http://localhost:4318/v1/logs"
-    logs_protocol: str = "http/protobuf"
-    logs_timeout_s: float = 10.0
-    logs_headers: Mapping[str, str] = field(default_factory=dict)
-    span_queue_size: int = 2048
-    log_queue_size: int = 2048
+    traces_endpoint: str = _default("traces_endpoint")
+    traces_protocol: str = _default("traces_protocol")
+    traces_timeout_s: float = _default("traces_timeout_s")
+    traces_headers: Mapping[str, str] = _default("traces_headers")
+    logs_endpoint: str = _default("logs_endpoint")
+    logs_protocol: str = _default("logs_protocol")
+    logs_timeout_s: float = _default("logs_timeout_s")
+    logs_headers: Mapping[str, str] = _default("logs_headers")
+    span_queue_size: int = _default("span_queue_size")
+    log_queue_size: int = _default("log_queue_size")
 
-    metrics_host: str = "127.0.0.1"
-    metrics_port: int = 9464
+    metrics_host: str = _default("metrics_host")
+    metrics_port: int = _default("metrics_port")
     #: Where each process registers its /metrics port for `GET /targets` (Prometheus HTTP SD);
     #: "" = a private directory of the process that starts leaktrace, shared with its forks.
-    metrics_discovery_dir: str = ""
+    metrics_discovery_dir: str = _default("metrics_discovery_dir")
 
-    pyroscope_server_address: str = "http://localhost:4040"
-    pyroscope_application_name: str = ""
-    pyroscope_auth_token: str = ""
-    pyroscope_basic_auth_username: str = ""
-    pyroscope_basic_auth_password: str = ""
-    pyroscope_tenant_id: str = ""
-    pyroscope_sample_rate: int = 100
-    pyroscope_upload_interval_s: int = 10
+    pyroscope_server_address: str = _default("pyroscope_server_address")
+    pyroscope_application_name: str = _default("pyroscope_application_name")
+    pyroscope_auth_token: str = _default("pyroscope_auth_token")
+    pyroscope_basic_auth_username: str = _default("pyroscope_basic_auth_username")
+    pyroscope_basic_auth_password: str = _default("pyroscope_basic_auth_password")
+    pyroscope_tenant_id: str = _default("pyroscope_tenant_id")
+    pyroscope_sample_rate: int = _default("pyroscope_sample_rate")
+    pyroscope_upload_interval_s: int = _default("pyroscope_upload_interval_s")
 
-    heap_sample_bytes: int = 512 * 1024
-    #: A 100 KB/s leak gives a 512 KiB sampler too few samples for a verdict in 20 s; 64 KiB
-    #: keeps a hunting service's cost low (`leaktrace hunt` sets 16 KiB for fast verdicts).
-    HUNT_HEAP_SAMPLE_BYTES = 64 * 1024
-    heap_max_frames: int = 64
-    heap_max_tracked: int = 65536
-    heap_export_interval_s: float = 15.0
-    watch_interval_s: float = 5.0
+    heap_sample_bytes: int = _default("heap_sample_bytes")
+    HUNT_HEAP_SAMPLE_BYTES = derived.HUNT_HEAP_SAMPLE_BYTES
+    heap_max_frames: int = _default("heap_max_frames")
+    heap_max_tracked: int = _default("heap_max_tracked")
+    heap_export_interval_s: float = _default("heap_export_interval_s")
+    watch_interval_s: float = _default("watch_interval_s")
 
-    log_console: bool = True
-    log_level: int = logging.INFO
-    shutdown_timeout_s: float = 5.0
+    log_console: bool = _default("log_console")
+    log_level: int = _default("log_level")
+    shutdown_timeout_s: float = _default("shutdown_timeout_s")
 
     #: Warnings produced while resolving (malformed env values), already logged once.
     warnings: tuple[str, ...] = ()
@@ -295,123 +294,8 @@ class Settings:
         unknown = set(overrides) - known
         if unknown:
             raise ConfigError(f"unknown leaktrace setting(s): {', '.join(sorted(unknown))}")
-
-        env = _Env(env_map, warn)
-        d = cls()
-        attrs: dict[str, str] = env.get((OTEL_RESOURCE_ATTRIBUTES,), parse_key_values, dict[str, str]())
-        disabled = env.get((OTEL_SDK_DISABLED,), _parse_bool, False)
-
-        service_name = env.get((OTEL_SERVICE_NAME,), str.strip, "") or attrs.get("service.name", "")
-        if not service_name:
-            argv0 = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-            service_name = f"unknown_service:{argv0}" if argv0 else d.service_name
-
-        def signal_endpoint(signal: str, specific: str, protocol: str) -> str:
-            explicit = env.get((specific,), _parse_url, "")
-            if explicit:
-                return explicit
-            base = env.get((OTEL_EXPORTER_OTLP_ENDPOINT,), _parse_url, "")
-            if protocol == "grpc":
-                return base or "http://localhost:4317"
-            base = base or "http://localhost:4318"
-            return base.rstrip("/") + f"/v1/{signal}"
-
-        traces_protocol = env.get(
-            (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL), _parse_protocol, d.traces_protocol
-        )
-        logs_protocol = env.get(
-            (OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL), _parse_protocol, d.logs_protocol
-        )
-        traces_protocol = overrides.get("traces_protocol", traces_protocol)
-        logs_protocol = overrides.get("logs_protocol", logs_protocol)
-
-        def ms_to_s(raw: str) -> float:
-            return _parse_positive_float(raw) / 1000.0
-
-        def exporter_enabled(name: str) -> bool:
-            value = env.get((name,), lambda r: r.strip().lower(), "otlp")
-            if value not in ("otlp", "none"):
-                warn(f"ignoring {name}={value!r}: leaktrace exports otlp or none; using otlp")
-                return True
-            return value == "otlp"
-
-        hunt_enabled = overrides.get("hunt_enabled", env.get((LEAKTRACE_HUNT_ENABLED,), _parse_bool, False))
-        resolved = cls(
-            service_name=service_name,
-            service_version=attrs.get("service.version", d.service_version),
-            service_instance_id=attrs.get("service.instance.id", "") or str(uuid.uuid4()),
-            deployment_environment=attrs.get("deployment.environment.name")
-            or attrs.get("deployment.environment")
-            or d.deployment_environment,
-            resource_attributes=attrs,
-            sdk_disabled=disabled,
-            traces_enabled=env.get((LEAKTRACE_TRACES_ENABLED,), _parse_bool, True) and exporter_enabled(OTEL_TRACES_EXPORTER),
-            logs_enabled=env.get((LEAKTRACE_LOGS_ENABLED,), _parse_bool, True) and exporter_enabled(OTEL_LOGS_EXPORTER),
-            metrics_enabled=env.get((LEAKTRACE_METRICS_ENABLED,), _parse_bool, True),
-            profiling_enabled=env.get((LEAKTRACE_PROFILING_ENABLED,), _parse_bool, True),
-            cpu_profiling_enabled=env.get((LEAKTRACE_CPU_PROFILING_ENABLED,), _parse_bool, True),
-            cpu_span_labels=env.get((LEAKTRACE_CPU_SPAN_LABELS,), _parse_bool, False),
-            heap_enabled=env.get((LEAKTRACE_HEAP_ENABLED,), _parse_bool, True),
-            hunt_enabled=hunt_enabled,
-            hunt_report_path=env.get((LEAKTRACE_HUNT_REPORT,), str.strip, ""),
-            hunt_profile_path=env.get((LEAKTRACE_HUNT_PROFILE,), str.strip, ""),
-            hunt_interval_s=env.get((LEAKTRACE_HUNT_INTERVAL,), _parse_positive_float, d.hunt_interval_s),
-            hunt_max_duty=env.get((LEAKTRACE_HUNT_MAX_DUTY,), _parse_fraction, d.hunt_max_duty),
-            hunt_tracemalloc=env.get((LEAKTRACE_HUNT_TRACEMALLOC,), _parse_bool, False),
-            traces_endpoint=signal_endpoint("traces", OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, traces_protocol),
-            traces_protocol=traces_protocol,
-            traces_timeout_s=env.get(
-                (OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, OTEL_EXPORTER_OTLP_TIMEOUT), ms_to_s, d.traces_timeout_s
-            ),
-            traces_headers=env.get(
-                (OTEL_EXPORTER_OTLP_TRACES_HEADERS, OTEL_EXPORTER_OTLP_HEADERS), parse_key_values, {}
-            ),
-            logs_endpoint=signal_endpoint("logs", OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, logs_protocol),
-            logs_protocol=logs_protocol,
-            logs_timeout_s=env.get(
-                (OTEL_EXPORTER_OTLP_LOGS_TIMEOUT, OTEL_EXPORTER_OTLP_TIMEOUT), ms_to_s, d.logs_timeout_s
-            ),
-            logs_headers=env.get((OTEL_EXPORTER_OTLP_LOGS_HEADERS, OTEL_EXPORTER_OTLP_HEADERS), parse_key_values, {}),
-            span_queue_size=env.get((OTEL_BSP_MAX_QUEUE_SIZE,), _parse_positive_int, d.span_queue_size),
-            log_queue_size=env.get((OTEL_BLRP_MAX_QUEUE_SIZE,), _parse_positive_int, d.log_queue_size),
-            metrics_host=env.get((LEAKTRACE_METRICS_HOST,), str.strip, d.metrics_host),
-            metrics_port=env.get((LEAKTRACE_METRICS_PORT,), _parse_port, d.metrics_port),
-            metrics_discovery_dir=env.get((LEAKTRACE_METRICS_DISCOVERY_DIR,), str.strip, ""),
-            pyroscope_server_address=env.get((PYROSCOPE_SERVER_ADDRESS,), _parse_url, d.pyroscope_server_address),
-            pyroscope_application_name=env.get((PYROSCOPE_APPLICATION_NAME,), str.strip, ""),
-            pyroscope_auth_token=env.get((PYROSCOPE_AUTH_TOKEN,), str.strip, ""),
-            pyroscope_basic_auth_username=env.get((PYROSCOPE_BASIC_AUTH_USERNAME,), str.strip, ""),
-            pyroscope_basic_auth_password=env.get((PYROSCOPE_BASIC_AUTH_PASSWORD,), str, ""),
-            pyroscope_tenant_id=env.get((PYROSCOPE_TENANT_ID,), str.strip, ""),
-            pyroscope_sample_rate=env.get((PYROSCOPE_SAMPLE_RATE,), _parse_positive_int, d.pyroscope_sample_rate),
-            pyroscope_upload_interval_s=env.get(
-                (PYROSCOPE_UPLOAD_INTERVAL,), _parse_positive_int, d.pyroscope_upload_interval_s
-            ),
-            heap_sample_bytes=env.get(
-                (LEAKTRACE_HEAP_SAMPLE_BYTES,),
-                _parse_positive_int,
-                cls.HUNT_HEAP_SAMPLE_BYTES if hunt_enabled else d.heap_sample_bytes,
-            ),
-            heap_max_frames=env.get((LEAKTRACE_HEAP_MAX_FRAMES,), _parse_positive_int, d.heap_max_frames),
-            heap_max_tracked=env.get((LEAKTRACE_HEAP_MAX_TRACKED,), _parse_positive_int, d.heap_max_tracked),
-            heap_export_interval_s=env.get(
-                (LEAKTRACE_HEAP_EXPORT_INTERVAL,), _parse_positive_float, d.heap_export_interval_s
-            ),
-            watch_interval_s=env.get((LEAKTRACE_WATCH_INTERVAL,), _parse_positive_float, d.watch_interval_s),
-            log_console=env.get((LEAKTRACE_LOG_CONSOLE,), _parse_bool, True),
-            log_level=env.get((LEAKTRACE_LOG_LEVEL,), _parse_log_level, d.log_level),
-            shutdown_timeout_s=env.get((LEAKTRACE_SHUTDOWN_TIMEOUT,), _parse_positive_float, d.shutdown_timeout_s),
-        )
-        resolved = replace(resolved, **overrides, warnings=tuple(warnings))
-        resolved._validate()
-        return resolved
-
-    def _validate(self) -> None:
-        if self.traces_protocol not in PROTOCOLS or self.logs_protocol not in PROTOCOLS:
-            raise ConfigError(f"protocol must be one of {PROTOCOLS}")
-        if not 0 <= self.metrics_port <= 65535:
-            raise ConfigError(f"metrics_port {self.metrics_port} is outside 0..65535")
-        if self.heap_sample_bytes <= 0:
-            raise ConfigError("heap_sample_bytes must be positive")
-        if not self.service_name:
-            raise ConfigError("service_name must not be empty")
+        values = Resolution(SPEC, env=EnvReader(env_map, warn=warn), overrides=overrides).values()
+        errors = argument_errors(SPEC, values)
+        if errors:
+            raise ConfigError(errors[0])
+        return cls(**values, warnings=tuple(warnings))

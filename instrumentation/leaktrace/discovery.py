@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
+from ._atomic import write_json_atomic
 from ._signals import start_thread
 
 _log = logging.getLogger("leaktrace.metrics")
@@ -95,17 +96,9 @@ class TargetDirectory:
         return os.path.join(self.path, f"{pid}.json")
 
     def register(self, registration: Registration) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".register-", dir=self.path)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(registration.to_json_dict(), fh)
-            os.replace(tmp, self._file(registration.pid))
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_json_atomic(
+            self._file(registration.pid), registration.to_json_dict(), prefix=".register-"
+        )
 
     def unregister(self, pid: int) -> None:
         try:

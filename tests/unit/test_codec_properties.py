@@ -8,7 +8,7 @@ import urllib.parse
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
-from leaktrace.config import parse_key_values
+from leaktrace.envparse import parse_key_values
 from leaktrace.profiling.pprof import MEMORY_SAMPLE_TYPES, ProfileBuilder, decode_profile
 from leaktrace.profiling.samples import Frame
 

@@ -13,15 +13,16 @@ rather than wait out the run for a report that will never come.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
+from leaktrace._atomic import write_json_atomic
 from leaktrace.analysis.model import Report
 
 #: Env var naming the JSON file the hunted process keeps up to date.
 from leaktrace.config import LEAKTRACE_HUNT_REPORT as LEAKTRACE_HUNT_REPORT  # re-exported
+
+_PREFIX = ".leaktrace-report-"  # the temporary file beside the report while it is written
 
 
 def write_report(path: str, report: Report, *, process: Mapping[str, Any] | None = None) -> None:
@@ -30,12 +31,12 @@ def write_report(path: str, report: Report, *, process: Mapping[str, Any] | None
     doc = report.to_json_dict()
     if process:
         doc["process"] = dict(process)
-    _write_json(path, doc)
+    write_json_atomic(path, doc, prefix=_PREFIX, suffix=".json", indent=2)
 
 
 def write_refusal(path: str, reason: str) -> None:
     """Say in the handoff file that this process will not hunt, and why (atomically)."""
-    _write_json(path, {"refused": reason})
+    write_json_atomic(path, {"refused": reason}, prefix=_PREFIX, suffix=".json", indent=2)
 
 
 def read_refusal(path: str) -> str | None:
@@ -47,21 +48,6 @@ def read_refusal(path: str) -> str | None:
         return None
     reason = doc.get("refused") if isinstance(doc, dict) else None
     return reason if isinstance(reason, str) and reason else None
-
-
-def _write_json(path: str, doc: dict[str, Any]) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".leaktrace-report-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def read_report(path: str) -> dict[str, Any]:

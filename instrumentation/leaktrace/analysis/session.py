@@ -15,12 +15,11 @@ host's shutdown, when it may already have released what it leaked).
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from leaktrace._atomic import write_atomic
 from leaktrace.analysis.handoff import write_report
 from leaktrace.analysis.hunter import Hunter, HunterConfig
 from leaktrace.analysis.model import Report
@@ -151,24 +150,15 @@ class HuntSession:
             return
         try:
             names = self._span_names.names(s.span_id for s in snap.samples if s.span_id)
-            _write_atomic(self._profile_path, snapshot_to_pprof(snap, span_names=names))
+            write_atomic(
+                self._profile_path,
+                snapshot_to_pprof(snap, span_names=names),
+                prefix=".leaktrace-heap-",
+                suffix=".pb.gz",
+            )
             self._profile_seq = seq
         except Exception as exc:  # noqa: BLE001 - a profile file must not break the host
             if not self._profile_failed:
                 self._profile_failed = True
                 _log.warning("leaktrace: cannot write the heap profile to %s: %r", self._profile_path, exc)
 
-
-def _write_atomic(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".leaktrace-heap-", suffix=".pb.gz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._atomic import PUBLIC, write_json_atomic
 from .config import GateConfig
 from .decision import Decision
 from .errors import GateUsageError
@@ -129,6 +129,14 @@ def check_json_path(path: str) -> Path:
 
 
 def write_json(path: Path, payload: Mapping[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    """The report, atomically, with the umask's permissions like any file the user names."""
+    write_json_atomic(
+        path,
+        payload,
+        prefix=f".{path.name}.",
+        suffix=".tmp",
+        mode=PUBLIC,
+        indent=2,
+        sort_keys=True,
+        newline=True,
+    )
