@@ -33,8 +33,7 @@ demo: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-# ruff's rules as selected in pyproject.toml, then the formatter's check (files listed in
-# [tool.ruff.format] exclude are not formatted yet). .ci/run runs `make lint typecheck`.
+# ruff's rules as selected in pyproject.toml, then the formatter's check on every file.
 LINT_PATHS := instrumentation services tests bench grafana mixin setup.py
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)

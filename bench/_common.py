@@ -139,7 +139,7 @@ def parse_result(stdout: str) -> dict[str, Any]:
     found: dict[str, Any] | None = None
     for line in stdout.splitlines():
         if line.startswith(RESULT_MARKER):
-            doc = json.loads(line[len(RESULT_MARKER):])
+            doc = json.loads(line[len(RESULT_MARKER) :])
             if not isinstance(doc, dict):
                 raise ValueError("a bench result must be a JSON object")
             found = doc
@@ -164,7 +164,13 @@ def run_child(
     """Run one measurement child and return its result; ChildFailed with stderr's tail otherwise."""
     try:
         proc = subprocess.run(
-            list(cmd), env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=timeout_s, check=False
+            list(cmd),
+            env=dict(env),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
         )
     except subprocess.TimeoutExpired as exc:
         raise ChildFailed(f"{' '.join(cmd[:6])}... timed out after {timeout_s:.0f}s") from exc
@@ -186,7 +192,9 @@ def child_env(base: Mapping[str, str] | None = None, **extra: str) -> dict[str, 
         for k, v in (os.environ if base is None else base).items()
         if not k.startswith(("OTEL_", "LEAKTRACE_", "PYROSCOPE_"))
     }
-    parts = [str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(ROOT)]
+    parts = [str(ROOT)] + [
+        p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(ROOT)
+    ]
     env["PYTHONPATH"] = os.pathsep.join(parts)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.update(extra)
@@ -225,7 +233,12 @@ def _cpu_model() -> str | None:
 def _git_commit() -> str | None:
     try:
         proc = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5, check=False
+            ["git", "rev-parse", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -287,7 +300,12 @@ def write_json(path: Path | str, doc: Mapping[str, Any]) -> Path:
 
 
 def result_doc(
-    benchmark: str, *, argv: Sequence[str], quick: bool, machine: Mapping[str, Any] | None = None, **body: Any
+    benchmark: str,
+    *,
+    argv: Sequence[str],
+    quick: bool,
+    machine: Mapping[str, Any] | None = None,
+    **body: Any,
 ) -> dict[str, Any]:
     """The envelope every result file shares; report.py relies on these keys.
 
@@ -319,7 +337,11 @@ def fmt(value: Any, digits: int = 3) -> str:
             return "-"
         if abs(value) >= 1000:
             return f"{value:,.0f}"
-        return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
+        return (
+            f"{value:.{digits}g}"
+            if abs(value) < 1
+            else f"{value:.{digits}f}".rstrip("0").rstrip(".")
+        )
     return str(value)
 
 

@@ -85,7 +85,10 @@ SETUP: Mapping[str, str] = {
 # What a run needs in its environment: nothing exported, nothing listening, no agent found.
 ENV: Mapping[str, Mapping[str, str]] = {
     "bare": {},
-    "leaktrace": {"PYROSCOPE_SERVER_ADDRESS": "http://127.0.0.1:9", "LEAKTRACE_LOG_CONSOLE": "false"},
+    "leaktrace": {
+        "PYROSCOPE_SERVER_ADDRESS": "http://127.0.0.1:9",
+        "LEAKTRACE_LOG_CONSOLE": "false",
+    },
     "pyroscope_mem": {},
     "ddtrace_memalloc": {
         "DD_PROFILING_STACK_ENABLED": "false",
@@ -119,7 +122,9 @@ def program(config: str) -> str:
     return SETUP[config].replace("SAMPLE_BYTES", str(SAMPLE_BYTES)) + LOOP
 
 
-def count_instructions(python: str, config: str, iterations: int, *, valgrind: str = "valgrind") -> tuple[int, int]:
+def count_instructions(
+    python: str, config: str, iterations: int, *, valgrind: str = "valgrind"
+) -> tuple[int, int]:
     """(instructions of the main thread, of all threads) of one run.
 
     The loop and every profiler's allocator hook run on the main thread; the profilers' own
@@ -129,31 +134,65 @@ def count_instructions(python: str, config: str, iterations: int, *, valgrind: s
         out = Path(tmp) / "callgrind.out"
         env = {"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0", "HOME": tmp, **ENV[config]}
         proc = subprocess.run(
-            [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", "--separate-threads=yes",
-             "--trace-children=no", python, "-c", program(config), str(iterations)],
-            capture_output=True, text=True, timeout=3600, check=False, env=env, cwd=tmp,
+            [
+                valgrind,
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}",
+                "--separate-threads=yes",
+                "--trace-children=no",
+                python,
+                "-c",
+                program(config),
+                str(iterations),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            check=False,
+            env=env,
+            cwd=tmp,
         )
         files = sorted(Path(tmp).glob("callgrind.out-*"))
         if proc.returncode != 0 or not files:
-            raise RuntimeError(f"{config} on {python} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-        per_thread = {f.name.rsplit("-", 1)[1]: parse_callgrind_total(f.read_text(errors="replace")) for f in files}
+            raise RuntimeError(
+                f"{config} on {python} failed ({proc.returncode}): {proc.stderr[-2000:]}"
+            )
+        per_thread = {
+            f.name.rsplit("-", 1)[1]: parse_callgrind_total(f.read_text(errors="replace"))
+            for f in files
+        }
         return per_thread["01"], sum(per_thread.values())
 
 
 def has_module(python: str, module: str) -> bool:
-    probe = f"import importlib.util, sys; sys.exit(0 if importlib.util.find_spec({module!r}) else 1)"
-    return subprocess.run([python, "-c", probe], capture_output=True, timeout=60, check=False).returncode == 0
+    probe = (
+        f"import importlib.util, sys; sys.exit(0 if importlib.util.find_spec({module!r}) else 1)"
+    )
+    return (
+        subprocess.run(
+            [python, "-c", probe], capture_output=True, timeout=60, check=False
+        ).returncode
+        == 0
+    )
 
 
 def python_version(python: str) -> str:
-    out = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
-                         capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [python, "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return out.stdout.strip()
 
 
-def summarize(counts: Mapping[str, tuple[tuple[int, int], tuple[int, int]]]) -> dict[str, dict[str, Any]]:
+def summarize(
+    counts: Mapping[str, tuple[tuple[int, int], tuple[int, int]]],
+) -> dict[str, dict[str, Any]]:
     """{config: ((main, all) at 0 iterations, (main, all) at N)} -> start-up (all threads at 0),
     loop (main thread, N minus 0) and each one's ratio to bare's (pure)."""
+
     def loop_of(c: str) -> int:
         return counts[c][1][0] - counts[c][0][0]
 
@@ -182,15 +221,24 @@ def leaktrace_costs_least(configs: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python bench/callgrind_alloc.py", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python bench/callgrind_alloc.py", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--iterations", type=int, default=300_000)
     ap.add_argument("--python", action="append", default=None, metavar="PATH")
-    ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ", ".join(CONFIGS))
+    ap.add_argument(
+        "--configs",
+        default=",".join(CONFIGS),
+        help="comma-separated subset of " + ", ".join(CONFIGS),
+    )
     ap.add_argument("--json", type=Path, default=C.RESULTS / "callgrind_alloc.json")
     args = ap.parse_args(argv)
     valgrind = shutil.which("valgrind")
     if valgrind is None:
-        print("callgrind_alloc: valgrind is not installed (apt-get install -y valgrind)", file=sys.stderr)
+        print(
+            "callgrind_alloc: valgrind is not installed (apt-get install -y valgrind)",
+            file=sys.stderr,
+        )
         return 2
     configs = [c for c in args.configs.split(",") if c]
     if unknown := sorted(set(configs) - set(CONFIGS)):
@@ -199,8 +247,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "bare" not in configs:
         configs.insert(0, "bare")
     # Absolute, not resolved: a venv's python is a symlink that must stay the venv's.
-    pythons = [os.path.abspath(p) for p in args.python] if args.python else [
-        str(C.ROOT / v / "bin" / "python") for v in DEFAULT_VENVS if (C.ROOT / v / "bin" / "python").exists()]
+    pythons = (
+        [os.path.abspath(p) for p in args.python]
+        if args.python
+        else [
+            str(C.ROOT / v / "bin" / "python")
+            for v in DEFAULT_VENVS
+            if (C.ROOT / v / "bin" / "python").exists()
+        ]
+    )
     versions: dict[str, Any] = {}
     for py in pythons:
         version = python_version(py)
@@ -212,13 +267,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 skipped[config] = f"{module} is not installed in {py}"
                 continue
             C.progress(f"{version} {config}: 0 and {args.iterations:,} iterations under callgrind")
-            counts[config] = (count_instructions(py, config, 0, valgrind=valgrind),
-                              count_instructions(py, config, args.iterations, valgrind=valgrind))
+            counts[config] = (
+                count_instructions(py, config, 0, valgrind=valgrind),
+                count_instructions(py, config, args.iterations, valgrind=valgrind),
+            )
         summary = summarize(counts)
-        versions[version] = {"configs": summary, "skipped": skipped, "goal_status": leaktrace_costs_least(summary)}
-    command = "python bench/callgrind_alloc.py" + (
-        "" if args.iterations == 300_000 else f" --iterations {args.iterations}") + (
-        "" if args.python is None else "".join(f" --python {p}" for p in args.python))
+        versions[version] = {
+            "configs": summary,
+            "skipped": skipped,
+            "goal_status": leaktrace_costs_least(summary),
+        }
+    command = (
+        "python bench/callgrind_alloc.py"
+        + ("" if args.iterations == 300_000 else f" --iterations {args.iterations}")
+        + ("" if args.python is None else "".join(f" --python {p}" for p in args.python))
+    )
     doc = {
         "benchmark": "callgrind_alloc",
         "date": C.utc_now(),
@@ -230,18 +293,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         "versions": versions,
     }
     C.write_json(args.json, doc)
-    print(json.dumps({v: {c: round(d["loop_vs_bare"] or 0, 3) for c, d in x["configs"].items()}
-                      for v, x in versions.items()}))
+    print(
+        json.dumps(
+            {
+                v: {c: round(d["loop_vs_bare"] or 0, 3) for c, d in x["configs"].items()}
+                for v, x in versions.items()
+            }
+        )
+    )
     return 0
 
 
 def _versions_in(python: str) -> dict[str, str | None]:
-    code = ("import importlib.metadata as m, json\n"
-            "def v(n):\n"
-            "    try: return m.version(n)\n"
-            "    except m.PackageNotFoundError: return None\n"
-            "print(json.dumps({n: v(n) for n in ('leaktrace', 'pyroscope-io', 'ddtrace')}))")
-    out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    code = (
+        "import importlib.metadata as m, json\n"
+        "def v(n):\n"
+        "    try: return m.version(n)\n"
+        "    except m.PackageNotFoundError: return None\n"
+        "print(json.dumps({n: v(n) for n in ('leaktrace', 'pyroscope-io', 'ddtrace')}))"
+    )
+    out = subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     try:
         return dict(json.loads(out.stdout))
     except ValueError:

@@ -44,7 +44,9 @@ GOAL = C.Goal("leaktrace's own memory growth after warm-up", "own_rss_growth_byt
 SCRAPE_INTERVAL_S = 15.0
 
 
-def window_median(times: Sequence[float], values: Sequence[float], at: float, k: int = 5) -> float | None:
+def window_median(
+    times: Sequence[float], values: Sequence[float], at: float, k: int = 5
+) -> float | None:
     """Median of the k values whose times are nearest to `at`."""
     if not values:
         return None
@@ -52,14 +54,21 @@ def window_median(times: Sequence[float], values: Sequence[float], at: float, k:
     return C.median(values[i] for i in nearest)
 
 
-def theil_sen_slope(times: Sequence[float], values: Sequence[float], max_points: int = 200) -> float | None:
+def theil_sen_slope(
+    times: Sequence[float], values: Sequence[float], max_points: int = 200
+) -> float | None:
     """Median pairwise slope (units per second), thinned to `max_points` for a bounded cost."""
     if len(times) < 2:
         return None
     step = max(1, len(times) // max_points)
     t = list(times[::step])
     v = list(values[::step])
-    slopes = [(v[j] - v[i]) / (t[j] - t[i]) for i in range(len(t)) for j in range(i + 1, len(t)) if t[j] != t[i]]
+    slopes = [
+        (v[j] - v[i]) / (t[j] - t[i])
+        for i in range(len(t))
+        for j in range(i + 1, len(t))
+        if t[j] != t[i]
+    ]
     return C.median(slopes)
 
 
@@ -106,14 +115,21 @@ def classify_profile_request(path: str, user_agent: str) -> str:
 
 
 def bytes_by_signal(traces: Any, logs: Any, pyro: Any, metrics_bytes: int) -> dict[str, int]:
-    out = {"traces": traces.bytes_received, "logs": logs.bytes_received, "metrics_scraped": metrics_bytes,
-           "cpu_profiles": 0, "heap_profiles": 0}
+    out = {
+        "traces": traces.bytes_received,
+        "logs": logs.bytes_received,
+        "metrics_scraped": metrics_bytes,
+        "cpu_profiles": 0,
+        "heap_profiles": 0,
+    }
     for r in pyro.requests():
         out[classify_profile_request(r.path, r.user_agent)] += r.body_bytes
     return out
 
 
-def per_minute(before: Mapping[str, int], after: Mapping[str, int], seconds: float) -> dict[str, float | None]:
+def per_minute(
+    before: Mapping[str, int], after: Mapping[str, int], seconds: float
+) -> dict[str, float | None]:
     if seconds <= 0:
         return dict.fromkeys(after)
     return {k: (after[k] - before.get(k, 0)) * 60.0 / seconds for k in after}
@@ -130,13 +146,17 @@ def top_log_sources(records: Sequence[Any], k: int = 8) -> list[dict[str, Any]]:
     examples: dict[str, str] = {}
     for r in records:
         examples.setdefault(r.scope_name, r.body[:120])
-    return [{"logger": name, "records": n, "example": examples[name]}
-            for name, n in top_counts((r.scope_name for r in records), k)]
+    return [
+        {"logger": name, "records": n, "example": examples[name]}
+        for name, n in top_counts((r.scope_name for r in records), k)
+    ]
 
 
 def scrape_bytes(url: str) -> int:
     try:
-        req = urllib.request.Request(f"{url}/metrics", headers={"Accept": "application/openmetrics-text"})
+        req = urllib.request.Request(
+            f"{url}/metrics", headers={"Accept": "application/openmetrics-text"}
+        )
         with urllib.request.urlopen(req, timeout=5) as resp:
             return len(resp.read())
     except OSError:
@@ -149,31 +169,67 @@ def rss(pid: int) -> float:
     return float(psutil.Process(pid).memory_info().rss)
 
 
-def loadgen_popen(url: str, rate: float, duration: float, out: Path, log: Path) -> subprocess.Popen[str]:
+def loadgen_popen(
+    url: str, rate: float, duration: float, out: Path, log: Path
+) -> subprocess.Popen[str]:
     cmd = [
-        sys.executable, "-m", "services.loadgen", "--target", url, "--rate", str(rate), "--duration",
-        str(duration), "--users", "20", "--churn", "1", "--seed", "7", "--json", str(out), "--quiet",
+        sys.executable,
+        "-m",
+        "services.loadgen",
+        "--target",
+        url,
+        "--rate",
+        str(rate),
+        "--duration",
+        str(duration),
+        "--users",
+        "20",
+        "--churn",
+        "1",
+        "--seed",
+        "7",
+        "--json",
+        str(out),
+        "--quiet",
     ]
-    return subprocess.Popen(cmd, cwd=C.ROOT, env=C.child_env(), stdout=log.open("w"), stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        cmd,
+        cwd=C.ROOT,
+        env=C.child_env(),
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python bench/footprint.py", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python bench/footprint.py", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--duration", type=float, default=600.0, help="soak length, s (default 600)")
-    p.add_argument("--warmup", type=float, default=None, help="default: 20%% of the run, at least 60 s")
+    p.add_argument(
+        "--warmup", type=float, default=None, help="default: 20%% of the run, at least 60 s"
+    )
     p.add_argument("--rate", type=float, default=50.0, help="requests/s to each copy")
     p.add_argument("--sample-interval", type=float, default=5.0)
     p.add_argument("--quick", action="store_true", help="a few seconds: plumbing only")
     p.add_argument("--json", type=Path, default=C.RESULTS / "footprint.json")
-    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                   help="extra setting for the leaktrace copy, to measure a variant (repeatable); such a "
-                        "run is recorded as a variant and bench/report.py leaves it out of the README")
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra setting for the leaktrace copy, to measure a variant (repeatable); such a "
+        "run is recorded as a variant and bench/report.py leaves it out of the README",
+    )
     a = p.parse_args(argv)
     extra: dict[str, str] = {}
     for item in a.env:
         name, sep, value = item.partition("=")
         if not sep or not name.startswith(("LEAKTRACE_", "OTEL_", "PYROSCOPE_")):
-            p.error(f"--env takes NAME=VALUE with a LEAKTRACE_, OTEL_ or PYROSCOPE_ name, not {item!r}")
+            p.error(
+                f"--env takes NAME=VALUE with a LEAKTRACE_, OTEL_ or PYROSCOPE_ name, not {item!r}"
+            )
         extra[name] = value
     a.extra_env = extra
     if a.quick:
@@ -182,7 +238,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if a.warmup is None:
         a.warmup = a.duration * 0.3 if a.quick else max(60.0, a.duration * 0.2)
     if a.duration <= 0 or a.rate <= 0 or a.sample_interval <= 0 or not 0 <= a.warmup < a.duration:
-        p.error("--duration, --rate, --sample-interval must be positive and --warmup within the run")
+        p.error(
+            "--duration, --rate, --sample-interval must be positive and --warmup within the run"
+        )
     return a
 
 
@@ -212,12 +270,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         dirs = {m: tmpdir / m for m in ("bare", "leaktrace")}
         for d in dirs.values():
             d.mkdir()
-        bare = stack.enter_context(running("fixed", C.child_env(DOWNSTREAM_URL=down.url, **LEAKTRACE_ALL_OFF), dirs["bare"]))
-        lt_env = C.child_env(DOWNSTREAM_URL=down.url, **endpoints, **LEAKTRACE_ALL_ON, **a.extra_env)
+        bare = stack.enter_context(
+            running(
+                "fixed", C.child_env(DOWNSTREAM_URL=down.url, **LEAKTRACE_ALL_OFF), dirs["bare"]
+            )
+        )
+        lt_env = C.child_env(
+            DOWNSTREAM_URL=down.url, **endpoints, **LEAKTRACE_ALL_ON, **a.extra_env
+        )
         lt = stack.enter_context(running("fixed", lt_env, dirs["leaktrace"]))
         log(f"soak {a.duration:.0f} s at {a.rate:g} req/s per copy; warm-up {a.warmup:.0f} s")
-        gens = [loadgen_popen(s.url, a.rate, a.duration, dirs[m] / "load.json", dirs[m] / "loadgen.log")
-                for m, s in (("bare", bare), ("leaktrace", lt))]
+        gens = [
+            loadgen_popen(s.url, a.rate, a.duration, dirs[m] / "load.json", dirs[m] / "loadgen.log")
+            for m, s in (("bare", bare), ("leaktrace", lt))
+        ]
         start = time.monotonic()
         next_scrape = start + SCRAPE_INTERVAL_S
         counters_at_warmup: dict[str, int] | None = None
@@ -226,7 +292,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             while time.monotonic() - start < a.duration and all(g.poll() is None for g in gens):
                 now = time.monotonic()
-                samples.append({"t": round(now - start, 2), "rss_bare": rss(bare.pid), "rss_leaktrace": rss(lt.pid)})
+                samples.append(
+                    {
+                        "t": round(now - start, 2),
+                        "rss_bare": rss(bare.pid),
+                        "rss_leaktrace": rss(lt.pid),
+                    }
+                )
                 if now >= next_scrape:
                     metrics_bytes += scrape_bytes(lt.url)
                     scrapes += 1
@@ -235,7 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     counters_at_warmup = bytes_by_signal(traces, logs, pyro, metrics_bytes)
                 if now >= next_log:
                     s = samples[-1]
-                    log(f"  {s['t']:.0f} s: RSS bare {s['rss_bare'] / MB:.1f} MB, leaktrace {s['rss_leaktrace'] / MB:.1f} MB")
+                    log(
+                        f"  {s['t']:.0f} s: RSS bare {s['rss_bare'] / MB:.1f} MB, leaktrace {s['rss_leaktrace'] / MB:.1f} MB"
+                    )
                     next_log += 60
                 time.sleep(max(0.0, a.sample_interval - (time.monotonic() - now)))
             end_counters = bytes_by_signal(traces, logs, pyro, metrics_bytes)
@@ -264,16 +338,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 load_reports[m] = None
     measured_s = elapsed - a.warmup
     mem = own_memory(samples, a.warmup)
-    rates = per_minute(counters_at_warmup or {}, end_counters, measured_s if counters_at_warmup else elapsed)
+    rates = per_minute(
+        counters_at_warmup or {}, end_counters, measured_s if counters_at_warmup else elapsed
+    )
     judged = GOAL.judge(mem.get("own_rss_growth_bytes"))
     doc = C.result_doc(
         "footprint",
         argv=sys.argv[1:] if argv is None else list(argv),
         quick=a.quick,
         machine=machine,
-        config={"duration_s": a.duration, "warmup_s": a.warmup, "rate": a.rate, "sample_interval_s": a.sample_interval,
-                "scrape_interval_s": SCRAPE_INTERVAL_S, "signals_on": sorted(LEAKTRACE_ALL_ON),
-                "extra_env": a.extra_env},
+        config={
+            "duration_s": a.duration,
+            "warmup_s": a.warmup,
+            "rate": a.rate,
+            "sample_interval_s": a.sample_interval,
+            "scrape_interval_s": SCRAPE_INTERVAL_S,
+            "signals_on": sorted(LEAKTRACE_ALL_ON),
+            "extra_env": a.extra_env,
+        },
         memory=mem,
         bytes_total=end_counters,
         bytes_per_minute=rates,
@@ -281,21 +363,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_sources=log_sources,
         span_names=span_names,
         samples=samples,
-        load_reports={m: (r and {k: r[k] for k in ("completed", "ok", "errors", "achieved_rate", "latency_ms")}) for m, r in load_reports.items()},
+        load_reports={
+            m: (
+                r
+                and {k: r[k] for k in ("completed", "ok", "errors", "achieved_rate", "latency_ms")}
+            )
+            for m, r in load_reports.items()
+        },
         goals=[judged],
     )
     rows = [
-        ["own RSS (leaktrace - bare) at warm-up end, MB", (mem.get("own_rss_at_warmup_end_bytes") or 0) / MB],
+        [
+            "own RSS (leaktrace - bare) at warm-up end, MB",
+            (mem.get("own_rss_at_warmup_end_bytes") or 0) / MB,
+        ],
         ["own RSS at end, MB", (mem.get("own_rss_at_end_bytes") or 0) / MB],
-        ["own RSS growth after warm-up, MB", None if mem.get("own_rss_growth_bytes") is None else mem["own_rss_growth_bytes"] / MB],
-        ["own RSS slope after warm-up, KB/min", None if mem.get("own_rss_slope_bytes_per_min") is None else mem["own_rss_slope_bytes_per_min"] / 1000],
-        ["leaktrace copy RSS growth after warm-up, MB", None if mem.get("leaktrace_rss_growth_bytes") is None else mem["leaktrace_rss_growth_bytes"] / MB],
-        ["bare copy RSS growth after warm-up, MB", None if mem.get("bare_rss_growth_bytes") is None else mem["bare_rss_growth_bytes"] / MB],
+        [
+            "own RSS growth after warm-up, MB",
+            None if mem.get("own_rss_growth_bytes") is None else mem["own_rss_growth_bytes"] / MB,
+        ],
+        [
+            "own RSS slope after warm-up, KB/min",
+            None
+            if mem.get("own_rss_slope_bytes_per_min") is None
+            else mem["own_rss_slope_bytes_per_min"] / 1000,
+        ],
+        [
+            "leaktrace copy RSS growth after warm-up, MB",
+            None
+            if mem.get("leaktrace_rss_growth_bytes") is None
+            else mem["leaktrace_rss_growth_bytes"] / MB,
+        ],
+        [
+            "bare copy RSS growth after warm-up, MB",
+            None if mem.get("bare_rss_growth_bytes") is None else mem["bare_rss_growth_bytes"] / MB,
+        ],
     ] + [[f"{k} bytes/min", v] for k, v in rates.items()]
     doc["table"] = {"headers": ["figure", "value"], "rows": rows}
     C.write_json(a.json, doc)
     print(C.table(["figure", "value"], rows))
-    print(f"[{judged['status'].upper()}] {GOAL.name}: {C.fmt(judged['value'])} bytes (goal <= {GOAL.limit:.0f})")
+    print(
+        f"[{judged['status'].upper()}] {GOAL.name}: {C.fmt(judged['value'])} bytes (goal <= {GOAL.limit:.0f})"
+    )
     print(f"wrote {a.json}")
     return 0
 

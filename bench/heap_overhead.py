@@ -86,7 +86,9 @@ SETUP = {
 }
 
 
-def run_once(config: str, iterations: int, sample_bytes: int, python: str = sys.executable) -> float:
+def run_once(
+    config: str, iterations: int, sample_bytes: int, python: str = sys.executable
+) -> float:
     code = SETUP[config].replace("SAMPLE_BYTES", str(sample_bytes)) + WORKLOAD.replace(
         "N)", f"{iterations})"
     )
@@ -104,13 +106,20 @@ def run_once(config: str, iterations: int, sample_bytes: int, python: str = sys.
 
 
 def default_pythons() -> list[str]:
-    found = [str(ROOT / v / "bin" / "python") for v in VENVS if (ROOT / v / "bin" / "python").exists()]
+    found = [
+        str(ROOT / v / "bin" / "python") for v in VENVS if (ROOT / v / "bin" / "python").exists()
+    ]
     return found or [sys.executable]
 
 
 def python_version(python: str) -> str:
-    out = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
-                         capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [python, "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return out.stdout.strip()
 
 
@@ -138,9 +147,18 @@ def main() -> int:
         action="store_true",
         help="skip the pyroscope-io memory profiler comparison",
     )
-    ap.add_argument("--python", action="append", default=None, metavar="PATH",
-                    help="an interpreter with leaktrace installed (repeat for several)")
-    ap.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "heap_overhead.json")
+    ap.add_argument(
+        "--python",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="an interpreter with leaktrace installed (repeat for several)",
+    )
+    ap.add_argument(
+        "--json",
+        type=Path,
+        default=Path(__file__).resolve().parent / "results" / "heap_overhead.json",
+    )
     args = ap.parse_args()
     pythons = args.python or default_pythons()
     versions = {py: python_version(py) for py in pythons}
@@ -149,7 +167,7 @@ def main() -> int:
     for r in range(args.rounds):
         for py in pythons:
             # Rotate the order within a round so no configuration always runs first.
-            for c in configs[r % len(configs):] + configs[: r % len(configs)]:
+            for c in configs[r % len(configs) :] + configs[: r % len(configs)]:
                 try:
                     times[py][c].append(run_once(c, args.iterations, args.sample_bytes, py))
                 except RuntimeError as exc:
@@ -164,8 +182,8 @@ def main() -> int:
         "goal": {"metric": "sampler on/off", "op": "<=", "limit": GOAL},
         "versions": per_version,
         "python": ", ".join(per_version),
-        "command": "python bench/heap_overhead.py" + (
-            "" if args.python is None else "".join(f" --python {p}" for p in args.python)),
+        "command": "python bench/heap_overhead.py"
+        + ("" if args.python is None else "".join(f" --python {p}" for p in args.python)),
     }
     # The worst version's ratios stand for the run (what a one-line summary can say).
     for key in ("ratio_leaktrace_vs_off", "ratio_pyroscope_mem_vs_off"):

@@ -85,7 +85,9 @@ def median_time(times: Sequence[float | None], timeout: float) -> float | None:
 
 def false_alarm_summary(controls: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
     reports = sum(int(d.get("reports", 0)) for docs in controls.values() for d in docs)
-    alarm_reports = sum(int(d.get("alarm_reports_before_leak", 0)) for docs in controls.values() for d in docs)
+    alarm_reports = sum(
+        int(d.get("alarm_reports_before_leak", 0)) for docs in controls.values() for d in docs
+    )
     alarms = sum(int(d.get("alarm_count", 0)) for docs in controls.values() for d in docs)
     seconds = sum(float(d.get("duration_s", 0.0)) for docs in controls.values() for d in docs)
     return {
@@ -110,18 +112,31 @@ def alarm_sites(controls: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python bench/hunt_speed.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", type=int, default=None, help="trials per leak rate (default 5; 1 with --quick)")
-    p.add_argument("--quick", action="store_true", help="one fast trial and short controls: plumbing only")
+    p = argparse.ArgumentParser(
+        prog="python bench/hunt_speed.py", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument(
+        "--runs", type=int, default=None, help="trials per leak rate (default 5; 1 with --quick)"
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="one fast trial and short controls: plumbing only"
+    )
     p.add_argument("--json", type=Path, default=C.RESULTS / "hunt_speed.json")
-    p.add_argument("--rates", default=",".join(str(r) for r in DEFAULT_RATES), help="bytes/s, comma-separated")
+    p.add_argument(
+        "--rates", default=",".join(str(r) for r in DEFAULT_RATES), help="bytes/s, comma-separated"
+    )
     p.add_argument("--leak-after", type=float, default=20.0)
     p.add_argument("--timeout", type=float, default=300.0, help="seconds after the leak starts")
     p.add_argument("--duration", type=float, default=600.0, help="seconds per control")
     p.add_argument("--controls", default=",".join(CONTROLS))
     p.add_argument("--parallel", type=int, default=3)
     p.add_argument("--exporters", choices=("live", "dead"), default="live")
-    p.add_argument("--sample-bytes", type=int, default=None, help="LEAKTRACE_HEAP_SAMPLE_BYTES (default: leaktrace's)")
+    p.add_argument(
+        "--sample-bytes",
+        type=int,
+        default=None,
+        help="LEAKTRACE_HEAP_SAMPLE_BYTES (default: leaktrace's)",
+    )
     a = p.parse_args(argv)
     try:
         a.rates = [float(r) for r in a.rates.split(",") if r]
@@ -148,11 +163,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     jobs: list[tuple[str, str, list[str], float]] = []  # (kind, key, args, timeout)
     for _run in range(a.runs):
         for rate in a.rates:  # interleaved: a slow period of the machine hits every rate
-            args = ["--pattern", "leak", "--rate", str(rate), "--leak-after", str(a.leak_after),
-                    "--timeout", str(a.timeout)]
+            args = [
+                "--pattern",
+                "leak",
+                "--rate",
+                str(rate),
+                "--leak-after",
+                str(a.leak_after),
+                "--timeout",
+                str(a.timeout),
+            ]
             jobs.append(("leak", f"{rate:g}", args, a.leak_after + a.timeout + 120))
     for control in a.controls:
-        jobs.append(("control", control, ["--pattern", control, "--duration", str(a.duration)], a.duration + 120))
+        jobs.append(
+            (
+                "control",
+                control,
+                ["--pattern", control, "--duration", str(a.duration)],
+                a.duration + 120,
+            )
+        )
 
     stack = ExitStack()
     endpoints: tuple[str, str] | None = None
@@ -167,18 +197,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     def run(job: tuple[str, str, list[str], float]) -> tuple[str, str, dict[str, Any]]:
         kind, key, args, timeout = job
         try:
-            doc = C.run_child(child_command(args), env=child_env(a.sample_bytes, endpoints), timeout_s=timeout)
+            doc = C.run_child(
+                child_command(args), env=child_env(a.sample_bytes, endpoints), timeout_s=timeout
+            )
         except C.ChildFailed as exc:
             doc = {"error": str(exc)[:1500]}
         doc.pop("_stderr_tail", None)
         if kind == "leak":
-            log(f"  leak {key} B/s: " + (f"verdict after {doc.get('time_to_verdict_s')} s" if doc.get("detected")
-                                         else f"not detected ({doc.get('error', 'timeout')[:200]})"))
+            log(
+                f"  leak {key} B/s: "
+                + (
+                    f"verdict after {doc.get('time_to_verdict_s')} s"
+                    if doc.get("detected")
+                    else f"not detected ({doc.get('error', 'timeout')[:200]})"
+                )
+            )
         else:
-            log(f"  control {key}: {doc.get('alarm_reports_before_leak')} alarm reports of {doc.get('reports')}")
+            log(
+                f"  control {key}: {doc.get('alarm_reports_before_leak')} alarm reports of {doc.get('reports')}"
+            )
         return kind, key, doc
 
-    log(f"{len(jobs)} children, {a.parallel} at a time (leak trials up to {a.leak_after + a.timeout:.0f} s, controls {a.duration:.0f} s)")
+    log(
+        f"{len(jobs)} children, {a.parallel} at a time (leak trials up to {a.leak_after + a.timeout:.0f} s, controls {a.duration:.0f} s)"
+    )
     # Controls are the longest: start them first so the pool's wall time is about one control.
     ordered = [j for j in jobs if j[0] == "control"] + [j for j in jobs if j[0] == "leak"]
     with stack, ThreadPoolExecutor(a.parallel) as pool:
@@ -206,29 +248,51 @@ def main(argv: Sequence[str] | None = None) -> int:
             "hunter_path": paths,
             "runs": docs,
         }
-        rows.append([f"leak {float(key) / 1000:g} KB/s", med if med is not None else f"> {a.timeout:g}",
-                     f"{rates_out[key]['detected']}/{len(docs)}", ", ".join(paths)])
+        rows.append(
+            [
+                f"leak {float(key) / 1000:g} KB/s",
+                med if med is not None else f"> {a.timeout:g}",
+                f"{rates_out[key]['detected']}/{len(docs)}",
+                ", ".join(paths),
+            ]
+        )
     fa = false_alarm_summary(controls)
     fa["sites"] = alarm_sites(controls)
     for c, docs in controls.items():
         d = docs[0] if docs else {}
-        rows.append([f"control {c}", None, f"{d.get('alarm_reports_before_leak', '-')}/{d.get('reports', '-')} reports alarmed",
-                     d.get("hunter_path") or d.get("error", "")[:60]])
+        rows.append(
+            [
+                f"control {c}",
+                None,
+                f"{d.get('alarm_reports_before_leak', '-')}/{d.get('reports', '-')} reports alarmed",
+                d.get("hunter_path") or d.get("error", "")[:60],
+            ]
+        )
     headers = ["case", "median s to correct verdict", "detected / false alarms", "hunter"]
     all_paths = sorted({p for r in rates_out.values() for p in r["hunter_path"]})
     blocked = None
     if "telemetry" not in all_paths:
-        blocked = ("`leaktrace run` does not start a hunter yet (LEAKTRACE_HUNT_ENABLED has no effect in "
-                   "Telemetry); these figures come from leaktrace.analysis.Hunter built by the workload on "
-                   "the running heap sampler, as the wiring is meant to do.")
+        blocked = (
+            "`leaktrace run` does not start a hunter yet (LEAKTRACE_HUNT_ENABLED has no effect in "
+            "Telemetry); these figures come from leaktrace.analysis.Hunter built by the workload on "
+            "the running heap sampler, as the wiring is meant to do."
+        )
     doc = C.result_doc(
         "hunt_speed",
         argv=sys.argv[1:] if argv is None else list(argv),
         quick=a.quick,
         machine=machine,
-        config={"exporters": a.exporters, "runs": a.runs, "rates": a.rates, "leak_after_s": a.leak_after, "timeout_s": a.timeout,
-                "control_duration_s": a.duration, "parallel": a.parallel, "rps": 50,
-                "sample_bytes": a.sample_bytes or "leaktrace default"},
+        config={
+            "exporters": a.exporters,
+            "runs": a.runs,
+            "rates": a.rates,
+            "leak_after_s": a.leak_after,
+            "timeout_s": a.timeout,
+            "control_duration_s": a.duration,
+            "parallel": a.parallel,
+            "rps": 50,
+            "sample_bytes": a.sample_bytes or "leaktrace default",
+        },
         rates=rates_out,
         controls=controls,
         false_alarms=fa,
@@ -238,9 +302,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     C.write_json(a.json, doc)
     print(C.table(headers, rows))
-    print(f"false alarms: {fa['false_alarm_reports']}/{fa['reports']} reports "
-          f"({C.fmt(fa['false_alarm_report_fraction'])}), {C.fmt(fa['false_alarms_per_hour'])} per hour "
-          f"over {fa['control_seconds']:.0f} s of controls")
+    print(
+        f"false alarms: {fa['false_alarm_reports']}/{fa['reports']} reports "
+        f"({C.fmt(fa['false_alarm_report_fraction'])}), {C.fmt(fa['false_alarms_per_hour'])} per hour "
+        f"over {fa['control_seconds']:.0f} s of controls"
+    )
     if blocked:
         print("note: " + blocked)
     print(f"wrote {a.json}")

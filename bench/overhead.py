@@ -68,7 +68,8 @@ GOALS = {
     "alloc_heavy": C.Goal("allocation-heavy loop: leaktrace/bare", "leaktrace/bare", 1.25),
     "service_auto": C.Goal(
         "sample service auto-instrumented: leaktrace run/opentelemetry-instrument CPU per request",
-        "lt-run/otel-instrument", 1.00,
+        "lt-run/otel-instrument",
+        1.00,
     ),
 }
 
@@ -127,8 +128,12 @@ class Endpoints:
 
             # max_items bounds what the receivers keep while they keep counting.
             self.otlp = stack.enter_context(OTLPReceiver(max_items=2000))
-            self.pyroscope = stack.enter_context(PyroscopeReceiver(max_profiles=200, max_requests=200))
-            self.otlp_endpoint = self.otlp.endpoint if protocol == "grpc" else self.otlp.http_endpoint
+            self.pyroscope = stack.enter_context(
+                PyroscopeReceiver(max_profiles=200, max_requests=200)
+            )
+            self.otlp_endpoint = (
+                self.otlp.endpoint if protocol == "grpc" else self.otlp.http_endpoint
+            )
             self.pyroscope_endpoint = self.pyroscope.endpoint
         else:
             raise ValueError(f"unknown round {round_name!r}")
@@ -188,7 +193,11 @@ def micro_command(mode: str, workload: str, args: Sequence[str]) -> list[str]:
 
 
 def micro_env(mode: str, endpoints: Endpoints) -> dict[str, str]:
-    extra = {**endpoints.env(), "BENCH_FAST_EXIT": "1", "OTEL_SERVICE_NAME": f"bench-{base_mode(mode)}"}
+    extra = {
+        **endpoints.env(),
+        "BENCH_FAST_EXIT": "1",
+        "OTEL_SERVICE_NAME": f"bench-{base_mode(mode)}",
+    }
     if base_mode(mode) == "leaktrace":
         extra.update(LEAKTRACE_ALL_ON)
         extra.update(ABLATION.get(mode, {}))
@@ -214,7 +223,9 @@ def run_micro(
     for i, mode in C.interleaved(modes, runs):
         before = endpoints.counters()
         try:
-            doc = C.run_child(micro_command(mode, workload, args), env=micro_env(mode, endpoints), timeout_s=600)
+            doc = C.run_child(
+                micro_command(mode, workload, args), env=micro_env(mode, endpoints), timeout_s=600
+            )
         except C.ChildFailed as exc:
             errors.append(f"run {i} {mode}: {exc}")
             log(f"  {workload} run {i + 1}/{runs} {mode}: FAILED {str(exc)[:300]}")
@@ -229,8 +240,10 @@ def run_micro(
         lt_sig = (doc.get("signals") or {}).get("leaktrace")
         if lt_sig is not None:
             signals_per_run.setdefault(mode, []).append(lt_sig)
-        log(f"  {workload} run {i + 1}/{runs} {mode:9s} {doc['seconds']:.3f}s wall, "
-            f"{doc.get('main_cpu_seconds', 0):.3f}s main-thread CPU, {doc.get('cpu_seconds', 0):.3f}s process CPU")
+        log(
+            f"  {workload} run {i + 1}/{runs} {mode:9s} {doc['seconds']:.3f}s wall, "
+            f"{doc.get('main_cpu_seconds', 0):.3f}s main-thread CPU, {doc.get('cpu_seconds', 0):.3f}s process CPU"
+        )
     out: dict[str, Any] = {
         "args": list(args),
         "seconds": per_run,
@@ -244,7 +257,9 @@ def run_micro(
         "errors": errors,
     }
     pairs = [("leaktrace", "bare"), ("alt", "bare"), ("leaktrace", "alt")]
-    pairs += [(m, "bare") for m in modes if m.startswith("lt-")] + [(m, "leaktrace") for m in modes if m.startswith("lt-")]
+    pairs += [(m, "bare") for m in modes if m.startswith("lt-")] + [
+        (m, "leaktrace") for m in modes if m.startswith("lt-")
+    ]
     for num, den in pairs:
         if num not in per_run or den not in per_run:
             continue
@@ -272,7 +287,11 @@ def scrape_names(url: str) -> set[str]:
             text = resp.read().decode()
     except OSError:
         return set()
-    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+    return {
+        line.split("{")[0].split(" ")[0]
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
 
 
 def process_cpu(pid: int) -> float:
@@ -283,16 +302,41 @@ def process_cpu(pid: int) -> float:
     return float(t.user + t.system)
 
 
-def loadgen(url: str, *, rate: float, duration: float, concurrency: int, out: Path, seed: int) -> dict[str, Any]:
+def loadgen(
+    url: str, *, rate: float, duration: float, concurrency: int, out: Path, seed: int
+) -> dict[str, Any]:
     cmd = [
-        sys.executable, "-m", "services.loadgen", "--target", url, "--rate", str(rate),
-        "--duration", str(duration), "--concurrency", str(concurrency), "--users", "50",
-        "--churn", "5", "--seed", str(seed), "--json", str(out), "--quiet",
+        sys.executable,
+        "-m",
+        "services.loadgen",
+        "--target",
+        url,
+        "--rate",
+        str(rate),
+        "--duration",
+        str(duration),
+        "--concurrency",
+        str(concurrency),
+        "--users",
+        "50",
+        "--churn",
+        "5",
+        "--seed",
+        str(seed),
+        "--json",
+        str(out),
+        "--quiet",
     ]
     import subprocess
 
     proc = subprocess.run(
-        cmd, cwd=C.ROOT, env=C.child_env(), capture_output=True, text=True, timeout=duration + 60, check=False
+        cmd,
+        cwd=C.ROOT,
+        env=C.child_env(),
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        check=False,
     )
     if proc.returncode != 0:
         raise C.ChildFailed(f"loadgen exited {proc.returncode}: {proc.stderr[-1500:]}")
@@ -330,10 +374,24 @@ def run_service(
             log_dir.mkdir()
             try:
                 with running("fixed", env, log_dir) as svc:
-                    loadgen(svc.url, rate=rate, duration=warmup, concurrency=concurrency, out=log_dir / "warm.json", seed=100 + i)
+                    loadgen(
+                        svc.url,
+                        rate=rate,
+                        duration=warmup,
+                        concurrency=concurrency,
+                        out=log_dir / "warm.json",
+                        seed=100 + i,
+                    )
                     before = endpoints.counters()
                     cpu0 = process_cpu(svc.pid)
-                    rep = loadgen(svc.url, rate=rate, duration=duration, concurrency=concurrency, out=log_dir / "load.json", seed=i)
+                    rep = loadgen(
+                        svc.url,
+                        rate=rate,
+                        duration=duration,
+                        concurrency=concurrency,
+                        out=log_dir / "load.json",
+                        seed=i,
+                    )
                     cpu1 = process_cpu(svc.pid)
                     names = scrape_names(svc.url)
                     got = delta(before, endpoints.counters()) if endpoints.otlp is not None else {}
@@ -342,18 +400,43 @@ def run_service(
                 log(f"  service run {i + 1}/{runs} {mode}: FAILED {str(exc)[:300]}")
                 continue
             throughput[mode][i] = rep["achieved_rate"]
-            cpu_per_req[mode][i] = (cpu1 - cpu0) / rep["completed"] * 1e3 if rep["completed"] else None
+            cpu_per_req[mode][i] = (
+                (cpu1 - cpu0) / rep["completed"] * 1e3 if rep["completed"] else None
+            )
             p99[mode][i] = rep["latency_ms"]["p99"]
             p50[mode][i] = rep["latency_ms"]["p50"]
-            reports[mode].append({k: rep[k] for k in ("sent", "completed", "ok", "errors", "error_kinds", "by_kind", "skipped", "elapsed_s", "achieved_rate", "latency_ms")})
-            evidence.setdefault(mode, {
-                "heap_sampler_metric": "leaktrace_heap_live_bytes" in names,
-                "hunter_metric": "leaktrace_leak_suspects" in names,
-                "received_during_load": got,
-            })
-            log(f"  service run {i + 1}/{runs} {mode:9s} {rep['achieved_rate']:.0f} req/s, "
-                f"{cpu_per_req[mode][i] or 0:.2f} ms CPU/request, p50 {rep['latency_ms']['p50']} ms, p99 {rep['latency_ms']['p99']} ms, errors {rep['errors']}")
-    cost = C.paired_ratios(throughput, "bare", "leaktrace")  # bare/lt throughput = lt/bare time per request
+            reports[mode].append(
+                {
+                    k: rep[k]
+                    for k in (
+                        "sent",
+                        "completed",
+                        "ok",
+                        "errors",
+                        "error_kinds",
+                        "by_kind",
+                        "skipped",
+                        "elapsed_s",
+                        "achieved_rate",
+                        "latency_ms",
+                    )
+                }
+            )
+            evidence.setdefault(
+                mode,
+                {
+                    "heap_sampler_metric": "leaktrace_heap_live_bytes" in names,
+                    "hunter_metric": "leaktrace_leak_suspects" in names,
+                    "received_during_load": got,
+                },
+            )
+            log(
+                f"  service run {i + 1}/{runs} {mode:9s} {rep['achieved_rate']:.0f} req/s, "
+                f"{cpu_per_req[mode][i] or 0:.2f} ms CPU/request, p50 {rep['latency_ms']['p50']} ms, p99 {rep['latency_ms']['p99']} ms, errors {rep['errors']}"
+            )
+    cost = C.paired_ratios(
+        throughput, "bare", "leaktrace"
+    )  # bare/lt throughput = lt/bare time per request
     p99_ratio = C.paired_ratios(p99, "leaktrace", "bare")
     cpu_ratio = C.paired_ratios(cpu_per_req, "leaktrace", "bare")
     return {
@@ -425,33 +508,66 @@ def run_service_auto(
     errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-auto-") as tmp, ExitStack() as stack:
         tmpdir = Path(tmp)
-        down = stack.enter_context(running("downstream", C.child_env(**endpoints.env(), **LEAKTRACE_ALL_OFF), tmpdir))
+        down = stack.enter_context(
+            running("downstream", C.child_env(**endpoints.env(), **LEAKTRACE_ALL_OFF), tmpdir)
+        )
         for i, mode in C.interleaved(modes, runs):
             log_dir = tmpdir / f"{mode}-{i}"
             log_dir.mkdir()
             try:
-                with running("fixed", auto_env(mode, endpoints, down.url), log_dir, launcher=auto_launcher(mode)) as svc:
-                    loadgen(svc.url, rate=rate, duration=warmup, concurrency=concurrency, out=log_dir / "warm.json", seed=100 + i)
+                with running(
+                    "fixed",
+                    auto_env(mode, endpoints, down.url),
+                    log_dir,
+                    launcher=auto_launcher(mode),
+                ) as svc:
+                    loadgen(
+                        svc.url,
+                        rate=rate,
+                        duration=warmup,
+                        concurrency=concurrency,
+                        out=log_dir / "warm.json",
+                        seed=100 + i,
+                    )
                     before = endpoints.counters()
                     cpu0 = process_cpu(svc.pid)
-                    rep = loadgen(svc.url, rate=rate, duration=duration, concurrency=concurrency, out=log_dir / "load.json", seed=i)
+                    rep = loadgen(
+                        svc.url,
+                        rate=rate,
+                        duration=duration,
+                        concurrency=concurrency,
+                        out=log_dir / "load.json",
+                        seed=i,
+                    )
                     cpu1 = process_cpu(svc.pid)
                     got = delta(before, endpoints.counters()) if endpoints.otlp is not None else {}
-                instrumented.setdefault(mode, _instrumented_line((log_dir / "fixed.log").read_text(errors="replace")))
+                instrumented.setdefault(
+                    mode, _instrumented_line((log_dir / "fixed.log").read_text(errors="replace"))
+                )
             except (C.ChildFailed, RuntimeError, OSError) as exc:
                 errors.append(f"run {i} {mode}: {exc}")
                 log(f"  service_auto run {i + 1}/{runs} {mode}: FAILED {str(exc)[:300]}")
                 continue
             throughput[mode][i] = rep["achieved_rate"]
-            cpu_per_req[mode][i] = (cpu1 - cpu0) / rep["completed"] * 1e3 if rep["completed"] else None
+            cpu_per_req[mode][i] = (
+                (cpu1 - cpu0) / rep["completed"] * 1e3 if rep["completed"] else None
+            )
             p99[mode][i] = rep["latency_ms"]["p99"]
             if got:
                 spans[mode].append(got.get("otlp_trace_requests", 0))
-            log(f"  service_auto run {i + 1}/{runs} {mode:15s} {rep['achieved_rate']:.0f} req/s, "
-                f"{cpu_per_req[mode][i] or 0:.2f} ms CPU/request, p99 {rep['latency_ms']['p99']} ms, errors {rep['errors']}")
+            log(
+                f"  service_auto run {i + 1}/{runs} {mode:15s} {rep['achieved_rate']:.0f} req/s, "
+                f"{cpu_per_req[mode][i] or 0:.2f} ms CPU/request, p99 {rep['latency_ms']['p99']} ms, errors {rep['errors']}"
+            )
     ratios: dict[str, Any] = {}
-    for num, den in (("lt-run", "otel-instrument"), ("lt-run", "bare"), ("otel-instrument", "bare")):
-        cost = C.paired_ratios(throughput, den, num)  # den/num throughput = num/den time per request
+    for num, den in (
+        ("lt-run", "otel-instrument"),
+        ("lt-run", "bare"),
+        ("otel-instrument", "bare"),
+    ):
+        cost = C.paired_ratios(
+            throughput, den, num
+        )  # den/num throughput = num/den time per request
         cpu = C.paired_ratios(cpu_per_req, num, den)
         ratios[f"{num}/{den}"] = {
             "throughput_cost_per_run": cost,
@@ -541,33 +657,84 @@ def summary_rows(rounds: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
             if workload not in res:
                 continue
             r = res[workload]
-            for label, medians, key in (("process CPU s", "median_process_cpu_seconds", "process_cpu"),
-                                        ("wall s", "median_seconds", "time")):
+            for label, medians, key in (
+                ("process CPU s", "median_process_cpu_seconds", "process_cpu"),
+                ("wall s", "median_seconds", "time"),
+            ):
                 med = r[medians]
-                rows.append([
-                    round_name, f"{workload} {label}", med.get("bare"), med.get("alt"), med.get("leaktrace"),
-                    r["ratios"]["alt/bare"][key], r["ratios"]["leaktrace/bare"][key], r["ratios"]["leaktrace/alt"][key],
-                ])
+                rows.append(
+                    [
+                        round_name,
+                        f"{workload} {label}",
+                        med.get("bare"),
+                        med.get("alt"),
+                        med.get("leaktrace"),
+                        r["ratios"]["alt/bare"][key],
+                        r["ratios"]["leaktrace/bare"][key],
+                        r["ratios"]["leaktrace/alt"][key],
+                    ]
+                )
         if "service" in res:
             s = res["service"]
             lb = s["ratios"]["leaktrace/bare"]
-            rows.append([round_name, "service CPU ms/request", s["median_cpu_ms_per_request"]["bare"], None,
-                         s["median_cpu_ms_per_request"]["leaktrace"], None, lb["cpu_per_request"], None])
-            rows.append([round_name, "service req/s (cost = bare/lt)", s["median_throughput_rps"]["bare"], None,
-                         s["median_throughput_rps"]["leaktrace"], None, lb["throughput_cost"], None])
-            rows.append([round_name, "service p99 ms", s["median_p99_ms"]["bare"], None,
-                         s["median_p99_ms"]["leaktrace"], None, lb["p99"], None])
+            rows.append(
+                [
+                    round_name,
+                    "service CPU ms/request",
+                    s["median_cpu_ms_per_request"]["bare"],
+                    None,
+                    s["median_cpu_ms_per_request"]["leaktrace"],
+                    None,
+                    lb["cpu_per_request"],
+                    None,
+                ]
+            )
+            rows.append(
+                [
+                    round_name,
+                    "service req/s (cost = bare/lt)",
+                    s["median_throughput_rps"]["bare"],
+                    None,
+                    s["median_throughput_rps"]["leaktrace"],
+                    None,
+                    lb["throughput_cost"],
+                    None,
+                ]
+            )
+            rows.append(
+                [
+                    round_name,
+                    "service p99 ms",
+                    s["median_p99_ms"]["bare"],
+                    None,
+                    s["median_p99_ms"]["leaktrace"],
+                    None,
+                    lb["p99"],
+                    None,
+                ]
+            )
         if "service_auto" in res:
             # alt = opentelemetry-instrument, leaktrace = leaktrace run, both auto-instrumenting
             s = res["service_auto"]
             r = s["ratios"]
-            for label, med, key in (("CPU ms/request", "median_cpu_ms_per_request", "cpu_per_request"),
-                                    ("req/s (cost = bare/x)", "median_throughput_rps", "throughput_cost"),
-                                    ("p99 ms", "median_p99_ms", "p99")):
+            for label, med, key in (
+                ("CPU ms/request", "median_cpu_ms_per_request", "cpu_per_request"),
+                ("req/s (cost = bare/x)", "median_throughput_rps", "throughput_cost"),
+                ("p99 ms", "median_p99_ms", "p99"),
+            ):
                 m = s[med]
-                rows.append([round_name, f"service auto-instrumented {label}", m["bare"], m["otel-instrument"],
-                             m["lt-run"], r["otel-instrument/bare"][key], r["lt-run/bare"][key],
-                             r["lt-run/otel-instrument"][key]])
+                rows.append(
+                    [
+                        round_name,
+                        f"service auto-instrumented {label}",
+                        m["bare"],
+                        m["otel-instrument"],
+                        m["lt-run"],
+                        r["otel-instrument/bare"][key],
+                        r["lt-run/bare"][key],
+                        r["lt-run/otel-instrument"][key],
+                    ]
+                )
     return rows
 
 
@@ -579,7 +746,11 @@ def ablation_rows(ablation: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
     for workload, r in ablation.items():
         med = r["median_process_cpu_seconds"]
         for mode, value in med.items():
-            lt = r["ratios"].get(f"{mode}/leaktrace", {}).get("process_cpu") if mode.startswith("lt-") else None
+            lt = (
+                r["ratios"].get(f"{mode}/leaktrace", {}).get("process_cpu")
+                if mode.startswith("lt-")
+                else None
+            )
             bare = r["ratios"].get(f"{mode}/bare", {}).get("process_cpu") if mode != "bare" else 1.0
             if mode == "leaktrace":
                 bare = r["ratios"]["leaktrace/bare"]["process_cpu"]
@@ -591,26 +762,51 @@ ABLATION_HEADERS = ["workload", "mode", "process CPU s", "/bare", "/leaktrace (a
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python bench/overhead.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", type=int, default=None, help="interleaved runs per workload and round (default 5; 1 with --quick)")
-    p.add_argument("--quick", action="store_true", help="tiny counts, 1 run: checks the plumbing, not the numbers")
+    p = argparse.ArgumentParser(
+        prog="python bench/overhead.py", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help="interleaved runs per workload and round (default 5; 1 with --quick)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny counts, 1 run: checks the plumbing, not the numbers",
+    )
     p.add_argument("--json", type=Path, default=C.RESULTS / "overhead.json")
     p.add_argument("--rounds", default="dead,live")
     p.add_argument("--workloads", default=",".join(ALL_WORKLOADS))
     p.add_argument("--protocol", default="http/protobuf", choices=("http/protobuf", "grpc"))
     p.add_argument("--alloc-iterations", type=int, default=1_000_000)
     p.add_argument("--requests", type=int, default=40_000)
-    p.add_argument("--service-duration", type=float, default=15.0, help="seconds of measured load per run")
+    p.add_argument(
+        "--service-duration", type=float, default=15.0, help="seconds of measured load per run"
+    )
     p.add_argument("--service-warmup", type=float, default=4.0)
-    p.add_argument("--service-rate", type=float, default=3000.0, help="offered rate, far above capacity")
+    p.add_argument(
+        "--service-rate", type=float, default=3000.0, help="offered rate, far above capacity"
+    )
     p.add_argument("--service-concurrency", type=int, default=16)
-    p.add_argument("--judge", choices=tuple(JUDGE_KEYS), default="stated",
-                   help="figure the goals are judged on: as issue 8 states them (default: service "
-                        "throughput, loops process CPU), cpu (service CPU per request too) or wall")
-    p.add_argument("--ablation", action="store_true",
-                   help="also run leaktrace with one part off at a time (micro workloads, live round)")
-    p.add_argument("--ablate", default=",".join(ABLATION),
-                   help=f"which ablation variants (default all: {', '.join(ABLATION)})")
+    p.add_argument(
+        "--judge",
+        choices=tuple(JUDGE_KEYS),
+        default="stated",
+        help="figure the goals are judged on: as issue 8 states them (default: service "
+        "throughput, loops process CPU), cpu (service CPU per request too) or wall",
+    )
+    p.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also run leaktrace with one part off at a time (micro workloads, live round)",
+    )
+    p.add_argument(
+        "--ablate",
+        default=",".join(ABLATION),
+        help=f"which ablation variants (default all: {', '.join(ABLATION)})",
+    )
     a = p.parse_args(argv)
     a.rounds = [r for r in a.rounds.split(",") if r]
     a.workloads = [w for w in a.workloads.split(",") if w]
@@ -637,22 +833,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"note: {a.runs} runs; the README figures need at least 5")
     rounds: dict[str, dict[str, Any]] = {}
     for round_name in a.rounds:
-        log(f"round {round_name}: exporters -> {'a port nobody listens on' if round_name == 'dead' else 'in-process capture endpoints'}")
+        log(
+            f"round {round_name}: exporters -> {'a port nobody listens on' if round_name == 'dead' else 'in-process capture endpoints'}"
+        )
         with ExitStack() as stack:
             endpoints = Endpoints(round_name, stack, a.protocol)
             res: dict[str, Any] = {}
             for workload in a.workloads:
                 if workload == "alloc_heavy":
-                    args = ["--iterations", str(a.alloc_iterations), "--warmup", str(max(1, a.alloc_iterations // 10))]
+                    args = [
+                        "--iterations",
+                        str(a.alloc_iterations),
+                        "--warmup",
+                        str(max(1, a.alloc_iterations // 10)),
+                    ]
                     res[workload] = run_micro(workload, args, a.runs, endpoints, log=log)
                 elif workload == "request_loop":
-                    args = ["--requests", str(a.requests), "--warmup", str(max(1, a.requests // 10))]
+                    args = [
+                        "--requests",
+                        str(a.requests),
+                        "--warmup",
+                        str(max(1, a.requests // 10)),
+                    ]
                     res[workload] = run_micro(workload, args, a.runs, endpoints, log=log)
                 else:
                     run = run_service_auto if workload == "service_auto" else run_service
                     res[workload] = run(
-                        a.runs, endpoints, duration=a.service_duration, warmup=a.service_warmup,
-                        rate=a.service_rate, concurrency=a.service_concurrency, log=log,
+                        a.runs,
+                        endpoints,
+                        duration=a.service_duration,
+                        warmup=a.service_warmup,
+                        rate=a.service_rate,
+                        concurrency=a.service_concurrency,
+                        log=log,
                     )
             if endpoints.otlp is not None:
                 res["received_total"] = endpoints.counters()
@@ -667,7 +880,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 n = a.alloc_iterations if workload == "alloc_heavy" else a.requests
                 flag = "--iterations" if workload == "alloc_heavy" else "--requests"
                 args = [flag, str(n), "--warmup", str(max(1, n // 10))]
-                ablation[workload] = run_micro(workload, args, a.runs, endpoints, log=log, modes=modes)
+                ablation[workload] = run_micro(
+                    workload, args, a.runs, endpoints, log=log, modes=modes
+                )
     goals = judge(rounds, a.judge)
     doc = C.result_doc(
         "overhead",
@@ -675,15 +890,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         quick=a.quick,
         machine=machine,
         config={
-            "runs": a.runs, "protocol": a.protocol, "alloc_iterations": a.alloc_iterations,
-            "requests": a.requests, "service_duration_s": a.service_duration,
-            "service_rate": a.service_rate, "service_concurrency": a.service_concurrency,
-            "modes": list(MODES), "ratio": "median over runs of the within-run ratio; time ratios > 1 = slower",
+            "runs": a.runs,
+            "protocol": a.protocol,
+            "alloc_iterations": a.alloc_iterations,
+            "requests": a.requests,
+            "service_duration_s": a.service_duration,
+            "service_rate": a.service_rate,
+            "service_concurrency": a.service_concurrency,
+            "modes": list(MODES),
+            "ratio": "median over runs of the within-run ratio; time ratios > 1 = slower",
             "judged_on": a.judge,
         },
         rounds=rounds,
         ablation=ablation or None,
-        ablation_table={"headers": ABLATION_HEADERS, "rows": ablation_rows(ablation)} if ablation else None,
+        ablation_table={"headers": ABLATION_HEADERS, "rows": ablation_rows(ablation)}
+        if ablation
+        else None,
         goals=goals,
         table={"headers": HEADERS, "rows": summary_rows(rounds)},
     )
@@ -694,7 +916,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(C.table(ABLATION_HEADERS, ablation_rows(ablation)))
         print()
     for g in goals:
-        print(f"[{g['status'].upper():10s}] {g['round']:4s} {g['name']} ({g['basis']}): {C.fmt(g['value'])} (goal {g['op']} {g['limit']})")
+        print(
+            f"[{g['status'].upper():10s}] {g['round']:4s} {g['name']} ({g['basis']}): {C.fmt(g['value'])} (goal {g['op']} {g['limit']})"
+        )
     if doc["machine"]["code_changed_during_run"]:
         print("WARNING: leaktrace's code changed during this run; children measured different code")
     print(f"wrote {a.json}")

@@ -57,15 +57,28 @@ def _positive(kind: type) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Leaky vs fixed service under identical load.")
-    p.add_argument("--duration", type=_positive(float), default=60.0, help="measured seconds (default 60)")
-    p.add_argument("--rate", type=_positive(float), default=50.0, help="req/s per service (default 50)")
+    p.add_argument(
+        "--duration", type=_positive(float), default=60.0, help="measured seconds (default 60)"
+    )
+    p.add_argument(
+        "--rate", type=_positive(float), default=50.0, help="req/s per service (default 50)"
+    )
     p.add_argument("--users", type=_positive(int), default=10, help="active users (default 10)")
     p.add_argument("--churn", type=float, default=0.5, help="new users per second (default 0.5)")
-    p.add_argument("--warmup", type=float, default=10.0, help="warm-up seconds before the baseline (default 10)")
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=10.0,
+        help="warm-up seconds before the baseline (default 10)",
+    )
     p.add_argument("--concurrency", type=_positive(int), default=64)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
-    p.add_argument("--heap-sampler", action="store_true", help="enable leaktrace profiling so leaktrace_heap_live_bytes is exported")
+    p.add_argument(
+        "--heap-sampler",
+        action="store_true",
+        help="enable leaktrace profiling so leaktrace_heap_live_bytes is exported",
+    )
     return p
 
 
@@ -86,32 +99,52 @@ def service_env(heap_sampler: bool) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     env = service_env(args.heap_sampler)
-    shape = LoadShape(rate=args.rate, users=args.users, churn=args.churn, concurrency=args.concurrency, seed=args.seed)
+    shape = LoadShape(
+        rate=args.rate,
+        users=args.users,
+        churn=args.churn,
+        concurrency=args.concurrency,
+        seed=args.seed,
+    )
     with tempfile.TemporaryDirectory(prefix="bench-refactor-") as tmp, ExitStack() as stack:
         log_dir = Path(tmp)
         downstream = stack.enter_context(running("downstream", env, log_dir))
         env = {**env, "DOWNSTREAM_URL": downstream.url}
         leaky = stack.enter_context(running("leaky", env, log_dir))
         fixed = stack.enter_context(running("fixed", env, log_dir))
-        print(f"downstream {downstream.url}  leaky {leaky.url} (pid {leaky.pid})  fixed {fixed.url} (pid {fixed.pid})", file=sys.stderr)
+        print(
+            f"downstream {downstream.url}  leaky {leaky.url} (pid {leaky.pid})  fixed {fixed.url} (pid {fixed.pid})",
+            file=sys.stderr,
+        )
         if args.warmup > 0:
             print(f"warm-up {args.warmup:.0f}s at {args.rate:g} req/s each", file=sys.stderr)
-            asyncio.run(drive_both(leaky, fixed, shape, seconds=args.warmup, prefix="w", show=False))
+            asyncio.run(
+                drive_both(leaky, fixed, shape, seconds=args.warmup, prefix="w", show=False)
+            )
         time.sleep(1.0)
         before = {s.name: sample(s) for s in (leaky, fixed)}
-        print(f"measuring {args.duration:.0f}s at {args.rate:g} req/s each, {args.users} users, churn {args.churn:g}/s", file=sys.stderr)
-        leaky_load, fixed_load = asyncio.run(drive_both(leaky, fixed, shape, seconds=args.duration, prefix="m", show=True))
+        print(
+            f"measuring {args.duration:.0f}s at {args.rate:g} req/s each, {args.users} users, churn {args.churn:g}/s",
+            file=sys.stderr,
+        )
+        leaky_load, fixed_load = asyncio.run(
+            drive_both(leaky, fixed, shape, seconds=args.duration, prefix="m", show=True)
+        )
         time.sleep(1.0)
         after = {s.name: sample(s) for s in (leaky, fixed)}
         for svc in (leaky, fixed):
             if svc.process.poll() is not None:
-                raise RuntimeError(f"{svc.name} exited during the run (code {svc.process.returncode})")
+                raise RuntimeError(
+                    f"{svc.name} exited during the run (code {svc.process.returncode})"
+                )
     result: dict[str, Any] = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "leaky": compare(before["leaky"], after["leaky"], leaky_load),
         "fixed": compare(before["fixed"], after["fixed"], fixed_load),
     }
-    result["reduction"] = reduction(result["leaky"]["rss_growth_bytes"], result["fixed"]["rss_growth_bytes"])
+    result["reduction"] = reduction(
+        result["leaky"]["rss_growth_bytes"], result["fixed"]["rss_growth_bytes"]
+    )
     return result
 
 

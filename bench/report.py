@@ -30,12 +30,24 @@ BENCHMARKS = ("overhead", "hunt_speed", "footprint")
 #: bench/heap_overhead.py and bench/heap_accuracy.py write flat documents (no "table"/"date").
 HEAP_BENCHMARKS = ("heap_overhead", "heap_accuracy", "callgrind_alloc")
 HEAP_FIELDS = {
-    "heap_overhead": frozenset({"iterations", "rounds", "sample_bytes", "ratio_leaktrace_vs_off", "ratio_pyroscope_mem_vs_off"}),
+    "heap_overhead": frozenset(
+        {
+            "iterations",
+            "rounds",
+            "sample_bytes",
+            "ratio_leaktrace_vs_off",
+            "ratio_pyroscope_mem_vs_off",
+        }
+    ),
     "heap_accuracy": frozenset({"summary", "mb", "trials", "sample_bytes"}),
     "callgrind_alloc": frozenset({"versions", "iterations", "sample_bytes", "command"}),
 }
-CALLGRIND_NAMES = {"bare": "bare", "leaktrace": "leaktrace heap sampler", "pyroscope_mem": "pyroscope-io memory",
-                   "ddtrace_memalloc": "ddtrace memalloc heap"}
+CALLGRIND_NAMES = {
+    "bare": "bare",
+    "leaktrace": "leaktrace heap sampler",
+    "pyroscope_mem": "pyroscope-io memory",
+    "ddtrace_memalloc": "ddtrace memalloc heap",
+}
 TITLES = {"overhead": "Overhead", "hunt_speed": "Hunt speed", "footprint": "Footprint"}
 
 
@@ -48,9 +60,16 @@ def is_variant(doc: Mapping[str, Any]) -> bool:
     issue's 10 minutes, hunt_speed with dead exporters or another sample interval): kept in
     bench/results and cited in docs, never the README's figure."""
     cfg = doc.get("config") or {}
-    longer_soak = doc.get("benchmark") == "footprint" and not doc.get("quick") and cfg.get("duration_s", 600.0) != 600.0
-    return bool(cfg.get("extra_env")) or longer_soak or cfg.get("exporters", "live") != "live" or (
-        cfg.get("sample_bytes", "leaktrace default") != "leaktrace default"
+    longer_soak = (
+        doc.get("benchmark") == "footprint"
+        and not doc.get("quick")
+        and cfg.get("duration_s", 600.0) != 600.0
+    )
+    return (
+        bool(cfg.get("extra_env"))
+        or longer_soak
+        or cfg.get("exporters", "live") != "live"
+        or (cfg.get("sample_bytes", "leaktrace default") != "leaktrace default")
     )
 
 
@@ -67,7 +86,11 @@ def load_results(results_dir: Path) -> dict[str, dict[str, Any]]:
             if HEAP_FIELDS[doc["benchmark"]] <= set(doc):  # else not written by those commands
                 found[doc["benchmark"]] = doc
             continue
-        if not isinstance(doc, dict) or doc.get("benchmark") not in BENCHMARKS or "table" not in doc:
+        if (
+            not isinstance(doc, dict)
+            or doc.get("benchmark") not in BENCHMARKS
+            or "table" not in doc
+        ):
             continue
         if is_variant(doc):
             continue
@@ -92,7 +115,9 @@ def _origin(doc: Mapping[str, Any]) -> str:
     if doc.get("quick"):
         line += "\n\n**Quick run (tiny counts): these numbers check the plumbing, not leaktrace.**"
     if m.get("code_changed_during_run"):
-        line += "\n\n**leaktrace's code changed while this ran: its children measured different code.**"
+        line += (
+            "\n\n**leaktrace's code changed while this ran: its children measured different code.**"
+        )
     return line
 
 
@@ -102,11 +127,22 @@ def leaktrace_components(doc: Mapping[str, Any]) -> str | None:
         for workload in ("alloc_heavy", "request_loop"):
             lt = res.get(workload, {}).get("signals", {}).get("leaktrace", {}).get("leaktrace")
             if lt:
-                on = [name for name, key in (("OTLP traces", "traces"), ("OTLP logs", "logs"),
-                                             ("/metrics", "metrics_served"), ("pyroscope-io CPU", "cpu_profiler"),
-                                             ("pyroscope-io memory", "pyroscope_memory"), ("hunter", "hunter")) if lt.get(key)]
+                on = [
+                    name
+                    for name, key in (
+                        ("OTLP traces", "traces"),
+                        ("OTLP logs", "logs"),
+                        ("/metrics", "metrics_served"),
+                        ("pyroscope-io CPU", "cpu_profiler"),
+                        ("pyroscope-io memory", "pyroscope_memory"),
+                        ("hunter", "hunter"),
+                    )
+                    if lt.get(key)
+                ]
                 if lt.get("heap_sampler"):
-                    on.append(f"span-linked heap sampler (mean interval {lt.get('heap_sample_bytes', 0) // 1024} KiB)")
+                    on.append(
+                        f"span-linked heap sampler (mean interval {lt.get('heap_sample_bytes', 0) // 1024} KiB)"
+                    )
                 return ", ".join(on)
     return None
 
@@ -130,9 +166,22 @@ def goals_table(docs: Mapping[str, Mapping[str, Any]]) -> str:
     rows = []
     for name in BENCHMARKS:
         for g in docs.get(name, {}).get("goals", []):
-            where = ", ".join(x for x in (f"{g['round']} exporters" if g.get("round") else "",
-                                          f"{g['basis']} basis" if g.get("basis") else "") if x)
-            rows.append([g["name"] + (f" ({where})" if where else ""), _goal_value(g), _goal_limit(g), g["status"].upper()])
+            where = ", ".join(
+                x
+                for x in (
+                    f"{g['round']} exporters" if g.get("round") else "",
+                    f"{g['basis']} basis" if g.get("basis") else "",
+                )
+                if x
+            )
+            rows.append(
+                [
+                    g["name"] + (f" ({where})" if where else ""),
+                    _goal_value(g),
+                    _goal_limit(g),
+                    g["status"].upper(),
+                ]
+            )
     if not rows:
         return "No goal has been measured yet."
     return C.table(["goal", "measured", "target", "status"], rows)
@@ -140,8 +189,10 @@ def goals_table(docs: Mapping[str, Mapping[str, Any]]) -> str:
 
 def render(docs: Mapping[str, Mapping[str, Any]]) -> str:
     out = [
-        ("_Generated by `python bench/report.py` from `bench/results/*.json`; do not edit by hand. "
-         "How each figure is measured: docs/benchmarks.md._"),
+        (
+            "_Generated by `python bench/report.py` from `bench/results/*.json`; do not edit by hand. "
+            "How each figure is measured: docs/benchmarks.md._"
+        ),
         "",
         "### Goals",
         "",
@@ -160,28 +211,43 @@ def render(docs: Mapping[str, Mapping[str, Any]]) -> str:
         if name == "overhead":
             runs = doc.get("config", {}).get("runs")
             basis = doc.get("config", {}).get("judged_on", "wall")
-            judged = ("Goals are judged as issue 8 states them: the service on throughput, the loops on "
-                      "process CPU; the service's CPU per request is shown beside it"
-                      if basis == "stated" else f"Goals are judged on the {basis} figures")
-            out += ["", (f"Seconds for a fixed amount of work (process CPU, every telemetry thread included; "
-                         f"and wall). Ratios are the median over {runs} interleaved runs of the ratio within a "
-                         f"run; > 1 means leaktrace costs more. {judged}. "
-                         "`dead`: exporters point at a closed port; `live`: at capture endpoints.")]
+            judged = (
+                "Goals are judged as issue 8 states them: the service on throughput, the loops on "
+                "process CPU; the service's CPU per request is shown beside it"
+                if basis == "stated"
+                else f"Goals are judged on the {basis} figures"
+            )
+            out += [
+                "",
+                (
+                    f"Seconds for a fixed amount of work (process CPU, every telemetry thread included; "
+                    f"and wall). Ratios are the median over {runs} interleaved runs of the ratio within a "
+                    f"run; > 1 means leaktrace costs more. {judged}. "
+                    "`dead`: exporters point at a closed port; `live`: at capture endpoints."
+                ),
+            ]
             comps = leaktrace_components(doc)
             if comps:
                 out += ["", f"leaktrace ran with: {comps}."]
             abl = doc.get("ablation_table")
             if abl:
-                out += ["", "What costs what (leaktrace with one part off, live exporters, process CPU):", "",
-                        C.table(abl["headers"], abl["rows"])]
+                out += [
+                    "",
+                    "What costs what (leaktrace with one part off, live exporters, process CPU):",
+                    "",
+                    C.table(abl["headers"], abl["rows"]),
+                ]
         if name == "hunt_speed":
             fa = doc.get("false_alarms", {})
             cfg = doc.get("config", {})
             sites = ", ".join(f"{k} ({v}x)" for k, v in (fa.get("sites") or {}).items())
-            out += ["", f"Exporters: {cfg.get('exporters', 'dead')}. False alarms on the controls: "
-                        f"{fa.get('false_alarm_reports')}/{fa.get('reports')} hunter reports named a suspect "
-                        f"({C.fmt(fa.get('false_alarms_per_hour'))} per hour over {C.fmt(fa.get('control_seconds'))} s)"
-                        + (f"; sites flagged: {sites}." if sites else ".")]
+            out += [
+                "",
+                f"Exporters: {cfg.get('exporters', 'dead')}. False alarms on the controls: "
+                f"{fa.get('false_alarm_reports')}/{fa.get('reports')} hunter reports named a suspect "
+                f"({C.fmt(fa.get('false_alarms_per_hour'))} per hour over {C.fmt(fa.get('control_seconds'))} s)"
+                + (f"; sites flagged: {sites}." if sites else "."),
+            ]
             if doc.get("note"):
                 out += ["", f"Note: {doc['note']}"]
     out += ["", "### Heap sampler", "", *heap_section(docs)]
@@ -195,14 +261,29 @@ def heap_section(docs: Mapping[str, Mapping[str, Any]]) -> list[str]:
         lines.append("Not run yet: `python bench/heap_overhead.py`.")
     elif isinstance(over.get("versions"), dict):
         lines += [
-            (f"_`{over.get('command', 'python bench/heap_overhead.py')}`_: allocation-heavy loop "
-             f"({over['iterations']:,} iterations, median of {over['rounds']} interleaved rounds, "
-             f"{over['sample_bytes'] // 1024} KiB mean interval), each CPython against itself in the same run:"),
+            (
+                f"_`{over.get('command', 'python bench/heap_overhead.py')}`_: allocation-heavy loop "
+                f"({over['iterations']:,} iterations, median of {over['rounds']} interleaved rounds, "
+                f"{over['sample_bytes'] // 1024} KiB mean interval), each CPython against itself in the same run:"
+            ),
             "",
-            C.table(["CPython", "heap sampling on/off", "pyroscope-io's memory profiler/off", "goal on/off <= 1.10"],
-                    [[version, C.fmt(v.get("ratio_leaktrace_vs_off")), C.fmt(v.get("ratio_pyroscope_mem_vs_off")),
-                      str(v.get("goal_status", "-")).upper()]
-                     for version, v in over["versions"].items()]),
+            C.table(
+                [
+                    "CPython",
+                    "heap sampling on/off",
+                    "pyroscope-io's memory profiler/off",
+                    "goal on/off <= 1.10",
+                ],
+                [
+                    [
+                        version,
+                        C.fmt(v.get("ratio_leaktrace_vs_off")),
+                        C.fmt(v.get("ratio_pyroscope_mem_vs_off")),
+                        str(v.get("goal_status", "-")).upper(),
+                    ]
+                    for version, v in over["versions"].items()
+                ],
+            ),
         ]
     else:
         lines.append(
@@ -215,12 +296,20 @@ def heap_section(docs: Mapping[str, Mapping[str, Any]]) -> list[str]:
     if acc is None:
         lines += ["", "Not run yet: `python bench/heap_accuracy.py`."]
     else:
-        rows = [[k, C.fmt(v["mean_rel_error"]), C.fmt(v["stdev_rel_error"]), C.fmt(v["within_10pct"])]
-                for k, v in acc["summary"].items()]
-        lines += ["", (f"_`python bench/heap_accuracy.py`_: {acc['mb']:g} MB retained by known functions, "
-                       f"{acc['trials']} trials at {acc['sample_bytes'] // 1024} KiB; relative error of the "
-                       "inuse_space estimate (goal: within ±10 %):"), "",
-                  C.table(["pattern", "mean error", "stdev", "share of trials within ±10 %"], rows)]
+        rows = [
+            [k, C.fmt(v["mean_rel_error"]), C.fmt(v["stdev_rel_error"]), C.fmt(v["within_10pct"])]
+            for k, v in acc["summary"].items()
+        ]
+        lines += [
+            "",
+            (
+                f"_`python bench/heap_accuracy.py`_: {acc['mb']:g} MB retained by known functions, "
+                f"{acc['trials']} trials at {acc['sample_bytes'] // 1024} KiB; relative error of the "
+                "inuse_space estimate (goal: within ±10 %):"
+            ),
+            "",
+            C.table(["pattern", "mean error", "stdev", "share of trials within ±10 %"], rows),
+        ]
     return lines
 
 
@@ -231,25 +320,41 @@ def _giga(value: Any) -> str:
 def callgrind_section(doc: Mapping[str, Any] | None) -> list[str]:
     """bench/callgrind_alloc.py: profilers side by side in instructions, per CPython."""
     if doc is None:
-        return ["Not run yet: `python bench/callgrind_alloc.py` (needs valgrind and the `[bench]` extra)."]
+        return [
+            "Not run yet: `python bench/callgrind_alloc.py` (needs valgrind and the `[bench]` extra)."
+        ]
     rows = []
     for version, v in doc["versions"].items():
         for config, r in v.get("configs", {}).items():
-            rows.append([version, CALLGRIND_NAMES.get(config, config), _giga(r.get("loop_instructions")),
-                         C.fmt(r.get("loop_vs_bare")), _giga(r.get("startup_instructions")),
-                         C.fmt(r.get("startup_vs_bare"))])
+            rows.append(
+                [
+                    version,
+                    CALLGRIND_NAMES.get(config, config),
+                    _giga(r.get("loop_instructions")),
+                    C.fmt(r.get("loop_vs_bare")),
+                    _giga(r.get("startup_instructions")),
+                    C.fmt(r.get("startup_vs_bare")),
+                ]
+            )
         for config, why in (v.get("skipped") or {}).items():
             rows.append([version, CALLGRIND_NAMES.get(config, config), "skipped", why, "-", "-"])
-    goals = ", ".join(f"{version} {str(v.get('goal_status', '-')).upper()}" for version, v in doc["versions"].items())
+    goals = ", ".join(
+        f"{version} {str(v.get('goal_status', '-')).upper()}"
+        for version, v in doc["versions"].items()
+    )
     return [
-        (f"_`{doc['command']}`_ ({str(doc.get('date', '?'))[:10]}, valgrind's callgrind): the same loop of tiny "
-         f"allocations (a dict of small lists, strs, dicts and tuples), {doc['iterations']:,} iterations, each "
-         f"profiler at a {doc['sample_bytes'] // 1024} KiB mean sample interval. Loop = instructions of the "
-         "main thread at N iterations minus at 0; start-up = all threads' instructions at 0 (interpreter, "
-         "imports, profiler start and exit). leaktrace ran through `leaktrace.init()` with traces, logs, "
-         "/metrics and CPU profiling off."),
+        (
+            f"_`{doc['command']}`_ ({str(doc.get('date', '?'))[:10]}, valgrind's callgrind): the same loop of tiny "
+            f"allocations (a dict of small lists, strs, dicts and tuples), {doc['iterations']:,} iterations, each "
+            f"profiler at a {doc['sample_bytes'] // 1024} KiB mean sample interval. Loop = instructions of the "
+            "main thread at N iterations minus at 0; start-up = all threads' instructions at 0 (interpreter, "
+            "imports, profiler start and exit). leaktrace ran through `leaktrace.init()` with traces, logs, "
+            "/metrics and CPU profiling off."
+        ),
         "",
-        C.table(["CPython", "configuration", "loop", "loop / bare", "start-up", "start-up / bare"], rows),
+        C.table(
+            ["CPython", "configuration", "loop", "loop / bare", "start-up", "start-up / bare"], rows
+        ),
         "",
         f"Goal, leaktrace's loop costs the least of the three profilers: {goals}.",
     ]
@@ -272,7 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python bench/report.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--results", type=Path, default=C.RESULTS)
     p.add_argument("--readme", type=Path, default=C.ROOT / "README.md")
-    p.add_argument("--stdout", action="store_true", help="print the section, leave the README alone")
+    p.add_argument(
+        "--stdout", action="store_true", help="print the section, leave the README alone"
+    )
     a = p.parse_args(argv)
     section = render(load_results(a.results))
     if a.stdout:
@@ -283,7 +390,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         new = splice(text, section)
     except (OSError, MarkersMissing) as exc:
         sys.stdout.write(section)
-        print(f"\nreport: README not updated ({exc}); the section is printed above.", file=sys.stderr)
+        print(
+            f"\nreport: README not updated ({exc}); the section is printed above.", file=sys.stderr
+        )
         return 0
     if new != text:
         tmp = a.readme.with_suffix(".md.tmp")

@@ -37,9 +37,34 @@ APPS = Path(__file__).resolve().parent / "workloads" / "soak_apps"
 
 def server_command(app: str, python: str, port: int) -> list[str]:
     if app == "flask":
-        return [python, "-m", "leaktrace", "run", "--", python, str(APPS / "flask_app.py"), str(port)]
-    return [python, "-m", "leaktrace", "run", "--", python, "-m", "uvicorn", "fastapi_app:app",
-            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+        return [
+            python,
+            "-m",
+            "leaktrace",
+            "run",
+            "--",
+            python,
+            str(APPS / "flask_app.py"),
+            str(port),
+        ]
+    return [
+        python,
+        "-m",
+        "leaktrace",
+        "run",
+        "--",
+        python,
+        "-m",
+        "uvicorn",
+        "fastapi_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
@@ -61,12 +86,16 @@ def metric(text: str, name: str) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--app", choices=("flask", "fastapi"), required=True)
     ap.add_argument("--python", default=sys.executable, help="interpreter with leaktrace installed")
     ap.add_argument("--sample-bytes", type=int, default=512 * 1024)
     ap.add_argument("--minutes", type=float, default=30.0)
-    ap.add_argument("--rate", type=float, default=40.0, help="requests per second, all clients together")
+    ap.add_argument(
+        "--rate", type=float, default=40.0, help="requests per second, all clients together"
+    )
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -89,13 +118,24 @@ def main(argv: list[str] | None = None) -> int:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(APPS), os.environ.get("PYTHONPATH", "")])),
         "PYTHONFAULTHANDLER": "1",
     }
-    version = subprocess.run([args.python, "-c", "import sys;print('%d.%d' % sys.version_info[:2])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [args.python, "-c", "import sys;print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     out = args.out or RESULTS / f"soak_crash_{args.app}_py{version}_{args.sample_bytes}.json"
-    log_path = Path(tempfile.gettempdir()) / (out.stem + ".log")  # the server's output, for a post-mortem
+    log_path = Path(tempfile.gettempdir()) / (
+        out.stem + ".log"
+    )  # the server's output, for a post-mortem
     log = open(log_path, "wb")  # noqa: SIM115 - held open for the server's whole life
-    proc = subprocess.Popen(server_command(args.app, args.python, port), env=env, cwd=str(APPS),
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        server_command(args.app, args.python, port),
+        env=env,
+        cwd=str(APPS),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     wait_ready(f"{base}/work/1", proc, 60)
 
@@ -110,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         while not stop.is_set():
             n += args.clients
             path = f"/work/{n}" if args.app == "flask" or n % 3 else f"/sync/{n}"
-            req = urllib.request.Request(base + path, headers={
-                "traceparent": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"})
+            req = urllib.request.Request(
+                base + path,
+                headers={"traceparent": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"},
+            )
             try:
                 urllib.request.urlopen(req, timeout=10).read()
                 key = "ok"
@@ -134,16 +176,28 @@ def main(argv: list[str] | None = None) -> int:
             crashed_at = time.monotonic() - started
             break
         try:
-            text = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read().decode()
+            text = (
+                urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5)
+                .read()
+                .decode()
+            )
         except (urllib.error.URLError, OSError):
             text = ""
         with lock:
             done = dict(counts)
-        series.append({"t": round(time.monotonic() - started, 1), "requests_ok": done["ok"],
-                       "rss_bytes": metric(text, "process_resident_memory_bytes"),
-                       "heap_live_bytes": metric(text, "leaktrace_heap_live_bytes")})
-        print(f"[{series[-1]['t']:7.0f} s] ok={done['ok']} failed={done['failed']} "
-              f"rss={series[-1]['rss_bytes']} heap={series[-1]['heap_live_bytes']}", flush=True)
+        series.append(
+            {
+                "t": round(time.monotonic() - started, 1),
+                "requests_ok": done["ok"],
+                "rss_bytes": metric(text, "process_resident_memory_bytes"),
+                "heap_live_bytes": metric(text, "leaktrace_heap_live_bytes"),
+            }
+        )
+        print(
+            f"[{series[-1]['t']:7.0f} s] ok={done['ok']} failed={done['failed']} "
+            f"rss={series[-1]['rss_bytes']} heap={series[-1]['heap_live_bytes']}",
+            flush=True,
+        )
         time.sleep(min(30.0, max(0.0, deadline - time.monotonic())))
     stop.set()
     for t in threads:
@@ -157,15 +211,27 @@ def main(argv: list[str] | None = None) -> int:
             proc.wait()
     log.close()
     rc = proc.returncode
-    crashed = crashed_at is not None or rc in (-signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS, 139, 134)
+    crashed = crashed_at is not None or rc in (
+        -signal.SIGSEGV,
+        -signal.SIGABRT,
+        -signal.SIGBUS,
+        139,
+        134,
+    )
     result = {
         "benchmark": "soak_crash",
         "command": "python bench/soak_crash.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "app": args.app, "python": version, "sample_bytes": args.sample_bytes,
-        "minutes": args.minutes, "rate": args.rate,
-        "crashed": crashed, "crashed_after_s": crashed_at, "exit_status": rc,
+        "app": args.app,
+        "python": version,
+        "sample_bytes": args.sample_bytes,
+        "minutes": args.minutes,
+        "rate": args.rate,
+        "crashed": crashed,
+        "crashed_after_s": crashed_at,
+        "exit_status": rc,
         "server_log": str(log_path),
-        "requests_ok": counts["ok"], "requests_failed": counts["failed"],
+        "requests_ok": counts["ok"],
+        "requests_failed": counts["failed"],
         "heap_sampler_seen": any(s["heap_live_bytes"] is not None for s in series),
         "series": series,
     }

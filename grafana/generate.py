@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Write the provisioned dashboards from their code, or check that they are in sync.
 
-    python grafana/generate.py          # (re)write grafana/dashboards/*.json
-    python grafana/generate.py --check  # exit 1 and name the files that differ
+python grafana/generate.py          # (re)write grafana/dashboards/*.json
+python grafana/generate.py --check  # exit 1 and name the files that differ
 """
 
 from __future__ import annotations
@@ -54,14 +54,21 @@ def out_of_sync(out_dir: Path = OUT_DIR) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when out of sync")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="only compare; exit 1 when out of sync"
+    )
     args = parser.parse_args(argv)
     if args.check:
         stale = out_of_sync()
         if stale:
-            print("out of sync with grafana/dashboards_src (run python grafana/generate.py): "
-                  + ", ".join(stale), file=sys.stderr)
+            print(
+                "out of sync with grafana/dashboards_src (run python grafana/generate.py): "
+                + ", ".join(stale),
+                file=sys.stderr,
+            )
             return 1
         return 0
     OUT_DIR.mkdir(exist_ok=True)

@@ -72,8 +72,12 @@ NAMESPACE_VAR = "namespace"
 
 
 def _prometheus_targets(board: dict[str, Any]) -> list[dict[str, Any]]:
-    return [t for p in board["panels"] for t in p.get("targets", [])
-            if t.get("datasource", {}).get("type") == "prometheus" and "expr" in t]
+    return [
+        t
+        for p in board["panels"]
+        for t in p.get("targets", [])
+        if t.get("datasource", {}).get("type") == "prometheus" and "expr" in t
+    ]
 
 
 def scoped(board: dict[str, Any], namespace_label: str | None) -> dict[str, Any]:
@@ -91,9 +95,17 @@ def scoped(board: dict[str, Any], namespace_label: str | None) -> dict[str, Any]
     definition = f"label_values(leaktrace_info{{{matcher}}}, job)"
     service["definition"] = service["query"]["query"] = definition
     namespace = copy.deepcopy(service)
-    namespace.update({"name": NAMESPACE_VAR, "label": "Namespace", "allValue": ".*",
-                      "current": {"selected": True, "text": ["All"], "value": ["$__all"]}})
-    namespace["definition"] = namespace["query"]["query"] = f"label_values(leaktrace_info, {namespace_label})"
+    namespace.update(
+        {
+            "name": NAMESPACE_VAR,
+            "label": "Namespace",
+            "allValue": ".*",
+            "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        }
+    )
+    namespace["definition"] = namespace["query"]["query"] = (
+        f"label_values(leaktrace_info, {namespace_label})"
+    )
     variables.insert(index, namespace)
     return out
 
@@ -109,7 +121,9 @@ def unscoped(board: dict[str, Any], namespace_label: str | None) -> dict[str, An
     out["templating"]["list"] = [v for v in out["templating"]["list"] if v["name"] != NAMESPACE_VAR]
     for variable in out["templating"]["list"]:
         if variable["name"] == "service":
-            variable["definition"] = variable["query"]["query"] = "label_values(leaktrace_info, job)"
+            variable["definition"] = variable["query"]["query"] = (
+                "label_values(leaktrace_info, job)"
+            )
     return out
 
 
@@ -118,7 +132,9 @@ def rendered(config: MixinConfig = DEFAULT_CONFIG) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, portable in _grafana_generator().portable().items():
         board = scoped(portable, config.namespace_label)
-        out[f"dashboards/{name}"] = json.dumps(board, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        out[f"dashboards/{name}"] = (
+            json.dumps(board, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        )
     for name, document in rule_files(config).items():
         out[f"rules/{name}"] = dump_yaml(document)
     out["prometheusrule.yaml"] = dump_yaml(prometheus_rule(config))
@@ -126,29 +142,47 @@ def rendered(config: MixinConfig = DEFAULT_CONFIG) -> dict[str, str]:
 
 
 def out_of_sync(out_dir: Path = HERE, config: MixinConfig = DEFAULT_CONFIG) -> list[str]:
-    return [name for name, text in rendered(config).items()
-            if not (out_dir / name).is_file() or (out_dir / name).read_text(encoding="utf-8") != text]
+    return [
+        name
+        for name, text in rendered(config).items()
+        if not (out_dir / name).is_file() or (out_dir / name).read_text(encoding="utf-8") != text
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when out of sync")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="only compare; exit 1 when out of sync"
+    )
     parser.add_argument("--out", type=Path, default=HERE, help="output directory (default: mixin/)")
     parser.add_argument("--job-label", default=DEFAULT_CONFIG.job_label)
-    parser.add_argument("--namespace-label", default=DEFAULT_CONFIG.namespace_label,
-                        help="label kept in every aggregation; '' for none")
-    parser.add_argument("--extra-selector", default="", help='matchers added to every selector, e.g. cluster="prod"')
+    parser.add_argument(
+        "--namespace-label",
+        default=DEFAULT_CONFIG.namespace_label,
+        help="label kept in every aggregation; '' for none",
+    )
+    parser.add_argument(
+        "--extra-selector", default="", help='matchers added to every selector, e.g. cluster="prod"'
+    )
     parser.add_argument("--memory-limit-bytes", type=int, default=DEFAULT_CONFIG.memory_limit_bytes)
     args = parser.parse_args(argv)
     try:
-        config = MixinConfig(job_label=args.job_label, namespace_label=args.namespace_label or None,
-                             extra_selector=args.extra_selector, memory_limit_bytes=args.memory_limit_bytes)
+        config = MixinConfig(
+            job_label=args.job_label,
+            namespace_label=args.namespace_label or None,
+            extra_selector=args.extra_selector,
+            memory_limit_bytes=args.memory_limit_bytes,
+        )
     except ValueError as exc:
         parser.error(str(exc))  # exit code 2
     if args.check:
         stale = out_of_sync(args.out, config)
         if stale:
-            print("out of sync (run python mixin/generate.py): " + ", ".join(stale), file=sys.stderr)
+            print(
+                "out of sync (run python mixin/generate.py): " + ", ".join(stale), file=sys.stderr
+            )
             return 1
         return 0
     for name, text in rendered(config).items():

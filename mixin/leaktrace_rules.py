@@ -43,7 +43,7 @@ class MixinConfig:
                 raise ValueError(f"{label!r} is not a Prometheus label name")
         for matcher in filter(None, (m.strip() for m in _split_matchers(self.extra_selector))):
             if not _MATCHER.match(matcher):
-                raise ValueError(f"{matcher!r} is not a label matcher such as cluster=\"prod\"")
+                raise ValueError(f'{matcher!r} is not a label matcher such as cluster="prod"')
         if self.memory_limit_bytes <= 0:
             raise ValueError("memory_limit_bytes must be positive")
 
@@ -75,18 +75,14 @@ def expressions(config: MixinConfig) -> dict[str, str]:
     ratio = f"{canary} / {stable}"
     return {
         "job:process_resident_memory_bytes:max": f"max by ({by}) (process_resident_memory_bytes{live})",
-        "job:process_resident_memory_bytes:deriv15m":
-            f"max by ({by}) (deriv(process_resident_memory_bytes{live}[15m]))",
+        "job:process_resident_memory_bytes:deriv15m": f"max by ({by}) (deriv(process_resident_memory_bytes{live}[15m]))",
         "job:leaktrace_heap_live_bytes:deriv15m": f"max by ({by}) (deriv(leaktrace_heap_live_bytes{live}[15m]))",
-        "job:memory_limit_bytes:configured":
-            f"0 * job:process_resident_memory_bytes:max + {config.memory_limit_bytes}",
-        "job:process_resident_memory_bytes:seconds_to_limit":
-            "(job:memory_limit_bytes:configured - job:process_resident_memory_bytes:max) "
-            "/ (job:process_resident_memory_bytes:deriv15m > 0)",
+        "job:memory_limit_bytes:configured": f"0 * job:process_resident_memory_bytes:max + {config.memory_limit_bytes}",
+        "job:process_resident_memory_bytes:seconds_to_limit": "(job:memory_limit_bytes:configured - job:process_resident_memory_bytes:max) "
+        "/ (job:process_resident_memory_bytes:deriv15m > 0)",
         "MemoryGrowthSustained": "job:process_resident_memory_bytes:deriv15m > 10240",
-        "MemoryExhaustionPredicted":
-            f"max by ({by}) (predict_linear(process_resident_memory_bytes{live}[1h], 4 * 3600)) "
-            f"> on ({by}) job:memory_limit_bytes:configured",
+        "MemoryExhaustionPredicted": f"max by ({by}) (predict_linear(process_resident_memory_bytes{live}[1h], 4 * 3600)) "
+        f"> on ({by}) job:memory_limit_bytes:configured",
         "job:process_resident_memory_bytes:canary_avg1h": canary,
         "job:process_resident_memory_bytes:stable_avg7d": stable,
         "job:canary_memory_ratio:1h_7d": ratio,
@@ -125,7 +121,9 @@ def rule_files(config: MixinConfig, compose: Mapping[str, Any] | None = None) ->
             for rule in group["rules"]:
                 key = rule.get("record") or rule["alert"]
                 if key not in exprs:
-                    raise KeyError(f"{name}: rule {key} has no template in mixin/leaktrace_rules.py")
+                    raise KeyError(
+                        f"{name}: rule {key} has no template in mixin/leaktrace_rules.py"
+                    )
                 built = copy.deepcopy(rule)
                 built["expr"] = exprs[key]
                 for field in ("annotations", "labels"):
@@ -137,15 +135,25 @@ def rule_files(config: MixinConfig, compose: Mapping[str, Any] | None = None) ->
     return out
 
 
-def prometheus_rule(config: MixinConfig, *, name: str = "leaktrace", namespace: str = "monitoring",
-                    labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+def prometheus_rule(
+    config: MixinConfig,
+    *,
+    name: str = "leaktrace",
+    namespace: str = "monitoring",
+    labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The same groups as one Prometheus Operator `PrometheusRule` (monitoring.coreos.com/v1)."""
     groups = [g for doc in rule_files(config).values() for g in doc["groups"]]
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": {"name": name, "namespace": namespace,
-                     "labels": dict(labels or {"app.kubernetes.io/name": "leaktrace",
-                                               "app.kubernetes.io/component": "rules"})},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": dict(
+                labels
+                or {"app.kubernetes.io/name": "leaktrace", "app.kubernetes.io/component": "rules"}
+            ),
+        },
         "spec": {"groups": groups},
     }

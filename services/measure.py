@@ -125,22 +125,40 @@ class Tracker:
 
 def compare(before: Sample, after: Sample, load: LoadReport) -> dict[str, Any]:
     """Per-service figures from two samples (pure)."""
-    if "leaktrace_heap_live_bytes" in before.metrics and "leaktrace_heap_live_bytes" in after.metrics:
-        heap_key, heap_method = "leaktrace_heap_live_bytes", "leaktrace heap sampler (leaktrace_heap_live_bytes)"
-    elif "service_malloc_in_use_bytes" in before.metrics and "service_malloc_in_use_bytes" in after.metrics:
-        heap_key, heap_method = "service_malloc_in_use_bytes", "glibc mallinfo2 in-use bytes (excludes pymalloc arenas)"
+    if (
+        "leaktrace_heap_live_bytes" in before.metrics
+        and "leaktrace_heap_live_bytes" in after.metrics
+    ):
+        heap_key, heap_method = (
+            "leaktrace_heap_live_bytes",
+            "leaktrace heap sampler (leaktrace_heap_live_bytes)",
+        )
+    elif (
+        "service_malloc_in_use_bytes" in before.metrics
+        and "service_malloc_in_use_bytes" in after.metrics
+    ):
+        heap_key, heap_method = (
+            "service_malloc_in_use_bytes",
+            "glibc mallinfo2 in-use bytes (excludes pymalloc arenas)",
+        )
     else:
         heap_key, heap_method = "", "unavailable"
     heap_start = before.metrics.get(heap_key) if heap_key else None
     heap_end = after.metrics.get(heap_key) if heap_key else None
     heap_growth = None if heap_start is None or heap_end is None else int(heap_end - heap_start)
+
     def growth(key: str) -> int | None:
         if key in before.metrics and key in after.metrics:
             return int(after.metrics[key] - before.metrics[key])
         return None
 
-    requests = int(after.metrics.get("service_requests_total", 0) - before.metrics.get("service_requests_total", 0))
-    blocks = after.metrics.get("service_allocated_blocks", 0.0) - before.metrics.get("service_allocated_blocks", 0.0)
+    requests = int(
+        after.metrics.get("service_requests_total", 0)
+        - before.metrics.get("service_requests_total", 0)
+    )
+    blocks = after.metrics.get("service_allocated_blocks", 0.0) - before.metrics.get(
+        "service_allocated_blocks", 0.0
+    )
     per_request = requests > 0
     return {
         "rss_start_bytes": before.rss_bytes,
@@ -162,7 +180,9 @@ def compare(before: Sample, after: Sample, load: LoadReport) -> dict[str, Any]:
         "threads_growth": after.threads - before.threads,
         "requests": requests,
         "allocs_per_request": round(blocks / requests, 2) if per_request else None,
-        "heap_growth_per_request_bytes": round(heap_growth / requests, 1) if per_request and heap_growth is not None else None,
+        "heap_growth_per_request_bytes": round(heap_growth / requests, 1)
+        if per_request and heap_growth is not None
+        else None,
         "seconds": round(after.at - before.at, 2),
         "load": load.to_dict(),
     }
@@ -187,7 +207,9 @@ class LoadShape:
     seed: int = 7
 
 
-async def drive_both(leaky: Service, fixed: Service, args: LoadShape, *, seconds: float, prefix: str, show: bool) -> tuple[LoadReport, LoadReport]:
+async def drive_both(
+    leaky: Service, fixed: Service, args: LoadShape, *, seconds: float, prefix: str, show: bool
+) -> tuple[LoadReport, LoadReport]:
     last_shown: dict[str, float] = {}
 
     def progress(p: Progress) -> None:
@@ -200,8 +222,14 @@ async def drive_both(leaky: Service, fixed: Service, args: LoadShape, *, seconds
     def config(target: str) -> LoadConfig:
         # Same seed, prefix and schedule for both: the same request sequence.
         return LoadConfig(
-            target=target, rate=args.rate, duration_s=seconds, users=args.users, churn=args.churn,
-            concurrency=args.concurrency, seed=args.seed, prefix=prefix,
+            target=target,
+            rate=args.rate,
+            duration_s=seconds,
+            users=args.users,
+            churn=args.churn,
+            concurrency=args.concurrency,
+            seed=args.seed,
+            prefix=prefix,
         )
 
     leaky_report, fixed_report = await asyncio.gather(
@@ -230,11 +258,27 @@ def table_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("", "leaky", "fixed"),
         row("RSS growth", "rss_growth_bytes", _mib),
         row("live heap growth", "heap_growth_bytes", _mib),
-        ("open fds", span(leaky, "open_fds_start", "open_fds_end"), span(fixed, "open_fds_start", "open_fds_end")),
-        ("threads", span(leaky, "threads_start", "threads_end"), span(fixed, "threads_start", "threads_end")),
+        (
+            "open fds",
+            span(leaky, "open_fds_start", "open_fds_end"),
+            span(fixed, "open_fds_start", "open_fds_end"),
+        ),
+        (
+            "threads",
+            span(leaky, "threads_start", "threads_end"),
+            span(fixed, "threads_start", "threads_end"),
+        ),
         row("requests served", "requests", str),
-        row("allocs/request (net blocks)", "allocs_per_request", lambda v: "n/a" if v is None else f"{v:.1f}"),
-        row("heap growth/request", "heap_growth_per_request_bytes", lambda v: "n/a" if v is None else f"{v:.0f} B"),
+        row(
+            "allocs/request (net blocks)",
+            "allocs_per_request",
+            lambda v: "n/a" if v is None else f"{v:.1f}",
+        ),
+        row(
+            "heap growth/request",
+            "heap_growth_per_request_bytes",
+            lambda v: "n/a" if v is None else f"{v:.0f} B",
+        ),
     ]
     for label, key in (("achieved rate (req/s)", "achieved_rate"), ("errors", "errors")):
         rows.append((label, str(leaky["load"][key]), str(fixed["load"][key])))

@@ -43,4 +43,6 @@ def pytest_terminal_summary(
     skipped = skipped_for_missing_prometheus(terminalreporter.stats.get("skipped", []))
     if skipped:
         terminalreporter.write_sep("=", "Prometheus not installed", yellow=True, bold=True)
-        terminalreporter.write_line(missing_prometheus_summary(len(skipped)), yellow=True, bold=True)
+        terminalreporter.write_line(
+            missing_prometheus_summary(len(skipped)), yellow=True, bold=True
+        )

@@ -21,11 +21,17 @@ def _processor_names(provider: Any) -> list[str]:
     procs = getattr(multi, "_span_processors", ()) or ()
     names = []
     for p in procs:
-        exporter = getattr(p, "span_exporter", None) or getattr(getattr(p, "_batch_processor", None), "_exporter", None)
+        exporter = getattr(p, "span_exporter", None) or getattr(
+            getattr(p, "_batch_processor", None), "_exporter", None
+        )
         inner = getattr(exporter, "_exporter", None) or getattr(exporter, "_inner", None)
         label = type(p).__name__
         if exporter is not None:
-            label += f"({type(exporter).__name__}" + (f"->{type(inner).__name__}" if inner is not None else "") + ")"
+            label += (
+                f"({type(exporter).__name__}"
+                + (f"->{type(inner).__name__}" if inner is not None else "")
+                + ")"
+            )
         names.append(label)
     return names
 
@@ -75,7 +81,11 @@ def active_signals() -> dict[str, Any]:
             "logs": bool(s.logs_enabled and not s.sdk_disabled),
             "metrics_served": tel.metrics_port is not None,
             "cpu_profiler": bool(prof is not None and getattr(prof, "running", False)),
-            "pyroscope_memory": bool(prof is not None and getattr(prof, "memory", False) and getattr(prof, "running", False)),
+            "pyroscope_memory": bool(
+                prof is not None
+                and getattr(prof, "memory", False)
+                and getattr(prof, "running", False)
+            ),
             "heap_sampler": bool(heap is not None and getattr(heap, "running", False)),
             "heap_sample_bytes": s.heap_sample_bytes,
             "hunt_enabled_setting": s.hunt_enabled,

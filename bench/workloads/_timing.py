@@ -10,7 +10,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-RESULT_MARKER = "BENCH_RESULT "  # same as bench/_common.py; children do not import the bench package
+RESULT_MARKER = (
+    "BENCH_RESULT "  # same as bench/_common.py; children do not import the bench package
+)
 
 
 def measure(work: Callable[[int], Any], *, units: int, warmup: int, label: str) -> dict[str, Any]:

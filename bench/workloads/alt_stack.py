@@ -55,7 +55,9 @@ def configure() -> None:
     if ok is False:
         print("alt_stack: pyroscope-io refused to start", file=sys.stderr)
     # What the child reports in its result (bench/workloads/_signals.py), so the JSON shows it.
-    os.environ["BENCH_ALT_STACK"] = f"otel-sdk:{protocol}+pyroscope-io:cpu,mem:{'ok' if ok is not False else 'refused'}"
+    os.environ["BENCH_ALT_STACK"] = (
+        f"otel-sdk:{protocol}+pyroscope-io:cpu,mem:{'ok' if ok is not False else 'refused'}"
+    )
     try:
         from pyroscope.otel import PyroscopeSpanProcessor
 

@@ -58,7 +58,9 @@ def leak_site_line() -> int:
 
 def handle(i: int, rnd: random.Random) -> int:
     """One request's steady work: parse, build a response, churn a bounded cache."""
-    body = json.dumps({"id": i, "items": [rnd.randrange(1000) for _ in range(20)], "note": "n" * 64})
+    body = json.dumps(
+        {"id": i, "items": [rnd.randrange(1000) for _ in range(20)], "note": "n" * 64}
+    )
     req = json.loads(body)
     resp = {"id": req["id"], "sum": sum(req["items"]), "top": sorted(req["items"])[-3:]}
     key = rnd.randrange(CACHE_ENTRIES * 2)
@@ -133,13 +135,21 @@ def is_right(site: dict[str, Any] | None, line: int) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--pattern", choices=("leak", "steady", "warm_cache", "sawtooth"), default="leak")
-    p.add_argument("--rate", type=float, default=100_000.0, help="leaked bytes per second (pattern leak)")
+    p.add_argument(
+        "--pattern", choices=("leak", "steady", "warm_cache", "sawtooth"), default="leak"
+    )
+    p.add_argument(
+        "--rate", type=float, default=100_000.0, help="leaked bytes per second (pattern leak)"
+    )
     p.add_argument("--rps", type=float, default=50.0)
     p.add_argument("--leak-after", type=float, default=20.0, help="seconds of clean traffic first")
-    p.add_argument("--timeout", type=float, default=300.0, help="give up this long after the leak starts")
+    p.add_argument(
+        "--timeout", type=float, default=300.0, help="give up this long after the leak starts"
+    )
     p.add_argument("--duration", type=float, default=600.0, help="run length of a control")
-    p.add_argument("--interval", type=float, default=1.0, help="hunter tick (when this script builds it)")
+    p.add_argument(
+        "--interval", type=float, default=1.0, help="hunter tick (when this script builds it)"
+    )
     p.add_argument("--poll", type=float, default=0.25, help="how often the verdict is read")
     a = p.parse_args(argv)
 
@@ -193,9 +203,17 @@ def main(argv: list[str] | None = None) -> int:
                 reports += 1
                 now = time.time()
                 site = top_site(rep)
-                keys = {(s.frames[0].file, s.frames[0].line) if s.frames else ("?", 0) for s in rep.suspects}
+                keys = {
+                    (s.frames[0].file, s.frames[0].line) if s.frames else ("?", 0)
+                    for s in rep.suspects
+                }
                 for k in keys - flagged:
-                    alarms.append({"t": round(now - start, 2), "site": f"{os.path.basename(str(k[0]))}:{k[1]}"})
+                    alarms.append(
+                        {
+                            "t": round(now - start, 2),
+                            "site": f"{os.path.basename(str(k[0]))}:{k[1]}",
+                        }
+                    )
                 flagged = keys
                 if leak_at is None or now < leak_at:
                     alarm_reports += 1 if rep.suspects else 0
@@ -209,33 +227,39 @@ def main(argv: list[str] | None = None) -> int:
                             first_holder = now - leak_at
                     elif site and first_right is None and len(wrong_before_right) < 10:
                         wrong_before_right.append({"t": round(now - leak_at, 2), **site})
-                if first_right is not None and (first_holder is not None or now - leak_at > first_right + 30):
+                if first_right is not None and (
+                    first_holder is not None or now - leak_at > first_right + 30
+                ):
                     break
         time.sleep(max(0.0, min(next_req, next_poll) - time.monotonic()))
     final = handle_.report()
     handle_.stop()
-    emit({
-        "pattern": a.pattern,
-        "rate_bytes_per_s": a.rate if leaking else 0.0,
-        "hunter_path": handle_.path,
-        "leak_after_s": a.leak_after if leaking else None,
-        "timeout_s": a.timeout if leaking else None,
-        "duration_s": round(time.time() - start, 2),
-        "requests": i,
-        "detected": first_right is not None,
-        "time_to_verdict_s": None if first_right is None else round(first_right, 2),
-        "time_to_holder_s": None if first_holder is None else round(first_holder, 2),
-        "time_to_any_suspect_s": None if first_any_after_leak is None else round(first_any_after_leak, 2),
-        "wrong_before_right": wrong_before_right,
-        "reports": reports,
-        "alarm_reports_before_leak": alarm_reports,
-        "alarms": alarms[:50],
-        "alarm_count": len(alarms),
-        "final_top_site": top_site(final),
-        "final_verdict": final.verdict,
-        "final_snapshots": final.snapshots,
-        "leak_site_line": line,
-    })
+    emit(
+        {
+            "pattern": a.pattern,
+            "rate_bytes_per_s": a.rate if leaking else 0.0,
+            "hunter_path": handle_.path,
+            "leak_after_s": a.leak_after if leaking else None,
+            "timeout_s": a.timeout if leaking else None,
+            "duration_s": round(time.time() - start, 2),
+            "requests": i,
+            "detected": first_right is not None,
+            "time_to_verdict_s": None if first_right is None else round(first_right, 2),
+            "time_to_holder_s": None if first_holder is None else round(first_holder, 2),
+            "time_to_any_suspect_s": None
+            if first_any_after_leak is None
+            else round(first_any_after_leak, 2),
+            "wrong_before_right": wrong_before_right,
+            "reports": reports,
+            "alarm_reports_before_leak": alarm_reports,
+            "alarms": alarms[:50],
+            "alarm_count": len(alarms),
+            "final_top_site": top_site(final),
+            "final_verdict": final.verdict,
+            "final_snapshots": final.snapshots,
+            "leak_site_line": line,
+        }
+    )
     return 0
 
 

@@ -29,7 +29,11 @@ def make_bodies(count: int = 64, seed: int = 3) -> list[str]:
             "user": f"user-{rnd.randrange(10_000)}",
             "session": f"{rnd.getrandbits(128):032x}",
             "cart": [
-                {"sku": f"sku-{rnd.randrange(500)}", "qty": rnd.randrange(1, 5), "price": round(rnd.uniform(1, 99), 2)}
+                {
+                    "sku": f"sku-{rnd.randrange(500)}",
+                    "qty": rnd.randrange(1, 5),
+                    "price": round(rnd.uniform(1, 99), 2),
+                }
                 for _ in range(rnd.randrange(3, 12))
             ],
             "flags": {f"f{j}": bool(rnd.getrandbits(1)) for j in range(8)},
@@ -59,7 +63,9 @@ def make_work() -> Callable[[int], None]:
             if len(totals) > 1000:
                 totals.clear()
             span.set_attribute("app.items", len(lines))
-            return json.dumps({"user": req["user"], "total": round(total, 2), "skus": by_sku, "flags": enabled})
+            return json.dumps(
+                {"user": req["user"], "total": round(total, 2), "skus": by_sku, "flags": enabled}
+            )
 
     def work(n: int) -> None:
         nb = len(bodies)

@@ -23,8 +23,12 @@ Json = dict[str, Any]
 #: Datasource kind -> (plugin type, fixed uid in the compose stack, variable name, label).
 KINDS: tuple[tuple[str, str, str, str], ...] = tuple(
     (ref["type"], ref["uid"], f"{ref['uid']}_datasource", label)
-    for ref, label in ((panels.PROMETHEUS, "Prometheus / Mimir"), (panels.LOKI, "Loki"),
-                       (panels.TEMPO, "Tempo"), (panels.PYROSCOPE, "Pyroscope"))
+    for ref, label in (
+        (panels.PROMETHEUS, "Prometheus / Mimir"),
+        (panels.LOKI, "Loki"),
+        (panels.TEMPO, "Tempo"),
+        (panels.PYROSCOPE, "Pyroscope"),
+    )
 )
 #: The uids compose provisions, by variable name: what `substitute` sets for compose.
 COMPOSE_UIDS: dict[str, str] = {variable: uid for _, uid, variable, _ in KINDS}
@@ -35,9 +39,19 @@ _PANES = re.compile(r"([?&]panes=)([^&]*)")
 
 def _variable(plugin_type: str, name: str, label: str) -> Json:
     # `current` is left empty: Grafana then selects the default (or first) datasource of the type.
-    return {"name": name, "label": label, "type": "datasource", "query": plugin_type,
-            "current": {}, "hide": 0, "refresh": 1, "regex": "", "options": [],
-            "includeAll": False, "multi": False}
+    return {
+        "name": name,
+        "label": label,
+        "type": "datasource",
+        "query": plugin_type,
+        "current": {},
+        "hide": 0,
+        "refresh": 1,
+        "regex": "",
+        "options": [],
+        "includeAll": False,
+        "multi": False,
+    }
 
 
 def _retarget(node: Any, mapping: Mapping[str, str]) -> Any:
@@ -63,7 +77,9 @@ def _retarget_url(url: str, mapping: Mapping[str, str]) -> str:
     # Explore links carry their datasource inside the percent-encoded `panes` JSON.
     def repl(match: re.Match[str]) -> str:
         panes = _retarget(json.loads(urllib.parse.unquote(match.group(2))), mapping)
-        return match.group(1) + panels._encode_keeping_variables(json.dumps(panes, separators=(",", ":")))
+        return match.group(1) + panels._encode_keeping_variables(
+            json.dumps(panes, separators=(",", ":"))
+        )
 
     return _PANES.sub(repl, url)
 
@@ -71,12 +87,18 @@ def _retarget_url(url: str, mapping: Mapping[str, str]) -> str:
 def templated(board: Json) -> Json:
     """`board` with every fixed datasource uid replaced by `${<kind>_datasource}` and those
     variables first in its templating list (later variables query through them)."""
-    used = {value["uid"] for key, value in _walk(board)
-            if key == "datasource" and isinstance(value, dict)}
+    used = {
+        value["uid"]
+        for key, value in _walk(board)
+        if key == "datasource" and isinstance(value, dict)
+    }
     mapping = {uid: f"${{{variable}}}" for uid, variable in _UID_TO_VARIABLE.items()}
     out: Json = _retarget(copy.deepcopy(board), mapping)
-    variables = [_variable(plugin_type, variable, label) for plugin_type, uid, variable, label in KINDS
-                 if uid in used]
+    variables = [
+        _variable(plugin_type, variable, label)
+        for plugin_type, uid, variable, label in KINDS
+        if uid in used
+    ]
     out["templating"] = {"list": variables + list(out["templating"]["list"])}
     return out
 

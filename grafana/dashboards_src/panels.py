@@ -67,13 +67,24 @@ def prom(
 
 
 def loki(expr: str, ref: str = "A") -> Json:
-    return {"datasource": dict(LOKI), "refId": ref, "expr": expr, "queryType": "range",
-            "editorMode": "code"}
+    return {
+        "datasource": dict(LOKI),
+        "refId": ref,
+        "expr": expr,
+        "queryType": "range",
+        "editorMode": "code",
+    }
 
 
 def traceql(query: str, ref: str = "A", *, limit: int = 20) -> Json:
-    return {"datasource": dict(TEMPO), "refId": ref, "queryType": "traceql", "query": query,
-            "limit": limit, "tableType": "traces"}
+    return {
+        "datasource": dict(TEMPO),
+        "refId": ref,
+        "queryType": "traceql",
+        "query": query,
+        "limit": limit,
+        "tableType": "traces",
+    }
 
 
 def profile(profile_type: str, label_selector: str, ref: str = "A") -> Json:
@@ -88,9 +99,15 @@ def profile(profile_type: str, label_selector: str, ref: str = "A") -> Json:
     }
 
 
-def _field_config(unit: str, *, minimum: float | None = None, thresholds: Sequence[tuple[float | None, str]] | None = None,
-                  overrides: Sequence[Json] = (), custom: Mapping[str, Any] | None = None,
-                  links: Sequence[Json] = ()) -> Json:
+def _field_config(
+    unit: str,
+    *,
+    minimum: float | None = None,
+    thresholds: Sequence[tuple[float | None, str]] | None = None,
+    overrides: Sequence[Json] = (),
+    custom: Mapping[str, Any] | None = None,
+    links: Sequence[Json] = (),
+) -> Json:
     steps = [{"color": color, "value": value} for value, color in (thresholds or [(None, "green")])]
     defaults: Json = {
         "unit": unit,
@@ -106,9 +123,17 @@ def _field_config(unit: str, *, minimum: float | None = None, thresholds: Sequen
     return {"defaults": defaults, "overrides": list(overrides)}
 
 
-def _panel(kind: str, title: str, grid: Grid, targets: Sequence[Json], description: str,
-           datasource: Mapping[str, str], field_config: Json | None = None,
-           options: Mapping[str, Any] | None = None, **extra: Any) -> Json:
+def _panel(
+    kind: str,
+    title: str,
+    grid: Grid,
+    targets: Sequence[Json],
+    description: str,
+    datasource: Mapping[str, str],
+    field_config: Json | None = None,
+    options: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> Json:
     panel: Json = {
         "type": kind,
         "title": title,
@@ -123,60 +148,153 @@ def _panel(kind: str, title: str, grid: Grid, targets: Sequence[Json], descripti
     return panel
 
 
-def timeseries(title: str, grid: Grid, targets: Sequence[Json], *, unit: str, description: str,
-               minimum: float | None = None, thresholds: Sequence[tuple[float | None, str]] | None = None,
-               threshold_style: str = "off", overrides: Sequence[Json] = (), links: Sequence[Json] = (),
-               **extra: Any) -> Json:
-    custom = {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 10, "showPoints": "never",
-              "thresholdsStyle": {"mode": threshold_style}}
-    options = {"legend": {"displayMode": "table", "placement": "bottom", "calcs": ["lastNotNull", "max"]},
-               "tooltip": {"mode": "multi", "sort": "desc"}}
-    return _panel("timeseries", title, grid, targets, description, PROMETHEUS,
-                  _field_config(unit, minimum=minimum, thresholds=thresholds, overrides=overrides,
-                                custom=custom, links=links),
-                  options, **extra)
+def timeseries(
+    title: str,
+    grid: Grid,
+    targets: Sequence[Json],
+    *,
+    unit: str,
+    description: str,
+    minimum: float | None = None,
+    thresholds: Sequence[tuple[float | None, str]] | None = None,
+    threshold_style: str = "off",
+    overrides: Sequence[Json] = (),
+    links: Sequence[Json] = (),
+    **extra: Any,
+) -> Json:
+    custom = {
+        "drawStyle": "line",
+        "lineWidth": 1,
+        "fillOpacity": 10,
+        "showPoints": "never",
+        "thresholdsStyle": {"mode": threshold_style},
+    }
+    options = {
+        "legend": {"displayMode": "table", "placement": "bottom", "calcs": ["lastNotNull", "max"]},
+        "tooltip": {"mode": "multi", "sort": "desc"},
+    }
+    return _panel(
+        "timeseries",
+        title,
+        grid,
+        targets,
+        description,
+        PROMETHEUS,
+        _field_config(
+            unit,
+            minimum=minimum,
+            thresholds=thresholds,
+            overrides=overrides,
+            custom=custom,
+            links=links,
+        ),
+        options,
+        **extra,
+    )
 
 
-def stat(title: str, grid: Grid, targets: Sequence[Json], *, unit: str, description: str,
-         thresholds: Sequence[tuple[float | None, str]] | None = None, decimals: int | None = None,
-         **extra: Any) -> Json:
+def stat(
+    title: str,
+    grid: Grid,
+    targets: Sequence[Json],
+    *,
+    unit: str,
+    description: str,
+    thresholds: Sequence[tuple[float | None, str]] | None = None,
+    decimals: int | None = None,
+    **extra: Any,
+) -> Json:
     field_config = _field_config(unit, thresholds=thresholds)
     if decimals is not None:
         field_config["defaults"]["decimals"] = decimals
-    options = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-               "colorMode": "value", "graphMode": "area", "textMode": "value_and_name"}
-    return _panel("stat", title, grid, targets, description, PROMETHEUS, field_config, options, **extra)
+    options = {
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "colorMode": "value",
+        "graphMode": "area",
+        "textMode": "value_and_name",
+    }
+    return _panel(
+        "stat", title, grid, targets, description, PROMETHEUS, field_config, options, **extra
+    )
 
 
-def table(title: str, grid: Grid, targets: Sequence[Json], *, unit: str, description: str,
-          overrides: Sequence[Json] = (), transformations: Sequence[Json] = (), sort_by: str = "growth",
-          **extra: Any) -> Json:
-    return _panel("table", title, grid, targets, description, PROMETHEUS,
-                  _field_config(unit, overrides=overrides),
-                  {"showHeader": True, "cellHeight": "sm",
-                   "sortBy": [{"displayName": sort_by, "desc": True}]},
-                  transformations=list(transformations), **extra)
+def table(
+    title: str,
+    grid: Grid,
+    targets: Sequence[Json],
+    *,
+    unit: str,
+    description: str,
+    overrides: Sequence[Json] = (),
+    transformations: Sequence[Json] = (),
+    sort_by: str = "growth",
+    **extra: Any,
+) -> Json:
+    return _panel(
+        "table",
+        title,
+        grid,
+        targets,
+        description,
+        PROMETHEUS,
+        _field_config(unit, overrides=overrides),
+        {
+            "showHeader": True,
+            "cellHeight": "sm",
+            "sortBy": [{"displayName": sort_by, "desc": True}],
+        },
+        transformations=list(transformations),
+        **extra,
+    )
 
 
 def logs(title: str, grid: Grid, targets: Sequence[Json], *, description: str) -> Json:
-    return _panel("logs", title, grid, targets, description, LOKI, None,
-                  {"showTime": True, "wrapLogMessage": True, "enableLogDetails": True,
-                   "sortOrder": "Descending", "dedupStrategy": "none"})
+    return _panel(
+        "logs",
+        title,
+        grid,
+        targets,
+        description,
+        LOKI,
+        None,
+        {
+            "showTime": True,
+            "wrapLogMessage": True,
+            "enableLogDetails": True,
+            "sortOrder": "Descending",
+            "dedupStrategy": "none",
+        },
+    )
 
 
 def traces(title: str, grid: Grid, targets: Sequence[Json], *, description: str) -> Json:
     # A TraceQL search renders as a table of traces, each id linking to the trace view.
-    return _panel("table", title, grid, targets, description, TEMPO,
-                  _field_config("s"), {"showHeader": True, "cellHeight": "sm"})
+    return _panel(
+        "table",
+        title,
+        grid,
+        targets,
+        description,
+        TEMPO,
+        _field_config("s"),
+        {"showHeader": True, "cellHeight": "sm"},
+    )
 
 
-def flamegraph(title: str, grid: Grid, targets: Sequence[Json], *, description: str, **extra: Any) -> Json:
+def flamegraph(
+    title: str, grid: Grid, targets: Sequence[Json], *, description: str, **extra: Any
+) -> Json:
     return _panel("flamegraph", title, grid, targets, description, PYROSCOPE, None, {}, **extra)
 
 
 def row(title: str, y: int) -> Json:
-    return {"type": "row", "title": title, "collapsed": False, "gridPos": Grid(0, y, 24, 1).to_json(),
-            "panels": []}
+    return {
+        "type": "row",
+        "title": title,
+        "collapsed": False,
+        "gridPos": Grid(0, y, 24, 1).to_json(),
+        "panels": [],
+    }
 
 
 def unit_override(field_name: str, unit: str, *, right_axis: bool = False) -> Json:
@@ -208,13 +326,24 @@ def explore_traces_link(title: str, traceql_query: str) -> Json:
     panes = {
         "t": {
             "datasource": TEMPO["uid"],
-            "queries": [{"refId": "A", "datasource": dict(TEMPO), "queryType": "traceql",
-                         "query": traceql_query, "limit": 20}],
+            "queries": [
+                {
+                    "refId": "A",
+                    "datasource": dict(TEMPO),
+                    "queryType": "traceql",
+                    "query": traceql_query,
+                    "limit": 20,
+                }
+            ],
             "range": {"from": "${__from}", "to": "${__to}"},
         }
     }
     encoded = _encode_keeping_variables(json.dumps(panes, separators=(",", ":")))
-    return {"title": title, "url": f"/explore?schemaVersion=1&panes={encoded}", "targetBlank": False}
+    return {
+        "title": title,
+        "url": f"/explore?schemaVersion=1&panes={encoded}",
+        "targetBlank": False,
+    }
 
 
 def endpoint_variable() -> Json:
@@ -226,7 +355,11 @@ def endpoint_variable() -> Json:
         "label": "Endpoint",
         "type": "query",
         "datasource": dict(PROMETHEUS),
-        "query": {"qryType": 1, "query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+        "query": {
+            "qryType": 1,
+            "query": query,
+            "refId": "PrometheusVariableQueryEditor-VariableQuery",
+        },
         "definition": query,
         "refresh": 2,
         "multi": True,
@@ -252,7 +385,11 @@ def service_variable(*, default: Sequence[str] = (), include_all: bool = True) -
         "label": "Service",
         "type": "query",
         "datasource": dict(PROMETHEUS),
-        "query": {"qryType": 1, "query": "label_values(leaktrace_info, job)", "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+        "query": {
+            "qryType": 1,
+            "query": "label_values(leaktrace_info, job)",
+            "refId": "PrometheusVariableQueryEditor-VariableQuery",
+        },
         "definition": "label_values(leaktrace_info, job)",
         "refresh": 2,
         "multi": True,
@@ -266,8 +403,17 @@ def service_variable(*, default: Sequence[str] = (), include_all: bool = True) -
     }
 
 
-def dashboard(uid: str, title: str, panels: Iterable[Json], *, description: str, tags: Sequence[str],
-              variables: Sequence[Json], time_from: str = "now-1h", links: Sequence[Json] = ()) -> Json:
+def dashboard(
+    uid: str,
+    title: str,
+    panels: Iterable[Json],
+    *,
+    description: str,
+    tags: Sequence[str],
+    variables: Sequence[Json],
+    time_from: str = "now-1h",
+    links: Sequence[Json] = (),
+) -> Json:
     numbered = []
     for index, panel in enumerate(panels, start=1):
         numbered.append({"id": index, **panel})
@@ -284,15 +430,32 @@ def dashboard(uid: str, title: str, panels: Iterable[Json], *, description: str,
         "time": {"from": time_from, "to": "now"},
         "timezone": "browser",
         "templating": {"list": list(variables)},
-        "annotations": {"list": [{
-            "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
-            "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts",
-            "type": "dashboard"}]},
+        "annotations": {
+            "list": [
+                {
+                    "builtIn": 1,
+                    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                    "enable": True,
+                    "hide": True,
+                    "iconColor": "rgba(0, 211, 255, 1)",
+                    "name": "Annotations & Alerts",
+                    "type": "dashboard",
+                }
+            ]
+        },
         "links": list(links),
         "panels": numbered,
     }
 
 
 def dashboard_links() -> list[Json]:
-    return [{"title": "leaktrace dashboards", "type": "dashboards", "tags": ["leaktrace"],
-             "asDropdown": True, "includeVars": True, "keepTime": True}]
+    return [
+        {
+            "title": "leaktrace dashboards",
+            "type": "dashboards",
+            "tags": ["leaktrace"],
+            "asDropdown": True,
+            "includeVars": True,
+            "keepTime": True,
+        }
+    ]

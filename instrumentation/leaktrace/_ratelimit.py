@@ -11,8 +11,13 @@ from collections.abc import Callable
 class RateLimiter:
     """Allows one event per key per interval; counts what it suppressed."""
 
-    def __init__(self, interval_s: float = 60.0, *, clock: Callable[[], float] = time.monotonic,
-                 max_keys: int = 256) -> None:
+    def __init__(
+        self,
+        interval_s: float = 60.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 256,
+    ) -> None:
         self._interval = interval_s
         self._clock = clock
         self._max_keys = max_keys

@@ -81,7 +81,9 @@ class StandbyThreads:
         try:
             start_thread(task, name=self._name)
         except RuntimeError as exc:  # finalizing 3.12 interpreter, no idle thread left
-            _log.debug("leaktrace: %s runs inline (%s)", getattr(job, "__name__", "a shutdown step"), exc)
+            _log.debug(
+                "leaktrace: %s runs inline (%s)", getattr(job, "__name__", "a shutdown step"), exc
+            )
             task()
         return done
 

@@ -132,7 +132,9 @@ class Instrumentation:
         try:
             _load_instrumentors(_Skipping(self, frozenset(skip)))  # type: ignore[no-untyped-call]
         except Exception as exc:  # noqa: BLE001 - a pre/post-instrument hook or a dependency check raised
-            self._log.warning("leaktrace: loading the OpenTelemetry instrumentors stopped (%r)", exc)
+            self._log.warning(
+                "leaktrace: loading the OpenTelemetry instrumentors stopped (%r)", exc
+            )
         return self
 
     def load_instrumentor(self, entry_point: EntryPointLike, **kwargs: Any) -> None:

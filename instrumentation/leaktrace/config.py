@@ -99,7 +99,9 @@ LEAKTRACE_SHUTDOWN_TIMEOUT = "LEAKTRACE_SHUTDOWN_TIMEOUT"
 
 #: Every variable leaktrace reads, for the README table and for tests that isolate the env.
 ALL_ENV_VARS: tuple[str, ...] = tuple(
-    v for k, v in dict(globals()).items() if k.isupper() and k.startswith(("OTEL_", "PYROSCOPE_", "LEAKTRACE_"))
+    v
+    for k, v in dict(globals()).items()
+    if k.isupper() and k.startswith(("OTEL_", "PYROSCOPE_", "LEAKTRACE_"))
 )
 
 logger = logging.getLogger("leaktrace.config")

@@ -71,7 +71,11 @@ class EndpointTracker(SpanProcessor):
             return
         parent = span.parent
         with self._lock:
-            root = self._spans.get(parent.span_id) if parent is not None and not parent.is_remote else None
+            root = (
+                self._spans.get(parent.span_id)
+                if parent is not None and not parent.is_remote
+                else None
+            )
             if root is None:
                 # A local root, or a child whose root was forgotten: it names its own request.
                 root = _Root(self._name(span.name))

@@ -20,15 +20,18 @@ from .config import Settings
 from .otlp import ExportGuard, make_exporter
 from .unsent import Reachability, UnsentLedger
 
-CONSOLE_FORMAT = (
-    "%(asctime)s %(levelname)s [%(name)s] [trace_id=%(otelTraceID)s span_id=%(otelSpanID)s] %(message)s"
-)
+CONSOLE_FORMAT = "%(asctime)s %(levelname)s [%(name)s] [trace_id=%(otelTraceID)s span_id=%(otelSpanID)s] %(message)s"
 
 # Records from these loggers never go to OTLP: an exporter logging its own failure would
 # otherwise feed the queue it cannot drain.
 _SELF_LOGGERS = ("opentelemetry", "leaktrace.export", "grpc", "urllib3")
 
-_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "otelTraceID", "otelSpanID"}
+_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "otelTraceID",
+    "otelSpanID",
+}
 
 _SEVERITY = (
     (logging.CRITICAL, SeverityNumber.FATAL, "FATAL"),
@@ -105,7 +108,11 @@ class GuardedLogExporter(ExportGuard, LogRecordExporter):
 
 def make_log_exporter(settings: Settings) -> LogRecordExporter:
     exporter: LogRecordExporter = make_exporter(
-        "logs", settings.logs_protocol, settings.logs_endpoint, settings.logs_headers, settings.logs_timeout_s
+        "logs",
+        settings.logs_protocol,
+        settings.logs_endpoint,
+        settings.logs_headers,
+        settings.logs_timeout_s,
     )
     return exporter
 
@@ -126,7 +133,11 @@ def build_logger_provider(
             exporter = make_log_exporter(settings)
             built = True
         except Exception as exc:  # noqa: BLE001 - no exporter is one warning, not a crash
-            warn.warning("log-exporter-init", "leaktrace: cannot build the OTLP log exporter (%r); logs are not exported", exc)
+            warn.warning(
+                "log-exporter-init",
+                "leaktrace: cannot build the OTLP log exporter (%r); logs are not exported",
+                exc,
+            )
     if exporter is not None:
         # The endpoint is known only for the exporter built here from the settings.
         reach = Reachability(settings.logs_endpoint) if built else None

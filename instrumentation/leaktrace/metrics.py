@@ -42,7 +42,9 @@ class WatchReading:
 class ContainerWatch:
     """Containers registered with `watch()`, measured at most once per interval."""
 
-    def __init__(self, *, interval_s: float, clock: Callable[[], float], max_watches: int = 64) -> None:
+    def __init__(
+        self, *, interval_s: float, clock: Callable[[], float], max_watches: int = 64
+    ) -> None:
         self._interval = interval_s
         self._clock = clock
         self._max = max_watches
@@ -87,14 +89,18 @@ class ContainerWatch:
             except Exception:  # noqa: BLE001 - a user's __len__ may raise anything
                 continue
             if reading is None or now - reading.at >= self._interval:
-                reading = WatchReading(entries, estimate_container_bytes(container, rng=self._rng), now)
+                reading = WatchReading(
+                    entries, estimate_container_bytes(container, rng=self._rng), now
+                )
                 with self._lock:
                     if name in self._containers:
                         self._readings[name] = reading
             elif reading.entries != entries:
                 # len() is cheap and exact; scale the sampled bytes between estimates.
                 per = reading.bytes / reading.entries if reading.entries else 0.0
-                reading = WatchReading(entries, int(per * entries) if per else reading.bytes, reading.at)
+                reading = WatchReading(
+                    entries, int(per * entries) if per else reading.bytes, reading.at
+                )
             out[name] = reading
         return out
 
@@ -165,15 +171,33 @@ class RuntimeCollector(Collector):
         info = GaugeMetricFamily(
             "leaktrace_info",
             "leaktrace is running in this process",
-            labels=["service_name", "service_version", "deployment_environment", "service_instance_id", "process_pid"],
+            labels=[
+                "service_name",
+                "service_version",
+                "deployment_environment",
+                "service_instance_id",
+                "process_pid",
+            ],
         )
-        info.add_metric([s.service_name, s.service_version, s.deployment_environment, s.service_instance_id,
-                         str(os.getpid())], 1)
+        info.add_metric(
+            [
+                s.service_name,
+                s.service_version,
+                s.deployment_environment,
+                s.service_instance_id,
+                str(os.getpid()),
+            ],
+            1,
+        )
         yield info
-        yield GaugeMetricFamily("leaktrace_threads", "Live Python threads", value=threading.active_count())
+        yield GaugeMetricFamily(
+            "leaktrace_threads", "Live Python threads", value=threading.active_count()
+        )
         tasks = self._loops.task_count()
         if tasks is not None:
-            yield GaugeMetricFamily("leaktrace_asyncio_tasks", "Tasks of the running asyncio loop(s)", value=tasks)
+            yield GaugeMetricFamily(
+                "leaktrace_asyncio_tasks", "Tasks of the running asyncio loop(s)", value=tasks
+            )
         if self._heap_live_bytes is not None:
             try:
                 live = self._heap_live_bytes()
@@ -181,12 +205,18 @@ class RuntimeCollector(Collector):
                 live = None
             if live is not None:
                 yield GaugeMetricFamily(
-                    "leaktrace_heap_live_bytes", "Estimated live Python heap tracked by the heap sampler", value=live
+                    "leaktrace_heap_live_bytes",
+                    "Estimated live Python heap tracked by the heap sampler",
+                    value=live,
                 )
         readings = self._watch.readings()
-        entries = GaugeMetricFamily("leaktrace_watched_entries", "len() of a watched container", labels=["container"])
+        entries = GaugeMetricFamily(
+            "leaktrace_watched_entries", "len() of a watched container", labels=["container"]
+        )
         size = GaugeMetricFamily(
-            "leaktrace_watched_bytes", "Sampled estimate of bytes held by a watched container", labels=["container"]
+            "leaktrace_watched_bytes",
+            "Sampled estimate of bytes held by a watched container",
+            labels=["container"],
         )
         for name, reading in sorted(readings.items()):
             entries.add_metric([name], reading.entries)
@@ -207,9 +237,13 @@ class RequestMetrics:
             registry=registry,
         )
 
-    def observe(self, seconds: float, method: str, route: str, status: int, trace_id: int, span_id: int) -> None:
+    def observe(
+        self, seconds: float, method: str, route: str, status: int, trace_id: int, span_id: int
+    ) -> None:
         exemplar = (
-            {"trace_id": format(trace_id, "032x"), "span_id": format(span_id, "016x")} if trace_id else None
+            {"trace_id": format(trace_id, "032x"), "span_id": format(span_id, "016x")}
+            if trace_id
+            else None
         )
         self.histogram.labels(method, route, str(status)).observe(seconds, exemplar=exemplar)
 
@@ -228,7 +262,9 @@ class RuntimeMetrics:
         self.registry = registry
         self.watch = ContainerWatch(interval_s=settings.watch_interval_s, clock=clock)
         self.loops = LoopRegistry()
-        runtime = RuntimeCollector(settings, watch=self.watch, loops=self.loops, heap_live_bytes=heap_live_bytes)
+        runtime = RuntimeCollector(
+            settings, watch=self.watch, loops=self.loops, heap_live_bytes=heap_live_bytes
+        )
         self.runtime = runtime
         registry.register(runtime)
         # The stock collectors register themselves on the registry they are given.
@@ -266,7 +302,11 @@ class MetricsServer:
     """
 
     def __init__(
-        self, registry: CollectorRegistry, host: str, port: int, *,
+        self,
+        registry: CollectorRegistry,
+        host: str,
+        port: int,
+        *,
         targets: Callable[[], TargetDirectory | None] = lambda: None,
         identity: Callable[[], tuple[str, str]] = lambda: ("", ""),
         in_tree: Callable[[], bool] = lambda: False,
@@ -289,12 +329,17 @@ class MetricsServer:
         directory = self._targets()
         try:
             server, port = serve_in_thread(
-                self._host, self._port, metrics_app(make_wsgi_app(self._registry), self._targets),
+                self._host,
+                self._port,
+                metrics_app(make_wsgi_app(self._registry), self._targets),
                 any_port_if_taken=directory is not None and self._in_tree(),
             )
         except OSError as exc:
             _log.warning(
-                "leaktrace: cannot serve metrics on %s:%d (%s); metrics are not served", self._host, self._port, exc
+                "leaktrace: cannot serve metrics on %s:%d (%s); metrics are not served",
+                self._host,
+                self._port,
+                exc,
             )
             return None
         self._server, self._pid, self.port = server, os.getpid(), port
@@ -303,8 +348,12 @@ class MetricsServer:
             try:
                 directory.register(Registration(self._pid, port, service, instance))
             except OSError as exc:
-                _log.warning("leaktrace: cannot register this process's metrics port in %s (%s); "
-                             "Prometheus HTTP SD will not list it", directory.path, exc)
+                _log.warning(
+                    "leaktrace: cannot register this process's metrics port in %s (%s); "
+                    "Prometheus HTTP SD will not list it",
+                    directory.path,
+                    exc,
+                )
         _log.info("leaktrace: serving metrics on http://%s:%d/metrics", self._host, self.port)
         return self.port
 

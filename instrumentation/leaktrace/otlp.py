@@ -11,14 +11,25 @@ from .unsent import Reachability, UnsentLedger, where
 
 # (module, class) of the OTLP exporter per signal and protocol; imported only when used.
 _EXPORTERS: Mapping[tuple[str, str], tuple[str, str]] = {
-    ("traces", "grpc"): ("opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "OTLPSpanExporter"),
-    ("traces", "http/protobuf"): ("opentelemetry.exporter.otlp.proto.http.trace_exporter", "OTLPSpanExporter"),
+    ("traces", "grpc"): (
+        "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+        "OTLPSpanExporter",
+    ),
+    ("traces", "http/protobuf"): (
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        "OTLPSpanExporter",
+    ),
     ("logs", "grpc"): ("opentelemetry.exporter.otlp.proto.grpc._log_exporter", "OTLPLogExporter"),
-    ("logs", "http/protobuf"): ("opentelemetry.exporter.otlp.proto.http._log_exporter", "OTLPLogExporter"),
+    ("logs", "http/protobuf"): (
+        "opentelemetry.exporter.otlp.proto.http._log_exporter",
+        "OTLPLogExporter",
+    ),
 }
 
 
-def make_exporter(signal: str, protocol: str, endpoint: str, headers: Mapping[str, str], timeout_s: float) -> Any:
+def make_exporter(
+    signal: str, protocol: str, endpoint: str, headers: Mapping[str, str], timeout_s: float
+) -> Any:
     module, name = _EXPORTERS[(signal, protocol)]
     cls = getattr(importlib.import_module(module), name)
     if protocol == "grpc":
@@ -43,8 +54,14 @@ class ExportGuard:
     _success: Any = None
     _failure: Any = None
 
-    def __init__(self, inner: Any, warn: RateLimitedLogger, *, reachability: Reachability | None = None,
-                 ledger: UnsentLedger | None = None) -> None:
+    def __init__(
+        self,
+        inner: Any,
+        warn: RateLimitedLogger,
+        *,
+        reachability: Reachability | None = None,
+        ledger: UnsentLedger | None = None,
+    ) -> None:
         """`reachability`: probe the endpoint before exporting while it is not known to answer,
         so a refused connection fails at once (unsent.py); `ledger`: counts what was not sent."""
         self._inner = inner
@@ -64,14 +81,23 @@ class ExportGuard:
             # Refused: fail now rather than enter the exporter's retry back-off.
             self.failing = True
             self.ledger.add(self._noun, len(batch), where(reach.endpoint, reach.last_error))
-            self._warn.warning(f"{self._noun}-unreachable", "leaktrace: %s not sent: %s", self._noun,
-                               where(reach.endpoint, reach.last_error))
+            self._warn.warning(
+                f"{self._noun}-unreachable",
+                "leaktrace: %s not sent: %s",
+                self._noun,
+                where(reach.endpoint, reach.last_error),
+            )
             return self._failure
         try:
             result = self._inner.export(batch)
         except Exception as exc:  # noqa: BLE001 - the host must never see an exporter's bug
-            self._warn.warning(f"{self._noun}-export-raised", "leaktrace: %s exporter raised %r; %s dropped",
-                               self._noun, exc, self._noun)
+            self._warn.warning(
+                f"{self._noun}-export-raised",
+                "leaktrace: %s exporter raised %r; %s dropped",
+                self._noun,
+                exc,
+                self._noun,
+            )
             self.failing = True
             self.ledger.add(self._noun, len(batch), f"exporter raised {type(exc).__name__}")
             return self._failure
@@ -79,9 +105,15 @@ class ExportGuard:
         if reach is not None:
             reach.mark(not self.failing)
         if self.failing:
-            self.ledger.add(self._noun, len(batch), where(reach.endpoint, "export failed") if reach else "")
-            self._warn.warning(f"{self._noun}-export-failed", "leaktrace: could not export %d %s",
-                               len(batch), self._noun)
+            self.ledger.add(
+                self._noun, len(batch), where(reach.endpoint, "export failed") if reach else ""
+            )
+            self._warn.warning(
+                f"{self._noun}-export-failed",
+                "leaktrace: could not export %d %s",
+                len(batch),
+                self._noun,
+            )
         return result
 
     def reopen(self, inner: Any) -> Any:
@@ -100,8 +132,12 @@ class ExportGuard:
         try:
             self._inner.shutdown()
         except Exception as exc:  # noqa: BLE001 - shutdown goes on past a broken exporter
-            self._warn.warning(f"{self._noun}-export-shutdown", "leaktrace: %s exporter shutdown raised %r",
-                               self._noun, exc)
+            self._warn.warning(
+                f"{self._noun}-export-shutdown",
+                "leaktrace: %s exporter shutdown raised %r",
+                self._noun,
+                exc,
+            )
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         try:

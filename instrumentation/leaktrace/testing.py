@@ -1,8 +1,8 @@
 """Test helpers shipped with leaktrace: a Telemetry whose spans and logs stay in memory.
 
-    with leaktrace.testing.in_memory_telemetry(service_name="svc") as t:
-        ...
-        assert t.spans()[0].name == "GET /items/{id}"
+with leaktrace.testing.in_memory_telemetry(service_name="svc") as t:
+    ...
+    assert t.spans()[0].name == "GET /items/{id}"
 """
 
 from __future__ import annotations
@@ -49,10 +49,16 @@ def in_memory_telemetry(
 
     Nothing is served unless `metrics_port` is passed; no global provider is touched.
     """
-    collaborators = {k: overrides.pop(k) for k in ("registry", "profiler", "heap_profiler", "clock") if k in overrides}
+    collaborators = {
+        k: overrides.pop(k)
+        for k in ("registry", "profiler", "heap_profiler", "clock")
+        if k in overrides
+    }
     overrides.setdefault("profiling_enabled", False)
     serve = "metrics_port" in overrides
-    settings = Settings.resolve(environ if environ is not None else {}, service_name=service_name, **overrides)
+    settings = Settings.resolve(
+        environ if environ is not None else {}, service_name=service_name, **overrides
+    )
     resource = build_resource(settings)
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)

@@ -26,7 +26,11 @@ _log = logging.getLogger("leaktrace.tracing")
 def make_span_exporter(settings: Settings) -> SpanExporter:
     """The OTLP span exporter for the configured protocol (grpc or http/protobuf)."""
     exporter: SpanExporter = make_exporter(
-        "traces", settings.traces_protocol, settings.traces_endpoint, settings.traces_headers, settings.traces_timeout_s
+        "traces",
+        settings.traces_protocol,
+        settings.traces_endpoint,
+        settings.traces_headers,
+        settings.traces_timeout_s,
     )
     return exporter
 
@@ -56,7 +60,11 @@ def build_tracer_provider(
             exporter = make_span_exporter(settings)
             built = True
         except Exception as exc:  # noqa: BLE001 - no exporter is one warning, not a crash
-            warn.warning("span-exporter-init", "leaktrace: cannot build the OTLP span exporter (%r); traces are not exported", exc)
+            warn.warning(
+                "span-exporter-init",
+                "leaktrace: cannot build the OTLP span exporter (%r); traces are not exported",
+                exc,
+            )
     if exporter is not None:
         # The endpoint is known only for the exporter built here from the settings.
         reach = Reachability(settings.traces_endpoint) if built else None

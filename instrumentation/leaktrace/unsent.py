@@ -160,8 +160,10 @@ def quiet(logger_names: Sequence[str]) -> Iterator[None]:
     silence = _Quiet()
     names = tuple(logger_names)
     existing = [
-        lg for name, lg in list(logging.root.manager.loggerDict.items())
-        if isinstance(lg, logging.Logger) and any(name == n or name.startswith(n + ".") for n in names)
+        lg
+        for name, lg in list(logging.root.manager.loggerDict.items())
+        if isinstance(lg, logging.Logger)
+        and any(name == n or name.startswith(n + ".") for n in names)
     ]
     loggers = list({id(lg): lg for lg in [logging.getLogger(n) for n in names] + existing}.values())
     for lg in loggers:
@@ -177,4 +179,3 @@ def where(endpoint: str, reason: str) -> str:
     address = host_port(endpoint)
     place = f"{address[0]}:{address[1]}" if address else endpoint
     return f"{place}: {reason}" if reason else place
-

@@ -43,7 +43,13 @@ def _name_span(method: str, route: str) -> None:
 
 
 class _ASGIRecorder:
-    def __init__(self, app: ASGIApp, requests: RequestMetrics, loops: LoopRegistry, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        requests: RequestMetrics,
+        loops: LoopRegistry,
+        clock: Callable[[], float],
+    ) -> None:
         # Imported here, by an ASGI service only: a WSGI or plain one is spared asyncio's import.
         import asyncio
 
@@ -53,7 +59,9 @@ class _ASGIRecorder:
         self._clock = clock
         self._running_loop = asyncio.get_running_loop
 
-    async def __call__(self, scope: Scope, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+    async def __call__(
+        self, scope: Scope, receive: Callable[..., Any], send: Callable[..., Any]
+    ) -> None:
         if scope.get("type") != "http":
             if scope.get("type") == "lifespan":
                 self._loops.add(self._running_loop())
@@ -78,7 +86,9 @@ class _ASGIRecorder:
         finally:
             if scope.get("path") != "/metrics":
                 method = str(scope.get("method", "GET"))
-                self._requests.observe(self._clock() - start, method, _route(scope), status, ctx.trace_id, ctx.span_id)
+                self._requests.observe(
+                    self._clock() - start, method, _route(scope), status, ctx.trace_id, ctx.span_id
+                )
 
 
 def wrap_asgi(
@@ -106,7 +116,9 @@ class _WSGIRecorder:
         self._requests = requests
         self._clock = clock
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         start = self._clock()
         status = 500
         ctx = trace.get_current_span().get_span_context()
@@ -127,7 +139,9 @@ class _WSGIRecorder:
             method = str(environ.get("REQUEST_METHOD", "GET"))
             _name_span(method, route)
             if environ.get("PATH_INFO") != "/metrics":
-                self._requests.observe(self._clock() - start, method, route, status, ctx.trace_id, ctx.span_id)
+                self._requests.observe(
+                    self._clock() - start, method, route, status, ctx.trace_id, ctx.span_id
+                )
 
 
 def wrap_wsgi(
@@ -140,5 +154,7 @@ def wrap_wsgi(
     from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 
     return OpenTelemetryMiddleware(
-        _WSGIRecorder(app, requests, clock), tracer_provider=tracer_provider, meter_provider=NoOpMeterProvider()
+        _WSGIRecorder(app, requests, clock),
+        tracer_provider=tracer_provider,
+        meter_provider=NoOpMeterProvider(),
     )

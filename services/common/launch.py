@@ -55,7 +55,17 @@ def running(
     log_path = log_dir / f"{module}.log"
     log = log_path.open("w")
     proc = subprocess.Popen(
-        [*launcher, sys.executable, "-m", f"services.{module}", "--host", "127.0.0.1", "--port", "0", *args],
+        [
+            *launcher,
+            sys.executable,
+            "-m",
+            f"services.{module}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            *args,
+        ],
         cwd=ROOT,
         env=dict(env),
         stdout=subprocess.PIPE,
@@ -66,7 +76,9 @@ def running(
         assert proc.stdout is not None
         url = _await_ready(proc, proc.stdout, start_timeout_s)
         if url is None:
-            raise RuntimeError(f"{module} did not start within {start_timeout_s:.0f}s; see {log_path}")
+            raise RuntimeError(
+                f"{module} did not start within {start_timeout_s:.0f}s; see {log_path}"
+            )
         threading.Thread(target=_drain, args=(proc.stdout, log), daemon=True).start()
         yield ServiceProcess(module, url, proc, log_path)
     finally:

@@ -14,11 +14,18 @@ from services.common.validation import ApiError
 
 
 async def fetch_profile(
-    client: httpx.Client, tracer: Tracer, user_id: str, *, extra_headers: dict[str, str] | None = None
+    client: httpx.Client,
+    tracer: Tracer,
+    user_id: str,
+    *,
+    extra_headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """GET /profiles/{user_id} on the store; dependency failures become ApiError(502)."""
     path = f"/profiles/{user_id}"
-    with client_span(tracer, "GET /profiles/{user_id}", url=f"{client.base_url}{path}") as (span, headers):
+    with client_span(tracer, "GET /profiles/{user_id}", url=f"{client.base_url}{path}") as (
+        span,
+        headers,
+    ):
         headers.update(extra_headers or {})
         try:
             # httpx.Client is blocking: run it on the threadpool, not on the event loop.
@@ -41,4 +48,8 @@ async def fetch_profile(
 
 def login_view(profile: dict[str, Any]) -> dict[str, Any]:
     """The /login response: the same shape from the leaky and the fixed service."""
-    return {"user_id": profile.get("user_id"), "name": profile.get("name"), "plan": profile.get("plan")}
+    return {
+        "user_id": profile.get("user_id"),
+        "name": profile.get("name"),
+        "plan": profile.get("plan"),
+    }

@@ -22,7 +22,18 @@ from services.common.web import RequestCounter
 class _Mallinfo2(ctypes.Structure):
     _fields_ = [
         (name, ctypes.c_size_t)
-        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
     ]
 
 
@@ -46,20 +57,26 @@ def glibc_malloc_in_use() -> Callable[[], int] | None:
 
 
 class ServiceStatsCollector(Collector):
-    def __init__(self, counter: RequestCounter, *, malloc_in_use: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self, counter: RequestCounter, *, malloc_in_use: Callable[[], int] | None = None
+    ) -> None:
         self._counter = counter
         self._malloc_in_use = malloc_in_use
 
     def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily("service_requests", "HTTP requests served, /metrics excluded")
+        requests = CounterMetricFamily(
+            "service_requests", "HTTP requests served, /metrics excluded"
+        )
         requests.add_metric([], float(self._counter.value))
         yield requests
         yield GaugeMetricFamily(
-            "service_allocated_blocks", "sys.getallocatedblocks(): live CPython allocator blocks",
+            "service_allocated_blocks",
+            "sys.getallocatedblocks(): live CPython allocator blocks",
             value=float(sys.getallocatedblocks()),
         )
         if self._malloc_in_use is not None:
             yield GaugeMetricFamily(
-                "service_malloc_in_use_bytes", "glibc mallinfo2 uordblks + hblkhd",
+                "service_malloc_in_use_bytes",
+                "glibc mallinfo2 uordblks + hblkhd",
                 value=float(self._malloc_in_use()),
             )

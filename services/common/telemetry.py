@@ -36,13 +36,17 @@ class TelemetryLike(Protocol):
 
 
 @contextmanager
-def client_span(tracer: Tracer, name: str, *, url: str) -> Iterator[tuple[trace.Span, dict[str, str]]]:
+def client_span(
+    tracer: Tracer, name: str, *, url: str
+) -> Iterator[tuple[trace.Span, dict[str, str]]]:
     """A CLIENT span around an outgoing call, with W3C traceparent headers injected for it.
 
     The headers are built here, in the caller's context, because the HTTP call itself runs on a
     worker thread where the current span is not guaranteed to be visible.
     """
-    with tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes={"url.full": url}) as span:
+    with tracer.start_as_current_span(
+        name, kind=SpanKind.CLIENT, attributes={"url.full": url}
+    ) as span:
         headers: dict[str, str] = {}
         propagate.inject(headers)
         yield span, headers

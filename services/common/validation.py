@@ -102,7 +102,9 @@ def _deeper_than(value: Any, limit: int) -> bool:
         if isinstance(item, (list, dict)):
             if depth > limit:
                 return True
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+            stack.extend(
+                (child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)
+            )
     return False
 
 
@@ -116,7 +118,9 @@ def check_content_type(headers: Mapping[str, str]) -> None:
         raise ApiError(415, f"Content-Type must be application/json, got {media or 'empty'!r}")
 
 
-async def read_json_object(request: BodySource, *, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
+async def read_json_object(
+    request: BodySource, *, max_bytes: int = MAX_BODY_BYTES
+) -> dict[str, Any]:
     """Read a bounded body and parse it; never buffers more than max_bytes + one chunk."""
     check_content_type(request.headers)
     declared = request.headers.get("content-length")

@@ -60,7 +60,13 @@ class RequestCounter:
 class CountRequests:
     """ASGI middleware: one increment per HTTP request, excluding /metrics scrapes."""
 
-    def __init__(self, app: ASGIApp, counter: RequestCounter, *, exclude: frozenset[str] = frozenset({"/metrics"})) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        counter: RequestCounter,
+        *,
+        exclude: frozenset[str] = frozenset({"/metrics"}),
+    ) -> None:
         self.app = app
         self.counter = counter
         self.exclude = exclude
@@ -72,7 +78,9 @@ class CountRequests:
 
 
 def add_server_args(parser: argparse.ArgumentParser, *, default_port: int) -> None:
-    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="bind address (env HOST)")
+    parser.add_argument(
+        "--host", default=os.environ.get("HOST", "127.0.0.1"), help="bind address (env HOST)"
+    )
     parser.add_argument(
         "--port",
         type=_port,
@@ -103,7 +111,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(app: ASGIApp, host: str, port: int, *, announce: Callable[[str], None] | None = None) -> None:
+def serve(
+    app: ASGIApp, host: str, port: int, *, announce: Callable[[str], None] | None = None
+) -> None:
     """Run uvicorn until SIGINT/SIGTERM; lifespan shutdown releases the app's resources."""
     import uvicorn
 
@@ -113,7 +123,9 @@ def serve(app: ASGIApp, host: str, port: int, *, announce: Callable[[str], None]
         # An address in use or not available is the operator's to fix: a message, not a traceback.
         raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     bound = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_keep_alive=5)
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="on", timeout_keep_alive=5
+    )
     server = uvicorn.Server(config)
     (announce or _print_flush)(f"{READY_PREFIX}http://{host}:{bound}")
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the
@@ -121,7 +133,10 @@ def serve(app: ASGIApp, host: str, port: int, *, announce: Callable[[str], None]
     # before main() can flush telemetry; with this one, serve() returns and main() cleans up.
     previous = {}
     if threading.current_thread() is threading.main_thread():
-        previous = {sig: signal.signal(sig, _after_graceful_shutdown) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {
+            sig: signal.signal(sig, _after_graceful_shutdown)
+            for sig in (signal.SIGINT, signal.SIGTERM)
+        }
     try:
         server.run(sockets=[sock])
     finally:
@@ -168,5 +183,7 @@ def _http_url(raw: str) -> str:
     value = raw.strip().rstrip("/")
     scheme, sep, rest = value.partition("://")
     if not sep or scheme not in ("http", "https") or not rest:
-        raise argparse.ArgumentTypeError(f"expected a URL such as http://127.0.0.1:8000, got {raw!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a URL such as http://127.0.0.1:8000, got {raw!r}"
+        )
     return value

@@ -73,7 +73,13 @@ class SessionService:
     """Transient: built per use from singletons and the current request's scoped context."""
 
     def __init__(
-        self, *, store: Sessions, client: httpx.Client, jobs: JobRunner, tracer: Tracer, context: RequestContext
+        self,
+        *,
+        store: Sessions,
+        client: httpx.Client,
+        jobs: JobRunner,
+        tracer: Tracer,
+        context: RequestContext,
     ) -> None:
         self._store = store
         self._client = client
@@ -82,10 +88,14 @@ class SessionService:
         self._context = context
 
     async def login(self, user_id: str) -> dict[str, Any]:
-        profile = await fetch_profile(self._client, self._tracer, user_id, extra_headers=self._context.outbound_headers)
+        profile = await fetch_profile(
+            self._client, self._tracer, user_id, extra_headers=self._context.outbound_headers
+        )
         view = login_view(profile)
         # put() closes any previous session of this user: a second login never leaks.
-        self._store.put(user_id, Session(user_id=user_id, profile=view, headers={"x-user-id": user_id}))
+        self._store.put(
+            user_id, Session(user_id=user_id, profile=view, headers={"x-user-id": user_id})
+        )
         return view
 
     def _session(self, user_id: str) -> Session:
@@ -96,11 +106,15 @@ class SessionService:
 
     async def profile(self, user_id: str) -> dict[str, Any]:
         self._session(user_id)
-        return await fetch_profile(self._client, self._tracer, user_id, extra_headers=self._context.outbound_headers)
+        return await fetch_profile(
+            self._client, self._tracer, user_id, extra_headers=self._context.outbound_headers
+        )
 
     def start_job(self, user_id: str) -> dict[str, Any]:
         session = self._session(user_id)
-        job = JobInput(job_id=self._jobs.next_id(), user_id=user_id, plan=str(session.profile.get("plan")))
+        job = JobInput(
+            job_id=self._jobs.next_id(), user_id=user_id, plan=str(session.profile.get("plan"))
+        )
         try:
             session.track(self._jobs.submit(job))
         except QueueFull:
@@ -135,17 +149,23 @@ def compose(
     else:
         container.register(httpx.Client, shared_client, Lifetime.SINGLETON)
     container.register(
-        Sessions, lambda _: Sessions(max_entries=config.max_sessions, ttl_s=config.session_ttl_s), Lifetime.SINGLETON
+        Sessions,
+        lambda _: Sessions(max_entries=config.max_sessions, ttl_s=config.session_ttl_s),
+        Lifetime.SINGLETON,
     )
     container.register(
         JobRunner,
         lambda _: JobRunner(
-            max_workers=config.job_workers, max_pending=config.job_backlog, job_timeout_s=config.job_timeout_s
+            max_workers=config.job_workers,
+            max_pending=config.job_backlog,
+            job_timeout_s=config.job_timeout_s,
         ),
         Lifetime.SINGLETON,
     )
     container.register(RequestCounter, lambda _: RequestCounter(), Lifetime.SINGLETON)
-    container.register(RequestContext, lambda _: RequestContext(secrets.token_hex(8)), Lifetime.SCOPED)
+    container.register(
+        RequestContext, lambda _: RequestContext(secrets.token_hex(8)), Lifetime.SCOPED
+    )
     container.register(
         SessionService,
         lambda r: SessionService(

@@ -77,7 +77,9 @@ class Container:
     def resolve(self, key: type[T]) -> T:
         reg = self._registration(key)
         if reg.lifetime is Lifetime.SCOPED:
-            raise LifetimeError(f"{key.__name__} is scoped: resolve it from a scope, not from the root")
+            raise LifetimeError(
+                f"{key.__name__} is scoped: resolve it from a scope, not from the root"
+            )
         if reg.lifetime is Lifetime.TRANSIENT:
             return cast(T, reg.factory(self))
         with self._lock:

@@ -22,7 +22,9 @@ class JobInput:
 
 
 class JobRunner:
-    def __init__(self, *, max_workers: int = 8, max_pending: int = 64, job_timeout_s: float = 0.25) -> None:
+    def __init__(
+        self, *, max_workers: int = 8, max_pending: int = 64, job_timeout_s: float = 0.25
+    ) -> None:
         if max_workers <= 0 or max_pending <= 0 or not job_timeout_s > 0:
             raise ValueError("max_workers, max_pending and job_timeout_s must be positive")
         self.job_timeout_s = job_timeout_s

@@ -66,7 +66,9 @@ class SessionStore(Mapping[str, V], Generic[V]):
     ``lookup`` is the refreshing read) so that
     ``telemetry.watch`` can sample its entries like any dict."""
 
-    def __init__(self, *, max_entries: int, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, max_entries: int, ttl_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if max_entries <= 0:
             raise ValueError("max_entries must be positive")
         if not ttl_s > 0:
@@ -127,7 +129,9 @@ class SessionStore(Mapping[str, V], Generic[V]):
 
     def stats(self) -> StoreStats:
         with self._lock:
-            return StoreStats(len(self._entries), self._evicted_capacity, self._evicted_expired, self._replaced)
+            return StoreStats(
+                len(self._entries), self._evicted_capacity, self._evicted_expired, self._replaced
+            )
 
     def __len__(self) -> int:
         with self._lock:

@@ -86,7 +86,9 @@ def create_app(
             client=new_client(),
             headers={"x-session-token": secrets.token_hex(32), "x-user-id": login_request.user_id},
         )
-        profile = await fetch_profile(session.client, tracer, session.user_id, extra_headers=session.headers)
+        profile = await fetch_profile(
+            session.client, tracer, session.user_id, extra_headers=session.headers
+        )
         session.history.append(profile)
         # A second login simply overwrites the entry; the old client is never closed.
         SESSION_CACHE[session.user_id] = session
@@ -97,7 +99,9 @@ def create_app(
         session = SESSION_CACHE.get(user_id)
         if session is None:
             raise ApiError(404, f"no session for user {user_id!r}; POST /login first")
-        profile = await fetch_profile(session.client, tracer, user_id, extra_headers=session.headers)
+        profile = await fetch_profile(
+            session.client, tracer, user_id, extra_headers=session.headers
+        )
         session.history.append(profile)  # "recent activity", never trimmed
         response = JSONResponse(profile)
         # Keep the last rendered body in the session's buffer, "to avoid re-rendering".
@@ -110,9 +114,15 @@ def create_app(
             raise ApiError(404, f"no session for user {job_request.user_id!r}; POST /login first")
         job_id = next(job_ids)
         threading.Thread(
-            target=_run_job, args=(job_request.user_id, job_id, stop), name=f"job-{job_id}", daemon=True
+            target=_run_job,
+            args=(job_request.user_id, job_id, stop),
+            name=f"job-{job_id}",
+            daemon=True,
         ).start()
-        return JSONResponse({"job_id": job_id, "user_id": job_request.user_id, "status": "accepted"}, status_code=202)
+        return JSONResponse(
+            {"job_id": job_id, "user_id": job_request.user_id, "status": "accepted"},
+            status_code=202,
+        )
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -20,7 +20,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     telemetry = leaktrace.init("leaky", serve_metrics=False)
     telemetry.instrument(skip=HAND_INSTRUMENTED)
     try:
-        serve(create_app(downstream_url=args.downstream_url, telemetry=telemetry), args.host, args.port)
+        serve(
+            create_app(downstream_url=args.downstream_url, telemetry=telemetry),
+            args.host,
+            args.port,
+        )
     finally:
         telemetry.shutdown()
     return 0

@@ -9,4 +9,13 @@ Library use (the benchmark drives two targets with it)::
 from services.loadgen.driver import LoadConfig, LoadReport, Progress, drive, run_load
 from services.loadgen.scenario import Mix, PlannedRequest, Scenario
 
-__all__ = ["LoadConfig", "LoadReport", "Mix", "PlannedRequest", "Progress", "Scenario", "drive", "run_load"]
+__all__ = [
+    "LoadConfig",
+    "LoadReport",
+    "Mix",
+    "PlannedRequest",
+    "Progress",
+    "Scenario",
+    "drive",
+    "run_load",
+]

@@ -120,13 +120,21 @@ async def drive(
     clock: Callable[[], float] = time.monotonic,
 ) -> LoadReport:
     """Run one bounded load against ``config.target``; ``client`` is injectable for tests."""
-    scenario = Scenario(users=config.users, churn=config.churn, seed=config.seed, prefix=config.prefix, mix=config.mix)
+    scenario = Scenario(
+        users=config.users,
+        churn=config.churn,
+        seed=config.seed,
+        prefix=config.prefix,
+        mix=config.mix,
+    )
     own_client = client is None
     if client is None:
         client = httpx.AsyncClient(
             base_url=config.target,
             timeout=config.timeout_s,
-            limits=httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency),
+            limits=httpx.Limits(
+                max_connections=config.concurrency, max_keepalive_connections=config.concurrency
+            ),
         )
     latencies: list[float] = []
     error_kinds: Counter[str] = Counter()
@@ -191,7 +199,11 @@ async def drive(
                 counts["skipped"] += 1
             else:
                 counts["sent"] += 1
-                gate = logins.get(plan.user_id) if plan.user_id is not None and plan.kind not in ("login", "relogin") else None
+                gate = (
+                    logins.get(plan.user_id)
+                    if plan.user_id is not None and plan.kind not in ("login", "relogin")
+                    else None
+                )
                 task = asyncio.create_task(one(plan, gate))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)

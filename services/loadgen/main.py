@@ -22,22 +22,61 @@ def _number(kind: type, *, minimum: float, allow_equal: bool) -> Callable[[str],
         if isinstance(value, float) and not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"expected a finite number, got {raw!r}")
         if value < minimum or (value == minimum and not allow_equal):
-            raise argparse.ArgumentTypeError(f"must be {'>=' if allow_equal else '>'} {minimum}, got {raw!r}")
+            raise argparse.ArgumentTypeError(
+                f"must be {'>=' if allow_equal else '>'} {minimum}, got {raw!r}"
+            )
         return value
 
     return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m services.loadgen", description="Drive a bounded load at one service.")
+    p = argparse.ArgumentParser(
+        prog="python -m services.loadgen", description="Drive a bounded load at one service."
+    )
     p.add_argument("--target", required=True, help="base URL, e.g. http://127.0.0.1:8001")
-    p.add_argument("--rate", type=_number(float, minimum=0, allow_equal=False), default=50.0, help="requests per second (default 50)")
-    p.add_argument("--duration", type=_number(float, minimum=0, allow_equal=False), default=30.0, help="seconds (default 30)")
-    p.add_argument("--users", type=_number(int, minimum=1, allow_equal=True), default=10, help="active users (default 10)")
-    p.add_argument("--churn", type=_number(float, minimum=0, allow_equal=True), default=0.5, help="new users per second (default 0.5)")
-    p.add_argument("--max-requests", type=_number(int, minimum=1, allow_equal=True), default=None, help="request cap (default rate x duration)")
-    p.add_argument("--concurrency", type=_number(int, minimum=1, allow_equal=True), default=64, help="max requests in flight")
-    p.add_argument("--timeout", type=_number(float, minimum=0, allow_equal=False), default=5.0, help="per-request timeout, s")
+    p.add_argument(
+        "--rate",
+        type=_number(float, minimum=0, allow_equal=False),
+        default=50.0,
+        help="requests per second (default 50)",
+    )
+    p.add_argument(
+        "--duration",
+        type=_number(float, minimum=0, allow_equal=False),
+        default=30.0,
+        help="seconds (default 30)",
+    )
+    p.add_argument(
+        "--users",
+        type=_number(int, minimum=1, allow_equal=True),
+        default=10,
+        help="active users (default 10)",
+    )
+    p.add_argument(
+        "--churn",
+        type=_number(float, minimum=0, allow_equal=True),
+        default=0.5,
+        help="new users per second (default 0.5)",
+    )
+    p.add_argument(
+        "--max-requests",
+        type=_number(int, minimum=1, allow_equal=True),
+        default=None,
+        help="request cap (default rate x duration)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=_number(int, minimum=1, allow_equal=True),
+        default=64,
+        help="max requests in flight",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_number(float, minimum=0, allow_equal=False),
+        default=5.0,
+        help="per-request timeout, s",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--prefix", default="u", help="user id prefix")
     p.add_argument("--json", type=Path, default=None, help="write the report as JSON to this path")

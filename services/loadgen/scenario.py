@@ -49,7 +49,9 @@ class Scenario:
     #: overtake the login on another connection.
     LOGIN_GRACE_S = 0.5
 
-    def __init__(self, *, users: int, churn: float, seed: int = 1, prefix: str = "u", mix: Mix = Mix()) -> None:
+    def __init__(
+        self, *, users: int, churn: float, seed: int = 1, prefix: str = "u", mix: Mix = Mix()
+    ) -> None:
         if users <= 0:
             raise ValueError("users must be positive")
         if churn < 0:
@@ -83,16 +85,24 @@ class Scenario:
         user = self._pool[self._rng.randrange(len(self._pool))]
         if user.ready_at is None:
             user.ready_at = t + self.LOGIN_GRACE_S
-            return PlannedRequest("login", "POST", "/login", {"user_id": user.user_id}, user.user_id)
+            return PlannedRequest(
+                "login", "POST", "/login", {"user_id": user.user_id}, user.user_id
+            )
         if user.ready_at > t:
             return PlannedRequest("health", "GET", "/healthz")
         m = self._mix
-        kind = self._rng.choices(("profile", "job", "relogin", "health"), (m.profile, m.job, m.relogin, m.health))[0]
+        kind = self._rng.choices(
+            ("profile", "job", "relogin", "health"), (m.profile, m.job, m.relogin, m.health)
+        )[0]
         if kind == "profile":
-            return PlannedRequest("profile", "GET", f"/sessions/{user.user_id}/profile", None, user.user_id)
+            return PlannedRequest(
+                "profile", "GET", f"/sessions/{user.user_id}/profile", None, user.user_id
+            )
         if kind == "job":
             return PlannedRequest("job", "POST", "/jobs", {"user_id": user.user_id}, user.user_id)
         if kind == "relogin":
             user.ready_at = t + self.LOGIN_GRACE_S
-            return PlannedRequest("relogin", "POST", "/login", {"user_id": user.user_id}, user.user_id)
+            return PlannedRequest(
+                "relogin", "POST", "/login", {"user_id": user.user_id}, user.user_id
+            )
         return PlannedRequest("health", "GET", "/healthz")

@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     # The tracemalloc fallback's ticks cost ~0.1 s of CPU; short test runs need the points.
     p.add_argument("--max-duty", type=float, default=1.0)
     p.add_argument("--source", choices=("tracemalloc", "native"), default="tracemalloc")
-    p.add_argument("--sample-bytes", type=int, default=16 * 1024, help="native sampler mean bytes per sample")
+    p.add_argument(
+        "--sample-bytes", type=int, default=16 * 1024, help="native sampler mean bytes per sample"
+    )
     # On a loaded machine the tracemalloc source's ticks slow down: the run is then extended
     # (up to 3x --duration) until the hunter has this many snapshots, so the evidence, not the
     # wall clock, decides when there is enough to judge.
@@ -64,11 +66,17 @@ def main(argv: list[str] | None = None) -> int:
         from leaktrace.tracing import build_tracer_provider
         from opentelemetry.sdk.resources import Resource
 
-        settings = Settings.resolve({"OTEL_EXPORTER_OTLP_ENDPOINT": a.otlp_endpoint,
-                                     "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"})
+        settings = Settings.resolve(
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": a.otlp_endpoint,
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            }
+        )
         warn = RateLimitedLogger(logging.getLogger("leaktrace.export"))
         resource = Resource.create({"service.name": os.path.basename(case)})
-        provider, _ = build_tracer_provider(settings, resource=resource, warn=warn, processors=[endpoints])
+        provider, _ = build_tracer_provider(
+            settings, resource=resource, warn=warn, processors=[endpoints]
+        )
         log_provider, _ = build_logger_provider(settings, resource=resource, warn=warn)
         logging.getLogger().addHandler(OTLPLogHandler(log_provider))
         providers = [provider, log_provider]
@@ -131,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         "errors": hunter.errors,
         "snapshots": report.snapshots,
         "holders": [
-            None if s.holder is None else {
+            None
+            if s.holder is None
+            else {
                 "name": s.holder.name,
                 "r_squared": s.holder.r_squared,
                 "bytes_per_entry": s.holder.bytes_per_entry,

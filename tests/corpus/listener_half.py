@@ -26,7 +26,7 @@ KEPT: list[str] = []  # ground truth only: the trace ids of the keepers (a str e
 
 
 def make_listener(i: int, trace_id: str, n: int) -> dict[str, object]:
-    return {"id": i, "trace": trace_id, "topics": [{"topic": f"orders.region-{j % 7}.customer-{i}.topic-{j}.events", "key": (i, j)} for j in range(n)]}  # LEAK-SITE
+    return {"id": i, "trace": trace_id, "topics": [{"topic": f"orders.region-{j % 7}.customer-{i}.topic-{j}.events", "key": (i, j)} for j in range(n)]}  # LEAK-SITE  # fmt: skip
 
 
 def handle(i: int, n: int, keep: bool) -> None:
@@ -42,7 +42,9 @@ def handle(i: int, n: int, keep: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--duration", type=float, default=20.0)
-    p.add_argument("--rate", type=float, default=200_000.0, help="bytes built per second by keepers (about)")
+    p.add_argument(
+        "--rate", type=float, default=200_000.0, help="bytes built per second by keepers (about)"
+    )
     p.add_argument("--rps", type=float, default=60.0, help="requests per second (half keep)")
     p.add_argument("--truth", help="write the keepers' trace ids here (JSON)")
     a = p.parse_args(argv)

@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> None:
             jobs.put(None)
         if a.truth:
             with open(a.truth, "w", encoding="utf-8") as fh:
-                json.dump({"leaked": [str(s["trace_id"]) for s in list(PREMIUM_SESSIONS.values())]}, fh)
+                json.dump(
+                    {"leaked": [str(s["trace_id"]) for s in list(PREMIUM_SESSIONS.values())]}, fh
+                )
 
 
 if __name__ == "__main__":

@@ -39,17 +39,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[Any], timeout: float, log: Path | None = None) -> None:
+def wait_for_port(
+    port: int, proc: subprocess.Popen[Any], timeout: float, log: Path | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"the program exited ({proc.returncode}) before listening: {tail(log)}")
+            raise AssertionError(
+                f"the program exited ({proc.returncode}) before listening: {tail(log)}"
+            )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)
-    raise AssertionError(f"nothing listened on 127.0.0.1:{port} within {timeout:.0f} s: {tail(log)}")
+    raise AssertionError(
+        f"nothing listened on 127.0.0.1:{port} within {timeout:.0f} s: {tail(log)}"
+    )
 
 
 def tail(path: Path | None, n: int = 4000) -> str:
@@ -165,9 +171,24 @@ def hunted(
     """`leaktrace hunt --duration D --json REPORT -- COMMAND`, its output in `log`."""
     out = log.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "leaktrace", "hunt", "--duration", str(duration), "--json", str(report),
-         *extra_args, "--", *command],
-        env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "leaktrace",
+            "hunt",
+            "--duration",
+            str(duration),
+            "--json",
+            str(report),
+            *extra_args,
+            "--",
+            *command,
+        ],
+        env=dict(env),
+        cwd=cwd,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         yield proc

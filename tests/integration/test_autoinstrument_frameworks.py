@@ -71,24 +71,47 @@ def _server_span(spans: tuple[ReceivedSpan, ...], trace_id: str) -> ReceivedSpan
 
 
 @pytest.mark.parametrize("app", APPS_UNDER_TEST, ids=[a.name for a in APPS_UNDER_TEST])
-def test_unmodified_service_leak_report_carries_the_loads_trace_ids(app: App, tmp_path: Path) -> None:
+def test_unmodified_service_leak_report_carries_the_loads_trace_ids(
+    app: App, tmp_path: Path
+) -> None:
     port = free_port()
     log, report = tmp_path / "hunt.log", tmp_path / "report.json"
     with OTLPReceiver(grpc_enabled=False, max_items=5000) as receiver, Downstream() as downstream:
-        env = {**BASE_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.http_endpoint, **app.env(downstream.url)}
+        env = {
+            **BASE_ENV,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.http_endpoint,
+            **app.env(downstream.url),
+        }
         # GIVEN the unmodified app under `leaktrace hunt`
-        with hunted(app.command(port, downstream.url), duration=HUNT_S, env=env, cwd=APPS, log=log,
-                    report=report, extra_args=("--service-name", app.name)) as proc:
+        with hunted(
+            app.command(port, downstream.url),
+            duration=HUNT_S,
+            env=env,
+            cwd=APPS,
+            log=log,
+            report=report,
+            extra_args=("--service-name", app.name),
+        ) as proc:
             started = time.monotonic()
             wait_for_port(port, proc, timeout=HUNT_S / 2, log=log)
             base = f"http://127.0.0.1:{port}"
             # WHEN a load with its own trace contexts calls the downstream a few times, then
             # hits the leaking route until shortly before the hunt ends (bounded in count too)
-            proxied = drive(base, [("GET", "/proxy", None)], rate=20, until=time.monotonic() + 5,
-                            max_requests=PROXY_CALLS)
+            proxied = drive(
+                base,
+                [("GET", "/proxy", None)],
+                rate=20,
+                until=time.monotonic() + 5,
+                max_requests=PROXY_CALLS,
+            )
             method, path = app.leak
-            leaked = drive(base, [(method, path, {})], rate=LEAK_RATE, until=started + HUNT_S - 1.5,
-                           max_requests=int(LEAK_RATE * HUNT_S))
+            leaked = drive(
+                base,
+                [(method, path, {})],
+                rate=LEAK_RATE,
+                until=started + HUNT_S - 1.5,
+                max_requests=int(LEAK_RATE * HUNT_S),
+            )
         assert proc.returncode == 0, tail(log)
         doc = read_report(report, log)
 
@@ -105,7 +128,12 @@ def test_unmodified_service_leak_report_carries_the_loads_trace_ids(app: App, tm
 
         # AND the framework's server spans continued the callers' traces
         spans = poll_until(
-            lambda: receiver.spans() if sum(1 for s in accepted if _server_span(receiver.spans(), s.trace_id)) >= 0.9 * len(accepted) else None,
+            lambda: (
+                receiver.spans()
+                if sum(1 for s in accepted if _server_span(receiver.spans(), s.trace_id))
+                >= 0.9 * len(accepted)
+                else None
+            ),
             timeout=15,
         )
         assert spans, f"server spans of {app.name} missing: {len(receiver.spans())} spans received"

@@ -35,8 +35,13 @@ HUNT_S = 26.0  # the leaky service starts slower and noisier than the framework 
 
 def _load(base: str, until: float) -> tuple[set[str], int]:
     """Log USERS users in, then start jobs for them until `until`; the jobs' trace ids."""
-    logins = drive(base, [("POST", "/login", {"user_id": f"u{i}"}) for i in range(USERS)], rate=50,
-                   until=time.monotonic() + 10, max_requests=USERS)
+    logins = drive(
+        base,
+        [("POST", "/login", {"user_id": f"u{i}"}) for i in range(USERS)],
+        rate=50,
+        until=time.monotonic() + 10,
+        max_requests=USERS,
+    )
     assert [s.status for s in logins] == [200] * USERS
     plan = [("POST", "/jobs", {"user_id": f"u{i}"}) for i in range(USERS)]
     jobs = drive(base, plan, rate=JOB_RATE, until=until, max_requests=int(JOB_RATE * HUNT_S))
@@ -57,11 +62,29 @@ def test_job_thread_suspect_under_leaktrace_hunt_lists_the_job_requests(tmp_path
     env = {**BASE_ENV, "OTEL_TRACES_EXPORTER": "none", "LEAKTRACE_LOG_CONSOLE": "false"}
     port = free_port()
     log, report = tmp_path / "hunt.log", tmp_path / "report.json"
-    with running("downstream", {**os.environ, **env, "LEAKTRACE_PROFILING_ENABLED": "false"}, tmp_path) as down:
-        command = [sys.executable, "-m", "services.leaky", "--host", "127.0.0.1", "--port", str(port),
-                   "--downstream-url", down.url]
-        with hunted(command, duration=HUNT_S, env=env, cwd=ROOT, log=log, report=report,
-                    extra_args=("--service-name", "leaky")) as proc:
+    with running(
+        "downstream", {**os.environ, **env, "LEAKTRACE_PROFILING_ENABLED": "false"}, tmp_path
+    ) as down:
+        command = [
+            sys.executable,
+            "-m",
+            "services.leaky",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--downstream-url",
+            down.url,
+        ]
+        with hunted(
+            command,
+            duration=HUNT_S,
+            env=env,
+            cwd=ROOT,
+            log=log,
+            report=report,
+            extra_args=("--service-name", "leaky"),
+        ) as proc:
             started = time.monotonic()
             wait_for_port(port, proc, timeout=HUNT_S / 2, log=log)
             jobs, n = _load(f"http://127.0.0.1:{port}", until=started + HUNT_S - 1.5)
@@ -74,15 +97,23 @@ def test_job_thread_suspect_with_the_services_own_composition_root(tmp_path: Pat
     # No bootstrap: services.leaky.main loads the instrumentors itself (telemetry.instrument()).
     report = tmp_path / "inservice.json"
     env = {
-        **os.environ, **BASE_ENV, "OTEL_TRACES_EXPORTER": "none", "LEAKTRACE_LOG_CONSOLE": "false",
-        "LEAKTRACE_HUNT_ENABLED": "true", "LEAKTRACE_HUNT_REPORT": str(report),
+        **os.environ,
+        **BASE_ENV,
+        "OTEL_TRACES_EXPORTER": "none",
+        "LEAKTRACE_LOG_CONSOLE": "false",
+        "LEAKTRACE_HUNT_ENABLED": "true",
+        "LEAKTRACE_HUNT_REPORT": str(report),
         # what `leaktrace hunt` would choose, so a verdict comes within the test's time
-        "LEAKTRACE_HUNT_INTERVAL": "1", "LEAKTRACE_HUNT_MAX_DUTY": "0.25", "LEAKTRACE_HEAP_SAMPLE_BYTES": "16384",
+        "LEAKTRACE_HUNT_INTERVAL": "1",
+        "LEAKTRACE_HUNT_MAX_DUTY": "0.25",
+        "LEAKTRACE_HEAP_SAMPLE_BYTES": "16384",
     }
     env.pop("PYTHONPATH", None)
     quiet = {**env, "LEAKTRACE_HUNT_ENABLED": "false", "LEAKTRACE_PROFILING_ENABLED": "false"}
-    with running("downstream", quiet, tmp_path) as down, \
-            running("leaky", {**env, "DOWNSTREAM_URL": down.url}, tmp_path) as leaky:
+    with (
+        running("downstream", quiet, tmp_path) as down,
+        running("leaky", {**env, "DOWNSTREAM_URL": down.url}, tmp_path) as leaky,
+    ):
         jobs, n = _load(leaky.url, until=time.monotonic() + HUNT_S - 4)
     assert n >= 25
     log = tmp_path / "leaky.log"

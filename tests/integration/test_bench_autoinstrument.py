@@ -18,11 +18,29 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_overhead_service_auto_variant_runs_every_mode(tmp_path: Path) -> None:
     out = tmp_path / "auto.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LEAKTRACE_", "PYROSCOPE_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OTEL_", "LEAKTRACE_", "PYROSCOPE_"))
+    }
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "overhead.py"), "--quick", "--rounds", "live",
-         "--workloads", "service_auto", "--json", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False,
+        [
+            sys.executable,
+            str(ROOT / "bench" / "overhead.py"),
+            "--quick",
+            "--rounds",
+            "live",
+            "--workloads",
+            "service_auto",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(out.read_text())

@@ -42,19 +42,44 @@ def test_pyroscope_io_cpu_profiles_arrive_from_this_interpreter(tmp_path: Path) 
     script.write_text(BURNER)
     with PyroscopeReceiver() as receiver:
         proc = subprocess.run(
-            [sys.executable, "-m", "leaktrace", "run", "--service-name", "burner", "--",
-             sys.executable, str(script), "4"],
-            env={"PATH": "/usr/bin:/bin", "OTEL_TRACES_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
-                 "LEAKTRACE_METRICS_PORT": "0", "PYROSCOPE_UPLOAD_INTERVAL": "1",
-                 "PYROSCOPE_SERVER_ADDRESS": receiver.endpoint},
-            capture_output=True, text=True, timeout=90, check=False,
+            [
+                sys.executable,
+                "-m",
+                "leaktrace",
+                "run",
+                "--service-name",
+                "burner",
+                "--",
+                sys.executable,
+                str(script),
+                "4",
+            ],
+            env={
+                "PATH": "/usr/bin:/bin",
+                "OTEL_TRACES_EXPORTER": "none",
+                "OTEL_LOGS_EXPORTER": "none",
+                "LEAKTRACE_METRICS_PORT": "0",
+                "PYROSCOPE_UPLOAD_INTERVAL": "1",
+                "PYROSCOPE_SERVER_ADDRESS": receiver.endpoint,
+            },
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         cpu = receiver.wait_for(
-            lambda: [p for p in receiver.cpu_profiles() if "burn_cpu" in p.function_names()
-                     or "<genexpr>" in p.function_names()], timeout=15)
+            lambda: [
+                p
+                for p in receiver.cpu_profiles()
+                if "burn_cpu" in p.function_names() or "<genexpr>" in p.function_names()
+            ],
+            timeout=15,
+        )
     assert "burned" in proc.stdout
-    assert "CPU profiler could not start" not in proc.stderr and "refused to start" not in proc.stderr
+    assert (
+        "CPU profiler could not start" not in proc.stderr and "refused to start" not in proc.stderr
+    )
     assert {p.labels["service_name"] for p in cpu} == {"burner"}
     assert sum(p.total("cpu") for p in cpu) > 0
 
@@ -67,7 +92,9 @@ class _AgentThatCannotStart:
 
     def configure(self, **kwargs: object) -> bool:
         self.configured += 1
-        raise RuntimeError(f"unsupported Python version {sys.version_info[0]}.{sys.version_info[1]}")
+        raise RuntimeError(
+            f"unsupported Python version {sys.version_info[0]}.{sys.version_info[1]}"
+        )
 
     def shutdown(self) -> None:
         raise AssertionError("never started, never shut down")
@@ -77,13 +104,25 @@ def test_a_cpu_profiler_that_cannot_start_is_one_warning_and_the_rest_goes_on(
     caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     # GIVEN hunting on and pyroscope-io unable to start on this interpreter
-    settings = Settings.resolve({}, service_name="cpu-less", traces_enabled=False, logs_enabled=False,
-                                hunt_enabled=True, hunt_report_path=str(tmp_path / "report.json"))
+    settings = Settings.resolve(
+        {},
+        service_name="cpu-less",
+        traces_enabled=False,
+        logs_enabled=False,
+        hunt_enabled=True,
+        hunt_report_path=str(tmp_path / "report.json"),
+    )
     agent = _AgentThatCannotStart()
     profiler = PyroscopeProfiler(settings, memory=False, agent=agent)
     with caplog.at_level(logging.WARNING), in_memory_telemetry(registry=CollectorRegistry()) as t:
-        tel = Telemetry(settings, tracer_provider=t.telemetry.tracer_provider, profiler=profiler,
-                        registry=CollectorRegistry(), serve_metrics=False, install_log_handlers=False).start()
+        tel = Telemetry(
+            settings,
+            tracer_provider=t.telemetry.tracer_provider,
+            profiler=profiler,
+            registry=CollectorRegistry(),
+            serve_metrics=False,
+            install_log_handlers=False,
+        ).start()
         try:
             with tel.tracer.start_as_current_span("request"):
                 keep = [bytearray(4096) for _ in range(256)]

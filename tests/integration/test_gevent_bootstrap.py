@@ -70,5 +70,7 @@ def test_patch_first_ends_cleanly(tmp_path: Path) -> None:
 def test_late_patch_is_named_once(tmp_path: Path) -> None:
     proc = run(tmp_path)
     # this run may or may not crash at exit (that is the point of the warning); it must say why
-    assert proc.stderr.count("gevent is patching after leaktrace started threads") == 1, proc.stderr[-4000:]
+    assert proc.stderr.count("gevent is patching after leaktrace started threads") == 1, (
+        proc.stderr[-4000:]
+    )
     assert "OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH=patch_all" in proc.stderr

@@ -57,7 +57,9 @@ class PacedLoad:
         self._max = max_requests
         self.ok: list[float] = []
         self.sent = 0
-        self._threads = [threading.Thread(target=self._work, args=(i,), daemon=True) for i in range(WORKERS)]
+        self._threads = [
+            threading.Thread(target=self._work, args=(i,), daemon=True) for i in range(WORKERS)
+        ]
 
     def _work(self, i: int) -> None:
         period = WORKERS / RATE
@@ -104,8 +106,13 @@ def _bare_throughput(tmp_path: Path) -> int:
     port = free_port()
     log = tmp_path / "bare.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, str(APP), "--port", str(port)], cwd=ROOT, env=dict(ENV),
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, str(APP), "--port", str(port)],
+            cwd=ROOT,
+            env=dict(ENV),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_for_port(port, proc, 60, log)
         ready = time.monotonic()
@@ -124,8 +131,15 @@ def _hunt_under_load(
     """(requests served in WINDOW_S once listening, the hunt's exit code, its report, its log)."""
     port = free_port()
     log, report = tmp_path / f"{name}.log", tmp_path / f"{name}.json"
-    with hunted([sys.executable, str(APP), "--port", str(port)], duration=duration, env=env, cwd=ROOT,
-                log=log, report=report, extra_args=("--service-name", "sessions")) as proc:
+    with hunted(
+        [sys.executable, str(APP), "--port", str(port)],
+        duration=duration,
+        env=env,
+        cwd=ROOT,
+        log=log,
+        report=report,
+        extra_args=("--service-name", "sessions"),
+    ) as proc:
         wait_for_port(port, proc, duration, log)
         ready = time.monotonic()
         # Load until the hunt stops the service: a leak that stopped before the end would read
@@ -133,7 +147,12 @@ def _hunt_under_load(
         load = PacedLoad(port, max_s=duration + 5).start()
         proc.wait(timeout=duration + 60)
         load.stop()
-    return load.served_within(ready, WINDOW_S), proc.returncode, read_report(report, log), tail(log, 20000)
+    return (
+        load.served_within(ready, WINDOW_S),
+        proc.returncode,
+        read_report(report, log),
+        tail(log, 20000),
+    )
 
 
 def test_native_hunt_keeps_two_thirds_of_the_throughput_and_names_the_leak(tmp_path: Path) -> None:
@@ -160,8 +179,25 @@ def test_without_the_sampler_hunt_refuses_at_once_and_stops_the_service(tmp_path
     env = {**ENV, "LEAKTRACE_HEAP_ENABLED": "false"}
     t0 = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "leaktrace", "hunt", "--duration", "120", "--", sys.executable, str(APP),
-         "--port", str(port)], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=90,
+        [
+            sys.executable,
+            "-m",
+            "leaktrace",
+            "hunt",
+            "--duration",
+            "120",
+            "--",
+            sys.executable,
+            str(APP),
+            "--port",
+            str(port),
+        ],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
     took = time.monotonic() - t0
     # THEN it exits 2 at once with one message that says why and what would hunt anyway
@@ -170,7 +206,9 @@ def test_without_the_sampler_hunt_refuses_at_once_and_stops_the_service(tmp_path
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("leaktrace hunt:")]
     assert len(lines) == 1, proc.stderr[-3000:]
     assert "cannot hunt in this program" in lines[0]
-    assert "LEAKTRACE_HEAP_ENABLED=false" in lines[0] and "LEAKTRACE_HUNT_TRACEMALLOC=true" in lines[0]
+    assert (
+        "LEAKTRACE_HEAP_ENABLED=false" in lines[0] and "LEAKTRACE_HUNT_TRACEMALLOC=true" in lines[0]
+    )
     assert "Traceback" not in proc.stderr
     # AND the service it started is gone
     assert not _listening(port)
@@ -189,8 +227,10 @@ def test_tracemalloc_opt_in_hunts_without_the_frame_sort_crash(tmp_path: Path) -
     assert code == 0, log
     assert "TypeError" not in log and "Traceback" not in log
     assert doc["snapshots"] >= 1 and any("tracemalloc" in n for n in doc["notes"]), doc
-    print(f"tracemalloc fallback: {served} requests served in {WINDOW_S:g} s at {RATE:g}/s offered, "
-          f"{doc['snapshots']} snapshots in {doc['duration_s']:.1f} s, verdict {doc['verdict']}")
+    print(
+        f"tracemalloc fallback: {served} requests served in {WINDOW_S:g} s at {RATE:g}/s offered, "
+        f"{doc['snapshots']} snapshots in {doc['duration_s']:.1f} s, verdict {doc['verdict']}"
+    )
     assert served > 0
 
 

@@ -21,7 +21,9 @@ def receiver():  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
-def test_spans_and_logs_reach_the_collector_with_linked_ids(receiver: OTLPReceiver, protocol: str) -> None:
+def test_spans_and_logs_reach_the_collector_with_linked_ids(
+    receiver: OTLPReceiver, protocol: str
+) -> None:
     endpoint = receiver.endpoint if protocol == "grpc" else receiver.http_endpoint
     env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
@@ -45,7 +47,9 @@ def test_spans_and_logs_reach_the_collector_with_linked_ids(receiver: OTLPReceiv
         root.setLevel(saved[1])
     transport = "grpc" if protocol == "grpc" else "http"
     spans = poll_until(lambda: receiver.spans_named("checkout"), timeout=10)
-    logs = poll_until(lambda: [rec for rec in receiver.logs() if rec.body == "order 42 placed"], timeout=10)
+    logs = poll_until(
+        lambda: [rec for rec in receiver.logs() if rec.body == "order 42 placed"], timeout=10
+    )
     # THEN the span arrived with the resource attributes leaktrace promises
     (span,) = spans
     assert span.transport == transport
@@ -61,10 +65,13 @@ def test_spans_and_logs_reach_the_collector_with_linked_ids(receiver: OTLPReceiv
     assert log.resource_attributes["service.name"] == "wire-svc"
 
 
-def test_leaktrace_run_traces_an_unmodified_otel_api_script(receiver: OTLPReceiver, tmp_path: Path) -> None:
+def test_leaktrace_run_traces_an_unmodified_otel_api_script(
+    receiver: OTLPReceiver, tmp_path: Path
+) -> None:
     # GIVEN a script that only uses the OpenTelemetry API (no SDK, no leaktrace import)
     script = tmp_path / "app.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import logging, sys
         from opentelemetry import trace
         tracer = trace.get_tracer("unmodified")
@@ -73,7 +80,8 @@ def test_leaktrace_run_traces_an_unmodified_otel_api_script(receiver: OTLPReceiv
                 span.set_attribute("items", 3)
                 logging.getLogger("app").warning("working")
         sys.exit(7)
-    """))
+    """)
+    )
     env = {
         "PATH": "/usr/bin:/bin",
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.http_endpoint,
@@ -82,8 +90,21 @@ def test_leaktrace_run_traces_an_unmodified_otel_api_script(receiver: OTLPReceiv
     }
     # WHEN it runs under `leaktrace run`
     proc = subprocess.run(
-        [sys.executable, "-m", "leaktrace", "run", "--service-name", "unmodified-app", "--", sys.executable, str(script)],
-        env=env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "leaktrace",
+            "run",
+            "--service-name",
+            "unmodified-app",
+            "--",
+            sys.executable,
+            str(script),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     # THEN its exit status passes through and its spans were exported, parent-linked
     assert proc.returncode == 7, proc.stderr
@@ -101,11 +122,19 @@ def test_leaktrace_run_traces_an_unmodified_otel_api_script(receiver: OTLPReceiv
 def test_leaktrace_run_passes_signals_through(tmp_path: Path) -> None:
     script = tmp_path / "sleeper.py"
     script.write_text("import time, sys\nprint('ready', flush=True)\ntime.sleep(30)\n")
-    env = {"PATH": "/usr/bin:/bin", "LEAKTRACE_PROFILING_ENABLED": "false", "LEAKTRACE_METRICS_PORT": "0",
-           "OTEL_TRACES_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "LEAKTRACE_PROFILING_ENABLED": "false",
+        "LEAKTRACE_METRICS_PORT": "0",
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "leaktrace", "run", "--", sys.executable, str(script)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
@@ -118,9 +147,15 @@ def test_leaktrace_run_passes_signals_through(tmp_path: Path) -> None:
 
 
 def test_leaktrace_run_bad_usage_and_missing_program() -> None:
-    usage = subprocess.run([sys.executable, "-m", "leaktrace", "run"], capture_output=True, text=True, timeout=30)
+    usage = subprocess.run(
+        [sys.executable, "-m", "leaktrace", "run"], capture_output=True, text=True, timeout=30
+    )
     assert usage.returncode == 2 and "command to run is required" in usage.stderr
-    missing = subprocess.run([sys.executable, "-m", "leaktrace", "run", "--", "no-such-program-xyz"],
-                             capture_output=True, text=True, timeout=30)
+    missing = subprocess.run(
+        [sys.executable, "-m", "leaktrace", "run", "--", "no-such-program-xyz"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert missing.returncode == 1 and "command not found" in missing.stderr
     assert "Traceback" not in usage.stderr + missing.stderr

@@ -32,8 +32,20 @@ VERSION = PYPROJECT["project"]["version"]
 READY_PREFIX = "listening on "
 # Build inputs only; caches, venvs (.venv, and .venv312 ... of `make test-all`) and build
 # products of this checkout stay out of the copy.
-_IGNORE = shutil.ignore_patterns(".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", "*.so",
-                                 ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", "results")
+_IGNORE = shutil.ignore_patterns(
+    ".git",
+    ".venv*",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    "*.so",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    "results",
+)
 
 
 @dataclass(frozen=True)
@@ -45,14 +57,27 @@ class Installed:
         # The wheel first, then the environment's dependencies; `python -S` skips site, so the
         # editable install's .pth finder never runs. No OTel export from these short runs.
         deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-        return {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join([str(self.target), *sorted(deps)]),
-                "OTEL_TRACES_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
-                "LEAKTRACE_CPU_PROFILING_ENABLED": "false", "PYROSCOPE_SERVER_ADDRESS": "http://127.0.0.1:9",
-                **extra}
+        return {
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": os.pathsep.join([str(self.target), *sorted(deps)]),
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+            "LEAKTRACE_CPU_PROFILING_ENABLED": "false",
+            "PYROSCOPE_SERVER_ADDRESS": "http://127.0.0.1:9",
+            **extra,
+        }
 
     def run(self, *args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-S", *args], cwd=cwd, env=self.env(), capture_output=True,
-                              text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [sys.executable, "-S", *args],
+            cwd=cwd,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +88,44 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     assert (source / "services" / "leaky" / "__main__.py").is_file()  # a clone has services/ beside
     dist = root / "dist"
     # Offline: the dev environment's setuptools (>= 77, as build-system.requires asks).
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                            "--no-index", "-w", str(dist), str(source)],
-                           capture_output=True, text=True, timeout=300, check=False)
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-w",
+            str(dist),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     [wheel] = dist.glob("leaktrace-*.whl")
     target = root / "site"
-    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index",
-                              "--target", str(target), str(wheel)],
-                             capture_output=True, text=True, timeout=120, check=False)
+    install = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
     return Installed(wheel, target)
 
@@ -115,7 +169,9 @@ def test_demo_outside_a_checkout_says_it_needs_one(installed: Installed, tmp_pat
     proc = installed.run("-m", "leaktrace", "demo", "--duration", "1", cwd=tmp_path)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "needs a checkout of the leaktrace repository" in lines[0], proc.stderr
+    assert len(lines) == 1 and "needs a checkout of the leaktrace repository" in lines[0], (
+        proc.stderr
+    )
     assert "Traceback" not in proc.stderr
     # The wheel alone has no `services` to import (it would shadow a user's own package).
     probe = installed.run("-c", "import services", cwd=tmp_path)
@@ -124,15 +180,21 @@ def test_demo_outside_a_checkout_says_it_needs_one(installed: Installed, tmp_pat
 
 @pytest.fixture
 def downstream_from_checkout(installed: Installed) -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, "-S", "-m", "services.downstream", "--host", "127.0.0.1", "--port", "0"],
-                            cwd=REPO, env=installed.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-S", "-m", "services.downstream", "--host", "127.0.0.1", "--port", "0"],
+        cwd=REPO,
+        env=installed.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         assert proc.stdout is not None
         url = ""
         for line in proc.stdout:  # bounded by the test timeout; the ready line comes first
             if line.startswith(READY_PREFIX):
-                url = line[len(READY_PREFIX):].strip()
+                url = line[len(READY_PREFIX) :].strip()
                 break
         assert url, proc.stderr.read() if proc.stderr else ""
         yield url
@@ -146,10 +208,14 @@ def downstream_from_checkout(installed: Installed) -> Iterator[str]:
 
 
 @pytest.mark.timeout(60)
-def test_sample_services_run_from_the_checkout_against_the_wheel(installed: Installed,
-                                                                downstream_from_checkout: str) -> None:
-    where = installed.run("-c", "import leaktrace, services.leaky.app as a; print(leaktrace.__file__); print(a.__file__)",
-                          cwd=REPO)
+def test_sample_services_run_from_the_checkout_against_the_wheel(
+    installed: Installed, downstream_from_checkout: str
+) -> None:
+    where = installed.run(
+        "-c",
+        "import leaktrace, services.leaky.app as a; print(leaktrace.__file__); print(a.__file__)",
+        cwd=REPO,
+    )
     leaktrace_file, service_file = where.stdout.split()
     assert Path(leaktrace_file).is_relative_to(installed.target)
     assert Path(service_file).is_relative_to(REPO / "services")
@@ -158,10 +224,23 @@ def test_sample_services_run_from_the_checkout_against_the_wheel(installed: Inst
 
 
 @pytest.mark.timeout(120)
-def test_demo_runs_from_the_checkout_against_the_wheel(installed: Installed, tmp_path: Path) -> None:
+def test_demo_runs_from_the_checkout_against_the_wheel(
+    installed: Installed, tmp_path: Path
+) -> None:
     out = tmp_path / "demo.json"
-    proc = installed.run("-m", "leaktrace", "demo", "--duration", "4", "--warmup", "1", "--json", str(out),
-                         cwd=REPO, timeout=100)
+    proc = installed.run(
+        "-m",
+        "leaktrace",
+        "demo",
+        "--duration",
+        "4",
+        "--warmup",
+        "1",
+        "--json",
+        str(out),
+        cwd=REPO,
+        timeout=100,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(out.read_text())
     assert {"hunt", "leaky", "fixed", "reduction"} <= set(doc)

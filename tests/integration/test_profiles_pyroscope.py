@@ -29,13 +29,34 @@ ALLOCATING_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _run(script: Path, env: dict[str, str], seconds: str) -> tuple[subprocess.CompletedProcess[str], float]:
+def _run(
+    script: Path, env: dict[str, str], seconds: str
+) -> tuple[subprocess.CompletedProcess[str], float]:
     start = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "leaktrace", "run", "--service-name", "hoarder", "--", sys.executable, str(script), seconds],
-        env={"PATH": "/usr/bin:/bin", "OTEL_TRACES_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
-             "LEAKTRACE_METRICS_PORT": "0", "PYROSCOPE_UPLOAD_INTERVAL": "1", **env},
-        capture_output=True, text=True, timeout=90,
+        [
+            sys.executable,
+            "-m",
+            "leaktrace",
+            "run",
+            "--service-name",
+            "hoarder",
+            "--",
+            sys.executable,
+            str(script),
+            seconds,
+        ],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+            "LEAKTRACE_METRICS_PORT": "0",
+            "PYROSCOPE_UPLOAD_INTERVAL": "1",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
     return proc, time.monotonic() - start
 
@@ -46,7 +67,11 @@ def test_pyroscope_io_memory_profile_of_a_program_under_leaktrace_run(tmp_path: 
     script = tmp_path / "hoarder.py"
     script.write_text(ALLOCATING_SCRIPT)
     with PyroscopeReceiver() as receiver:
-        proc, _ = _run(script, {"PYROSCOPE_SERVER_ADDRESS": receiver.endpoint, "LEAKTRACE_HEAP_ENABLED": "false"}, "3")
+        proc, _ = _run(
+            script,
+            {"PYROSCOPE_SERVER_ADDRESS": receiver.endpoint, "LEAKTRACE_HEAP_ENABLED": "false"},
+            "3",
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         memory = receiver.wait_for(lambda: receiver.memory_profiles(), timeout=10)
         cpu = receiver.cpu_profiles()
@@ -65,7 +90,9 @@ def test_hung_pyroscope_does_not_hold_the_program_past_the_shutdown_bound(tmp_pa
         receiver.hang()
         try:
             proc, elapsed = _run(
-                script, {"PYROSCOPE_SERVER_ADDRESS": receiver.endpoint, "LEAKTRACE_SHUTDOWN_TIMEOUT": "2"}, "2.5"
+                script,
+                {"PYROSCOPE_SERVER_ADDRESS": receiver.endpoint, "LEAKTRACE_SHUTDOWN_TIMEOUT": "2"},
+                "2.5",
             )
         finally:
             receiver.release()
@@ -102,20 +129,31 @@ def test_leaktrace_run_pushes_span_linked_heap_profiles(tmp_path: Path) -> None:
     script = tmp_path / "requests.py"
     script.write_text(SPAN_HEAP_SCRIPT)
     with PyroscopeReceiver() as receiver:
-        proc, _ = _run(script, {"PYROSCOPE_SERVER_ADDRESS": receiver.endpoint,
-                                "LEAKTRACE_HEAP_SAMPLE_BYTES": "65536"}, "0")
+        proc, _ = _run(
+            script,
+            {"PYROSCOPE_SERVER_ADDRESS": receiver.endpoint, "LEAKTRACE_HEAP_SAMPLE_BYTES": "65536"},
+            "0",
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         import json
 
         trace_ids = json.loads(proc.stdout.strip().splitlines()[-1])
         # the final push at shutdown carries the program's heap: short programs are not lost
         heap = receiver.wait_for(
-            lambda: [p for p in receiver.memory_profiles() if "handle_request" in p.function_names()], timeout=10
+            lambda: [
+                p for p in receiver.memory_profiles() if "handle_request" in p.function_names()
+            ],
+            timeout=10,
         )
         cpu = receiver.cpu_profiles()
     profile = heap[-1]
     # THEN it is leaktrace's profile (four memory types, alloc types not delta-computed by the server)
-    assert profile.sample_type_names == ("alloc_objects", "alloc_space", "inuse_objects", "inuse_space")
+    assert profile.sample_type_names == (
+        "alloc_objects",
+        "alloc_space",
+        "inuse_objects",
+        "inuse_space",
+    )
     assert profile.labels["service_name"] == "hoarder"
     assert profile.labels.get("__delta__") == "false"
     # AND pyroscope-io did CPU only: no second memory profile of the same heap
@@ -126,7 +164,9 @@ def test_leaktrace_run_pushes_span_linked_heap_profiles(tmp_path: Path) -> None:
     idx = [t for t, _ in profile.profile.sample_types].index("inuse_space")
     for sample in profile.profile.samples:
         if any(f.function == "handle_request" or f.function == "<listcomp>" for f in sample.frames):
-            by_trace[sample.labels.get("trace_id", "")] = by_trace.get(sample.labels.get("trace_id", ""), 0) + sample.values[idx]
+            by_trace[sample.labels.get("trace_id", "")] = (
+                by_trace.get(sample.labels.get("trace_id", ""), 0) + sample.values[idx]
+            )
     total = sum(by_trace.values())
     assert total > 4 * 2_000_000 * 0.7, by_trace
     for tid in trace_ids:

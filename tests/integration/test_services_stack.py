@@ -51,9 +51,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield Stack(receiver, downstream, leaky, fixed)
 
 
-def _server_span(spans: tuple[ReceivedSpan, ...], service: str, trace_id: str) -> ReceivedSpan | None:
+def _server_span(
+    spans: tuple[ReceivedSpan, ...], service: str, trace_id: str
+) -> ReceivedSpan | None:
     for span in spans:
-        if span.trace_id == trace_id and span.kind == "SERVER" and span.resource_attributes.get("service.name") == service:
+        if (
+            span.trace_id == trace_id
+            and span.kind == "SERVER"
+            and span.resource_attributes.get("service.name") == service
+        ):
             return span
     return None
 
@@ -66,12 +72,17 @@ def test_one_trace_id_covers_the_service_and_the_profile_store(stack: Stack, ser
     parent = os.urandom(8).hex()
     headers = {"traceparent": f"00-{trace_id}-{parent}-01"}
     # WHEN the service logs a user in (which calls the profile store)
-    response = httpx.post(f"{target.url}/login", json={"user_id": f"trace-{service}"}, headers=headers, timeout=10)
+    response = httpx.post(
+        f"{target.url}/login", json={"user_id": f"trace-{service}"}, headers=headers, timeout=10
+    )
     assert response.status_code == 200
+
     # THEN the service's server span, its client span and the store's server span share the trace
     def complete() -> tuple[ReceivedSpan, ...]:
         spans = stack.receiver.spans()
-        both = _server_span(spans, "downstream", trace_id) and _server_span(spans, service, trace_id)
+        both = _server_span(spans, "downstream", trace_id) and _server_span(
+            spans, service, trace_id
+        )
         return spans if both else ()
 
     spans = poll_until(complete, timeout=15)
@@ -86,7 +97,9 @@ def test_one_trace_id_covers_the_service_and_the_profile_store(stack: Stack, ser
     assert store.parent_span_id == clients[0].span_id
 
 
-def test_leaky_fds_and_threads_grow_with_sessions_and_jobs_while_fixed_stays_bounded(stack: Stack) -> None:
+def test_leaky_fds_and_threads_grow_with_sessions_and_jobs_while_fixed_stays_bounded(
+    stack: Stack,
+) -> None:
     before = {name: psutil.Process(getattr(stack, name).pid) for name in ("leaky", "fixed")}
     fds0 = {n: p.num_fds() for n, p in before.items()}
     threads0 = {n: p.num_threads() for n, p in before.items()}
@@ -112,14 +125,25 @@ def test_leaky_fds_and_threads_grow_with_sessions_and_jobs_while_fixed_stays_bou
 
 
 def test_every_service_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    env = {**os.environ, "LEAKTRACE_TRACES_ENABLED": "false", "LEAKTRACE_LOGS_ENABLED": "false", "LEAKTRACE_PROFILING_ENABLED": "false"}
+    env = {
+        **os.environ,
+        "LEAKTRACE_TRACES_ENABLED": "false",
+        "LEAKTRACE_LOGS_ENABLED": "false",
+        "LEAKTRACE_PROFILING_ENABLED": "false",
+    }
     with running("downstream", env, tmp_path) as downstream:
         env["DOWNSTREAM_URL"] = downstream.url
         for name in ("leaky", "fixed"):
             with running(name, env, tmp_path) as svc:
                 # a job thread is waiting in leaky; shutdown must still be prompt
-                assert httpx.post(f"{svc.url}/login", json={"user_id": "bye"}, timeout=10).status_code == 200
-                assert httpx.post(f"{svc.url}/jobs", json={"user_id": "bye"}, timeout=10).status_code == 202
+                assert (
+                    httpx.post(f"{svc.url}/login", json={"user_id": "bye"}, timeout=10).status_code
+                    == 200
+                )
+                assert (
+                    httpx.post(f"{svc.url}/jobs", json={"user_id": "bye"}, timeout=10).status_code
+                    == 202
+                )
                 svc.process.send_signal(signal.SIGTERM)
                 assert svc.process.wait(timeout=15) == 0
                 assert "Traceback" not in svc.log_path.read_text()

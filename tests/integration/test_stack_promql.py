@@ -85,12 +85,18 @@ def dashboard_expressions() -> list[Expression]:
         for panel in board["panels"]:
             for target in panel.get("targets", []):
                 if target.get("datasource", {}).get("uid") == "prometheus":
-                    found.append(Expression(f"{path.name}: {panel['title']} [{target['refId']}]",
-                                            substitute(target["expr"])))
+                    found.append(
+                        Expression(
+                            f"{path.name}: {panel['title']} [{target['refId']}]",
+                            substitute(target["expr"]),
+                        )
+                    )
         for variable in board["templating"]["list"]:
             match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", variable["definition"])
             if variable["type"] == "query" and match:
-                found.append(Expression(f"{path.name}: variable ${variable['name']}", match.group(1)))
+                found.append(
+                    Expression(f"{path.name}: variable ${variable['name']}", match.group(1))
+                )
     return found
 
 
@@ -101,7 +107,9 @@ def datasource_expressions() -> list[Expression]:
             for query in ds.get("jsonData", {}).get("tracesToMetrics", {}).get("queries", []):
                 # `$$` is provisioning's escape for `$`; $__tags becomes the span's job matcher.
                 expr = query["query"].replace("$$", "$").replace("$__tags", 'job=~".+"')
-                found.append(Expression(f"{path.name}: {ds['name']} -> metrics '{query['name']}'", expr))
+                found.append(
+                    Expression(f"{path.name}: {ds['name']} -> metrics '{query['name']}'", expr)
+                )
     return found
 
 
@@ -136,7 +144,11 @@ def rule_expressions() -> list[Expression]:
                 if "record" in rule:
                     found.append(Expression(f"{path.name}: record {rule['record']}", rule["expr"]))
                 else:
-                    found.append(Expression(f"{path.name}: alert {rule['alert']} (bool)", with_bool(rule["expr"])))
+                    found.append(
+                        Expression(
+                            f"{path.name}: alert {rule['alert']} (bool)", with_bool(rule["expr"])
+                        )
+                    )
     return found
 
 
@@ -154,38 +166,52 @@ def _param(expression: Expression) -> Any:
 
 
 def _service_env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OTEL_", "PYROSCOPE_", "LEAKTRACE_"))}
-    env.update({
-        # Keep everything local: no exporter traffic, profiles pushed to a closed port (each
-        # failure is one rate-limited warning), the heap sampler and the hunter on.
-        "OTEL_TRACES_EXPORTER": "none",
-        "OTEL_LOGS_EXPORTER": "none",
-        "PYROSCOPE_SERVER_ADDRESS": "http://127.0.0.1:9",
-        "LEAKTRACE_HUNT_ENABLED": "true",
-        "LEAKTRACE_LOG_CONSOLE": "false",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OTEL_", "PYROSCOPE_", "LEAKTRACE_"))
+    }
+    env.update(
+        {
+            # Keep everything local: no exporter traffic, profiles pushed to a closed port (each
+            # failure is one rate-limited warning), the heap sampler and the hunter on.
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+            "PYROSCOPE_SERVER_ADDRESS": "http://127.0.0.1:9",
+            "LEAKTRACE_HUNT_ENABLED": "true",
+            "LEAKTRACE_LOG_CONSOLE": "false",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra)
     return env
 
 
-def _start_service(name: str, env: dict[str, str], log_dir: Path) -> tuple[subprocess.Popen[str], str]:
+def _start_service(
+    name: str, env: dict[str, str], log_dir: Path
+) -> tuple[subprocess.Popen[str], str]:
     log = (log_dir / f"{name}.err").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", f"services.{name}", "--host", "127.0.0.1", "--port", "0"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        text=True,
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if line.startswith(READY_PREFIX):
-            return proc, line[len(READY_PREFIX):].strip().split("://", 1)[1]
+            return proc, line[len(READY_PREFIX) :].strip().split("://", 1)[1]
         if not line and proc.poll() is not None:
             break
     proc.kill()
-    raise RuntimeError(f"services.{name} did not start: {(log_dir / f'{name}.err').read_text()[-2000:]}")
+    raise RuntimeError(
+        f"services.{name} did not start: {(log_dir / f'{name}.err').read_text()[-2000:]}"
+    )
 
 
 def _stop(proc: subprocess.Popen[Any]) -> None:
@@ -215,24 +241,30 @@ def local_scrape_config(addresses: dict[str, str]) -> str:
         service = group["labels"]["service"]
         local_groups.append({"targets": [addresses[service]], "labels": dict(group["labels"])})
     for service in ("leaky", "fixed"):
-        local_groups.append({"targets": [addresses[service]], "labels": {"service": service, "track": "canary"}})
+        local_groups.append(
+            {"targets": [addresses[service]], "labels": {"service": service, "track": "canary"}}
+        )
     job["static_configs"] = local_groups
     job.pop("file_sd_configs", None)
     job["scrape_interval"] = "1s"
     job["scrape_timeout"] = "1s"
-    return yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [p.name for p in sorted(RULES.glob("*.rules.yml"))],
-        "scrape_configs": [job],
-    }, sort_keys=False)
-
+    return yaml.safe_dump(
+        {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [p.name for p in sorted(RULES.glob("*.rules.yml"))],
+            "scrape_configs": [job],
+        },
+        sort_keys=False,
+    )
 
 
 def supported_compose_flags(prometheus_bin: str) -> tuple[list[str], list[str]]:
     """The compose file's Prometheus feature flags, split by whether this binary knows them."""
     command = yaml.safe_load(COMPOSE.read_text())["services"]["prometheus"]["command"]
     wanted = [f for f in command if f.startswith(("--enable-feature", "--web.enable"))]
-    help_text = subprocess.run([prometheus_bin, "--help"], capture_output=True, text=True, timeout=30, check=False)
+    help_text = subprocess.run(
+        [prometheus_bin, "--help"], capture_output=True, text=True, timeout=30, check=False
+    )
     known_text = help_text.stdout + help_text.stderr
     supported, missing = [], []
     for flag in wanted:
@@ -244,7 +276,9 @@ def supported_compose_flags(prometheus_bin: str) -> tuple[list[str], list[str]]:
 
 @pytest.fixture(scope="module")
 def loaded_prometheus(
-    prometheus_module_factory: PrometheusFactory, prometheus_bin: str, tmp_path_factory: pytest.TempPathFactory
+    prometheus_module_factory: PrometheusFactory,
+    prometheus_bin: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[PrometheusServer]:
     log_dir = tmp_path_factory.mktemp("stack-services")
     procs: list[subprocess.Popen[Any]] = []
@@ -255,21 +289,45 @@ def loaded_prometheus(
         down_addr = f"127.0.0.1:{downstream.app_port}"
         addresses = {"downstream": f"127.0.0.1:{downstream.metrics_port}"}
         for name in ("leaky", "fixed"):
-            proc, addr = _start_service(name, _service_env({"DOWNSTREAM_URL": f"http://{down_addr}"}), log_dir)
+            proc, addr = _start_service(
+                name, _service_env({"DOWNSTREAM_URL": f"http://{down_addr}"}), log_dir
+            )
             procs.append(proc)
             addresses[name] = addr
         # The same seeded, bounded load at both builds (loadgen exits after LOAD_SECONDS).
         for name in ("leaky", "fixed"):
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "services.loadgen", "--target", f"http://{addresses[name]}",
-                 "--rate", "40", "--duration", str(LOAD_SECONDS), "--users", "40", "--churn", "2",
-                 "--seed", "7", "--quiet"],
-                cwd=REPO, env=_service_env({}), stdout=subprocess.DEVNULL,
-                stderr=(log_dir / f"loadgen-{name}.err").open("w"), stdin=subprocess.DEVNULL,
-            ))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "services.loadgen",
+                        "--target",
+                        f"http://{addresses[name]}",
+                        "--rate",
+                        "40",
+                        "--duration",
+                        str(LOAD_SECONDS),
+                        "--users",
+                        "40",
+                        "--churn",
+                        "2",
+                        "--seed",
+                        "7",
+                        "--quiet",
+                    ],
+                    cwd=REPO,
+                    env=_service_env({}),
+                    stdout=subprocess.DEVNULL,
+                    stderr=(log_dir / f"loadgen-{name}.err").open("w"),
+                    stdin=subprocess.DEVNULL,
+                )
+            )
         flags, missing = supported_compose_flags(prometheus_bin)
-        print(f"Prometheus flags from docker-compose.yml: used {flags}; not supported by "
-              f"{prometheus_bin}: {missing}")
+        print(
+            f"Prometheus flags from docker-compose.yml: used {flags}; not supported by "
+            f"{prometheus_bin}: {missing}"
+        )
         prom = prometheus_module_factory(
             local_scrape_config(addresses),
             rule_files={p.name: p.read_text() for p in sorted(RULES.glob("*.rules.yml"))},
@@ -277,12 +335,16 @@ def loaded_prometheus(
         )
         # Enough scrapes under load for rates, slopes and the recording rules: ~25 samples per
         # series and a second of rule evaluation after them.
-        prom.wait_for('count_over_time(process_resident_memory_bytes{job="leaky",track="stable"}[1m]) >= 25',
-                      timeout=60)
+        prom.wait_for(
+            'count_over_time(process_resident_memory_bytes{job="leaky",track="stable"}[1m]) >= 25',
+            timeout=60,
+        )
         prom.wait_for("sum(rate(http_server_request_duration_seconds_count[15s])) > 0", timeout=10)
         prom.wait_for("job:canary_memory_ratio:1h_7d", timeout=10)
         # The prefork service's master and two workers, each a target of its own.
-        prom.wait_for('count(process_resident_memory_bytes{job="downstream",pid!=""}) >= 3', timeout=30)
+        prom.wait_for(
+            'count(process_resident_memory_bytes{job="downstream",pid!=""}) >= 3', timeout=30
+        )
         yield prom
     finally:
         for proc in reversed(procs):
@@ -292,7 +354,9 @@ def loaded_prometheus(
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("expression", [_param(e) for e in all_expressions()])
-def test_expression_returns_data(loaded_prometheus: PrometheusServer, expression: Expression) -> None:
+def test_expression_returns_data(
+    loaded_prometheus: PrometheusServer, expression: Expression
+) -> None:
     result = loaded_prometheus.query(expression.expr)
     assert result, f"{expression.source}: no series for {expression.expr!r}"
 
@@ -301,7 +365,8 @@ def test_request_histogram_keeps_trace_exemplars(loaded_prometheus: PrometheusSe
     # The request-duration panels link exemplars to Tempo: the scrape must keep them.
     now = time.time()
     series = loaded_prometheus.query_exemplars(
-        'http_server_request_duration_seconds_bucket{job="leaky"}', now - 120, now)
+        'http_server_request_duration_seconds_bucket{job="leaky"}', now - 120, now
+    )
     exemplars = [e for s in series for e in s.get("exemplars", [])]
     assert exemplars, "no exemplars stored: is OpenMetrics negotiated and exemplar storage on?"
     assert all(re.fullmatch(r"[0-9a-f]{32}", e["labels"].get("trace_id", "")) for e in exemplars)
@@ -311,8 +376,14 @@ def test_every_shipped_expression_is_covered() -> None:
     # Guards the extraction itself: a refactor that silently found no queries would pass above.
     expressions = all_expressions()
     sources = {e.source.split(":", 1)[0] for e in expressions}
-    assert {"leak-hunt.json", "before-after.json", "canary-gate.json", "memory.rules.yml",
-            "canary.rules.yml", "datasources.yml"} <= sources
+    assert {
+        "leak-hunt.json",
+        "before-after.json",
+        "canary-gate.json",
+        "memory.rules.yml",
+        "canary.rules.yml",
+        "datasources.yml",
+    } <= sources
     assert not [e for e in expressions if not e.expr.strip()]
     assert not [e for e in expressions if "$" in e.expr], "unsubstituted Grafana variable"
 
@@ -320,6 +391,9 @@ def test_every_shipped_expression_is_covered() -> None:
 def test_alert_conditions_get_bool() -> None:
     assert with_bool("a > 10240") == "a > bool 10240"
     assert with_bool("(x / y) >= 1.15 < 1.25") == "(x / y) >= bool 1.15 < bool 1.25"
-    assert with_bool("max by (job) (f(a[1h], 4)) > on (job) b") == "max by (job) (f(a[1h], 4)) > bool on (job) b"
+    assert (
+        with_bool("max by (job) (f(a[1h], 4)) > on (job) b")
+        == "max by (job) (f(a[1h], 4)) > bool on (job) b"
+    )
     # Comparisons inside parentheses are filters of the input, not the alert condition.
     assert with_bool("a / (b > 0)") == "a / (b > 0)"

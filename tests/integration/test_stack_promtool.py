@@ -17,7 +17,9 @@ TEST_FILES = sorted((PROM_DIR / "tests").glob("*.test.yml"))
 
 
 def promtool(binary: str, *args: str, cwd: Path = PROM_DIR) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [binary, *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_files_exist() -> None:
@@ -39,22 +41,31 @@ def test_check_rules(promtool_bin: str) -> None:
 
 
 def test_rule_unit_tests_pass(promtool_bin: str) -> None:
-    proc = promtool(promtool_bin, "test", "rules", *[p.name for p in TEST_FILES], cwd=PROM_DIR / "tests")
+    proc = promtool(
+        promtool_bin, "test", "rules", *[p.name for p in TEST_FILES], cwd=PROM_DIR / "tests"
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_every_rule_has_a_unit_test() -> None:
     # Every recording rule is evaluated by a promql_expr_test, every alert is asserted to fire
     # somewhere (non-empty exp_alerts).
-    rules = [r for p in RULE_FILES for g in yaml.safe_load(p.read_text())["groups"] for r in g["rules"]]
+    rules = [
+        r for p in RULE_FILES for g in yaml.safe_load(p.read_text())["groups"] for r in g["rules"]
+    ]
     tested_exprs, firing_alerts = set(), set()
     for path in TEST_FILES:
         for case in yaml.safe_load(path.read_text())["tests"]:
             tested_exprs |= {t["expr"] for t in case.get("promql_expr_test", [])}
-            firing_alerts |= {t["alertname"] for t in case.get("alert_rule_test", []) if t.get("exp_alerts")}
-    untested = [r.get("record") or r.get("alert") for r in rules
-                if ("record" in r and r["record"] not in tested_exprs)
-                or ("alert" in r and r["alert"] not in firing_alerts)]
+            firing_alerts |= {
+                t["alertname"] for t in case.get("alert_rule_test", []) if t.get("exp_alerts")
+            }
+    untested = [
+        r.get("record") or r.get("alert")
+        for r in rules
+        if ("record" in r and r["record"] not in tested_exprs)
+        or ("alert" in r and r["alert"] not in firing_alerts)
+    ]
     assert not untested, f"rules without a promtool unit test: {untested}"
 
 
@@ -78,7 +89,11 @@ def test_unit_tests_catch_rules_that_judge_the_backends(promtool_bin: str, tmp_p
     shutil.copytree(PROM_DIR / "tests", tmp_path / "tests")
     memory = tmp_path / "rules" / "memory.rules.yml"
     lines = memory.read_text().splitlines(keepends=True)
-    code = [i for i, line in enumerate(lines) if '{track!=""}' in line and not line.lstrip().startswith("#")]
+    code = [
+        i
+        for i, line in enumerate(lines)
+        if '{track!=""}' in line and not line.lstrip().startswith("#")
+    ]
     assert len(code) == 4, code
     for i in code:
         lines[i] = lines[i].replace('{track!=""}', "")
@@ -87,4 +102,8 @@ def test_unit_tests_catch_rules_that_judge_the_backends(promtool_bin: str, tmp_p
     proc = promtool(promtool_bin, "test", "rules", "memory.test.yml", cwd=tmp_path / "tests")
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert 'job="prometheus"' in out and "MemoryGrowthSustained" in out and "MemoryExhaustionPredicted" in out
+    assert (
+        'job="prometheus"' in out
+        and "MemoryGrowthSustained" in out
+        and "MemoryExhaustionPredicted" in out
+    )

@@ -76,12 +76,17 @@ class Page:
     requests: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
 
-    def call(self, method: str, params: dict[str, Any] | None = None, *, timeout: float = 30.0) -> dict[str, Any]:
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, *, timeout: float = 30.0
+    ) -> dict[str, Any]:
         return self.browser.call(method, params, session=self.session, timeout=timeout)
 
     def evaluate(self, expression: str, *, timeout: float = 30.0) -> Any:
-        reply = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True,
-                                               "awaitPromise": True}, timeout=timeout)
+        reply = self.call(
+            "Runtime.evaluate",
+            {"expression": expression, "returnByValue": True, "awaitPromise": True},
+            timeout=timeout,
+        )
         if "exceptionDetails" in reply:
             raise BrowserError(f"{expression!r} raised: {reply['exceptionDetails']}")
         return reply["result"].get("value")
@@ -95,11 +100,15 @@ class Page:
             if value:
                 return value
             self.browser.pump(interval)
-        raise BrowserError(f"timed out after {timeout:.0f} s waiting for {expression!r} (last {value!r})")
+        raise BrowserError(
+            f"timed out after {timeout:.0f} s waiting for {expression!r} (last {value!r})"
+        )
 
     def screenshot(self, *, clip_height: int | None = None, scale: float = 1.0) -> bytes:
         """PNG of the whole page (or its top `clip_height` CSS pixels), scaled by `scale`."""
-        size = self.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+        size = self.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
+        )
         height = min(size[1], clip_height) if clip_height else size[1]
         params: dict[str, Any] = {
             "format": "png",
@@ -118,8 +127,14 @@ class Page:
 class Chromium:
     """One headless browser process; use as a context manager so it always ends."""
 
-    def __init__(self, executable: str | None = None, *, width: int = 1600, height: int = 1000,
-                 extra_flags: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        executable: str | None = None,
+        *,
+        width: int = 1600,
+        height: int = 1000,
+        extra_flags: tuple[str, ...] = (),
+    ) -> None:
         exe = executable or find_chromium()
         if exe is None:
             raise BrowserError("no chromium found (Debian: apt-get install chromium)")
@@ -133,14 +148,24 @@ class Chromium:
             os.dup2(b, 4)
 
         self._proc = subprocess.Popen(
-            [exe, *NO_NETWORK_FLAGS, "--remote-debugging-pipe", f"--user-data-dir={self._profile.name}",
-             f"--window-size={width},{height}", *extra_flags, "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                exe,
+                *NO_NETWORK_FLAGS,
+                "--remote-debugging-pipe",
+                f"--user-data-dir={self._profile.name}",
+                f"--window-size={width},{height}",
+                *extra_flags,
+                "about:blank",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             # Not pass_fds=(3, 4): the child marks pass_fds inheritable before preexec_fn runs,
             # so that failed (EBADF) whenever the parent's own fd 3 or 4 was closed, as in the
             # suite on 3.12. Without close_fds the child keeps only inheritable fds: 0-2 and the
             # two dup2'ed in wire_fds (Python opens every other fd non-inheritable, PEP 446).
-            preexec_fn=wire_fds, close_fds=False,
+            preexec_fn=wire_fds,
+            close_fds=False,
         )
         os.close(to_child_r)
         os.close(from_child_w)
@@ -201,8 +226,14 @@ class Chromium:
             # An alert() would block every later evaluation: note it and dismiss it.
             page.dialogs.append(str(message["params"].get("message", "")))
             self._next_id += 1
-            self._send({"id": self._next_id, "method": "Page.handleJavaScriptDialog",
-                        "params": {"accept": True}, "sessionId": page.session})
+            self._send(
+                {
+                    "id": self._next_id,
+                    "method": "Page.handleJavaScriptDialog",
+                    "params": {"accept": True},
+                    "sessionId": page.session,
+                }
+            )
 
     def pump(self, seconds: float) -> None:
         """Handle events for a while (request records arrive as events)."""
@@ -213,8 +244,14 @@ class Chromium:
                 return
             self._dispatch(message)
 
-    def call(self, method: str, params: dict[str, Any] | None = None, *, session: str | None = None,
-             timeout: float = 30.0) -> dict[str, Any]:
+    def call(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        session: str | None = None,
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
         self._next_id += 1
         mid = self._next_id
         message: dict[str, Any] = {"id": mid, "method": method, "params": params or {}}
@@ -236,13 +273,17 @@ class Chromium:
     def open(self, url: str, *, timeout: float = 30.0) -> Page:
         """A new tab that records its requests from the first one, loaded with `url`."""
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})[
+            "sessionId"
+        ]
         page = self._pages[session] = Page(self, session)
         page.call("Network.enable")
         page.call("Page.enable")
         page.call("Page.addScriptToEvaluateOnNewDocument", {"source": _RECORD_VIOLATIONS})
-        page.call("Emulation.setDeviceMetricsOverride",
-                  {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": False})
+        page.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": False},
+        )
         page.call("Page.navigate", {"url": url}, timeout=timeout)
         page.wait_for("document.readyState === 'complete'", timeout=timeout)
         return page
@@ -262,7 +303,7 @@ class Image:
         c = self.channels
         row_len = self.width * c
         for y in range(0, self.height, step):
-            row = self.pixels[y * row_len:(y + 1) * row_len]
+            row = self.pixels[y * row_len : (y + 1) * row_len]
             for x in range(0, self.width, step):
                 r, g, b = row[x * c], row[x * c + 1], row[x * c + 2]
                 out.append((299 * r + 587 * g + 114 * b) // 1000)
@@ -276,15 +317,17 @@ def decode_png(data: bytes) -> Image:
     pos, idat = 8, bytearray()
     width = height = channels = 0
     while pos < len(data):
-        length = int.from_bytes(data[pos:pos + 4], "big")
-        kind = data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + length]
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
         pos += 12 + length
         if kind == b"IHDR":
             width, height = int.from_bytes(body[0:4], "big"), int.from_bytes(body[4:8], "big")
             depth, colour, interlace = body[8], body[9], body[12]
             if depth != 8 or colour not in (2, 6) or interlace:
-                raise ValueError(f"unsupported PNG (depth {depth}, colour type {colour}, interlace {interlace})")
+                raise ValueError(
+                    f"unsupported PNG (depth {depth}, colour type {colour}, interlace {interlace})"
+                )
             channels = 3 if colour == 2 else 4
         elif kind == b"IDAT":
             idat += body
@@ -297,10 +340,10 @@ def decode_png(data: bytes) -> Image:
     src = 0
     for y in range(height):
         filt = raw[src]
-        line = bytearray(raw[src + 1:src + 1 + stride])
+        line = bytearray(raw[src + 1 : src + 1 + stride])
         src += 1 + stride
         _unfilter(filt, line, prev, channels)
-        out[y * stride:(y + 1) * stride] = line
+        out[y * stride : (y + 1) * stride] = line
         prev = line
     return Image(width, height, channels, bytes(out))
 
@@ -337,4 +380,3 @@ def variance(values: list[int]) -> float:
         return 0.0
     mean = sum(values) / len(values)
     return sum((v - mean) ** 2 for v in values) / len(values)
-

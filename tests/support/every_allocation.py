@@ -281,7 +281,9 @@ def main() -> None:
         from gevent import monkey
 
         monkey.patch_all()
-    prof = HeapProfiler(sample_bytes=1, max_tracked=1 << 17, max_stacks=4096, native=native_module())
+    prof = HeapProfiler(
+        sample_bytes=1, max_tracked=1 << 17, max_stacks=4096, native=native_module()
+    )
     assert prof.start(), "sampler did not start"
     _prof.append(prof)
     SCENARIOS[name]()

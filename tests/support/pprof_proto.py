@@ -19,7 +19,13 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 _T = descriptor_pb2.FieldDescriptorProto
-_INT64, _UINT64, _STRING, _BOOL, _MSG = _T.TYPE_INT64, _T.TYPE_UINT64, _T.TYPE_STRING, _T.TYPE_BOOL, _T.TYPE_MESSAGE
+_INT64, _UINT64, _STRING, _BOOL, _MSG = (
+    _T.TYPE_INT64,
+    _T.TYPE_UINT64,
+    _T.TYPE_STRING,
+    _T.TYPE_BOOL,
+    _T.TYPE_MESSAGE,
+)
 _ONE, _MANY = _T.LABEL_OPTIONAL, _T.LABEL_REPEATED
 
 # (message, [(field name, number, type, label, message type name)])
@@ -72,8 +78,9 @@ _SCHEMA: list[tuple[str, list[tuple[str, int, int, int, str]]]] = [
 
 
 def _profile_class() -> Any:
-    fd = descriptor_pb2.FileDescriptorProto(name="leaktrace_test/profile.proto", package="perftools.profiles",
-                                            syntax="proto3")
+    fd = descriptor_pb2.FileDescriptorProto(
+        name="leaktrace_test/profile.proto", package="perftools.profiles", syntax="proto3"
+    )
     for name, fields in _SCHEMA:
         msg = fd.message_type.add(name=name)
         for fname, number, ftype, label, type_name in fields:
@@ -110,7 +117,9 @@ def _no_unknown_fields(msg: Any, path: str) -> None:
     unknown = UnknownFieldSet(msg)
     if len(unknown):
         numbers = sorted({f.field_number for f in unknown})
-        raise InvalidProfile(f"{path}: fields {numbers} are not in profile.proto (or have the wrong wire type)")
+        raise InvalidProfile(
+            f"{path}: fields {numbers} are not in profile.proto (or have the wrong wire type)"
+        )
     for fd, value in msg.ListFields():
         if fd.type == _MSG:
             items = value if fd.is_repeated else [value]
@@ -136,7 +145,11 @@ def check_valid(p: Any) -> None:
     for f in p.function:
         if f.id == 0 or f.id in functions:
             raise InvalidProfile(f"function id {f.id} is reserved or repeated")
-        s(f.name, "function name"), s(f.system_name, "function system name"), s(f.filename, "function file")
+        (
+            s(f.name, "function name"),
+            s(f.system_name, "function system name"),
+            s(f.filename, "function file"),
+        )
         functions[f.id] = f
     mappings = {m.id for m in p.mapping}
     if 0 in mappings or len(mappings) != len(p.mapping):
@@ -155,7 +168,9 @@ def check_valid(p: Any) -> None:
         raise InvalidProfile("missing sample type information")
     for i, sample in enumerate(p.sample):
         if len(sample.value) != len(p.sample_type):
-            raise InvalidProfile(f"sample {i} has {len(sample.value)} values for {len(p.sample_type)} types")
+            raise InvalidProfile(
+                f"sample {i} has {len(sample.value)} values for {len(p.sample_type)} types"
+            )
         for lid in sample.location_id:
             if lid not in locations:
                 raise InvalidProfile(f"sample {i} names missing location {lid}")

@@ -20,7 +20,12 @@ FF = FrameFilter(library_prefixes=(LIB, "/venv/site-packages/"))
 
 JSON_LOADS = Frame("raw_decode", LIB + "json/decoder.py", 353)
 FRAMEWORK = Frame("__call__", "/venv/site-packages/starlette/routing.py", 70)
-LEAK = (JSON_LOADS, Frame("remember", "/app/sessions.py", 12), Frame("login", "/app/routes.py", 40), FRAMEWORK)
+LEAK = (
+    JSON_LOADS,
+    Frame("remember", "/app/sessions.py", 12),
+    Frame("login", "/app/routes.py", 40),
+    FRAMEWORK,
+)
 CACHE = (Frame("warm", "/app/cache.py", 8), Frame("get", "/app/routes.py", 55), FRAMEWORK)
 BUFFER = (Frame("append", "/app/buffer.py", 20), Frame("log", "/app/routes.py", 60), FRAMEWORK)
 STARTUP = (Frame("load_table", "/app/geo.py", 3), Frame("<module>", "/app/main.py", 1))
@@ -30,7 +35,13 @@ def snap(t: float, samples: list[HeapSample]) -> HeapSnapshot:
     return HeapSnapshot(timestamp=t, start=0.0, samples=tuple(samples), sample_interval_bytes=1)
 
 
-def sample(frames: tuple[Frame, ...], nbytes: float, objects: float = 1.0, trace_id: int = 0, span_id: int = 0) -> HeapSample:
+def sample(
+    frames: tuple[Frame, ...],
+    nbytes: float,
+    objects: float = 1.0,
+    trace_id: int = 0,
+    span_id: int = 0,
+) -> HeapSample:
     return HeapSample(frames, objects, nbytes, objects, nbytes, trace_id, span_id)
 
 
@@ -74,14 +85,19 @@ def test_only_the_leak_is_reported_at_its_user_allocation_site() -> None:
 
 
 def test_controls_alone_give_no_leak() -> None:
-    only_controls = [snap(s.timestamp, [x for x in s.samples if x.frames != LEAK]) for s in scenario()]
+    only_controls = [
+        snap(s.timestamp, [x for x in s.samples if x.frames != LEAK]) for s in scenario()
+    ]
     report = analyze(only_controls, frame_filter=FF)
     assert report.verdict == "no-leak" and report.suspects == ()
 
 
 def test_two_leaks_are_ranked_by_rate() -> None:
     slow = (Frame("audit", "/app/audit.py", 5), FRAMEWORK)
-    snaps = [snap(i * 0.5, [sample(LEAK, 120e3 * i * 0.5 + 1), sample(slow, 40e3 * i * 0.5 + 1)]) for i in range(30)]
+    snaps = [
+        snap(i * 0.5, [sample(LEAK, 120e3 * i * 0.5 + 1), sample(slow, 40e3 * i * 0.5 + 1)])
+        for i in range(30)
+    ]
     report = analyze(snaps, frame_filter=FF)
     assert [s.frames[0].function for s in report.suspects] == ["remember", "audit"]
 
@@ -89,7 +105,10 @@ def test_two_leaks_are_ranked_by_rate() -> None:
 def test_framework_frames_below_the_handler_do_not_split_a_leak() -> None:
     # GIVEN the same leak reached through two different framework stacks
     other = (*LEAK[:3], Frame("handle", "/venv/site-packages/uvicorn/h11.py", 400))
-    snaps = [snap(i * 0.5, [sample(LEAK, 50e3 * i * 0.5 + 1), sample(other, 50e3 * i * 0.5 + 1)]) for i in range(30)]
+    snaps = [
+        snap(i * 0.5, [sample(LEAK, 50e3 * i * 0.5 + 1), sample(other, 50e3 * i * 0.5 + 1)])
+        for i in range(30)
+    ]
     report = analyze(snaps, frame_filter=FF)
     assert len(report.suspects) == 1
     assert report.suspects[0].growth_bytes_per_s == pytest.approx(100e3, rel=0.05)
@@ -128,7 +147,9 @@ def test_out_of_order_snapshots_are_ignored() -> None:
 
 
 # --- trace attribution -------------------------------------------------------------------
-def simulate_traced_run(min_trace_age_s: float, seed: int = 11) -> tuple[set[str], set[str], tuple[str, ...]]:
+def simulate_traced_run(
+    min_trace_age_s: float, seed: int = 11
+) -> tuple[set[str], set[str], tuple[str, ...]]:
     """A Poisson-like sampler over 20 s at 50 requests/s.
 
     Every request allocates 2 KB on the leaking path and keeps it. 30% of requests also
@@ -157,7 +178,13 @@ def simulate_traced_run(min_trace_age_s: float, seed: int = 11) -> tuple[set[str
         live = [b for b in live if b[2] > t]
         if t >= next_snap:
             next_snap += 0.5
-            a.observe(snap(t, [sample(LEAK, interval, 1, tid, sid) for tid, sid, _ in live] + [sample(CACHE, 1e6)]))
+            a.observe(
+                snap(
+                    t,
+                    [sample(LEAK, interval, 1, tid, sid) for tid, sid, _ in live]
+                    + [sample(CACHE, 1e6)],
+                )
+            )
     report = a.report()
     assert report.suspects and report.suspects[0].frames[0] == LEAK[1]
     return leaked, transient - leaked, report.suspects[0].trace_ids
@@ -208,12 +235,17 @@ def test_series_thins_history_but_keeps_recent_points_dense() -> None:
 
 
 def test_analyzer_state_is_bounded_under_path_and_trace_churn() -> None:
-    cfg = AnalyzerConfig(max_paths=50, max_points=32, max_traces_per_path=16, key_cache_size=100, max_light_paths=300)
+    cfg = AnalyzerConfig(
+        max_paths=50, max_points=32, max_traces_per_path=16, key_cache_size=100, max_light_paths=300
+    )
     a = LeakAnalyzer(cfg, frame_filter=FF)
     rnd = random.Random(1)
     for i in range(600):
         samples = [sample(LEAK, 1e6 + 1e3 * i, 1, rnd.getrandbits(128) | 1, 1) for _ in range(20)]
-        samples += [sample((Frame("f", f"/app/m{rnd.randrange(10**6)}.py", 1),), rnd.random() * 1e5) for _ in range(30)]
+        samples += [
+            sample((Frame("f", f"/app/m{rnd.randrange(10**6)}.py", 1),), rnd.random() * 1e5)
+            for _ in range(30)
+        ]
         a.observe(snap(float(i), samples))
     assert a.tracked_paths <= 50
     assert all(len(p.bytes) <= 32 and len(p.first_seen) <= 16 for p in a._paths.values())
@@ -231,8 +263,12 @@ def test_analyzer_memory_stays_flat_in_a_soak() -> None:
 
     def feed(start: int, n: int) -> None:
         for i in range(start, start + n):
-            samples = [sample(LEAK, 1e6 + 1e3 * i, 1, rnd.getrandbits(128) | 1, 1) for _ in range(10)]
-            samples += [sample((Frame("f", f"/app/m{rnd.randrange(10**6)}.py", 1),), 1e4) for _ in range(10)]
+            samples = [
+                sample(LEAK, 1e6 + 1e3 * i, 1, rnd.getrandbits(128) | 1, 1) for _ in range(10)
+            ]
+            samples += [
+                sample((Frame("f", f"/app/m{rnd.randrange(10**6)}.py", 1),), 1e4) for _ in range(10)
+            ]
             a.observe(snap(float(i), samples))
 
     was_tracing = tracemalloc.is_tracing()
@@ -245,9 +281,15 @@ def test_analyzer_memory_stays_flat_in_a_soak() -> None:
             for mod in (analyzer_mod, paths_mod, path_totals_mod, series_mod)
         ]
         feed(0, 200)
-        first = sum(s.size for s in tracemalloc.take_snapshot().filter_traces(only_analyzer).statistics("filename"))
+        first = sum(
+            s.size
+            for s in tracemalloc.take_snapshot().filter_traces(only_analyzer).statistics("filename")
+        )
         feed(200, 800)
-        second = sum(s.size for s in tracemalloc.take_snapshot().filter_traces(only_analyzer).statistics("filename"))
+        second = sum(
+            s.size
+            for s in tracemalloc.take_snapshot().filter_traces(only_analyzer).statistics("filename")
+        )
     finally:
         if not was_tracing:
             tracemalloc.stop()
@@ -274,7 +316,9 @@ def test_leaktraces_own_allocations_are_never_a_suspect_call_path() -> None:
     # BUT leaktrace frames *below* user code (the ASGI wrapper around a handler) leave the
     # handler's allocations to the user
     web = os.path.join(os.path.dirname(leaktrace.__file__), "web.py")
-    json_frame = Frame("raw_decode", os.path.join(os.path.dirname(os.__file__), "json", "decoder.py"), 353)
+    json_frame = Frame(
+        "raw_decode", os.path.join(os.path.dirname(os.__file__), "json", "decoder.py"), 353
+    )
     assert call_path_key((json_frame, user, Frame("__call__", web, 90)), f) == (user,)
 
 

@@ -71,9 +71,22 @@ def run_case(source: str, case: Case, out_dir: Path) -> dict[str, Any]:
     truth = out_dir / f"{source}-{case.name}.truth.json"
     extra = ["--", "--truth", str(truth)] if case.name == "partial_leak" else []
     proc = subprocess.run(
-        [sys.executable, str(CORPUS / "_harness.py"), str(CORPUS / f"{case.name}.py"),
-         "--duration", str(DURATION_S), "--json", str(out), "--source", source, *extra],
-        capture_output=True, text=True, timeout=DURATION_S + 60, check=False,
+        [
+            sys.executable,
+            str(CORPUS / "_harness.py"),
+            str(CORPUS / f"{case.name}.py"),
+            "--duration",
+            str(DURATION_S),
+            "--json",
+            str(out),
+            "--source",
+            source,
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=DURATION_S + 60,
+        check=False,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -95,7 +108,9 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], d
     return {(s, c.name): d for (s, c), d in zip(jobs, docs, strict=True)}
 
 
-def result(results: dict[tuple[str, str], dict[str, Any]], source: str, name: str) -> dict[str, Any]:
+def result(
+    results: dict[tuple[str, str], dict[str, Any]], source: str, name: str
+) -> dict[str, Any]:
     if (source, name) not in results:
         pytest.skip(f"the {source} heap sampler does not load on this interpreter")
     return results[(source, name)]
@@ -105,8 +120,18 @@ def check_schema(doc: dict[str, Any]) -> None:
     assert set(doc) >= {"verdict", "duration_s", "rss_growth_bytes_per_s", "suspects"}
     assert isinstance(doc["duration_s"], float) and isinstance(doc["rss_growth_bytes_per_s"], float)
     for s in doc["suspects"]:
-        assert set(s) >= {"frames", "growth_bytes_per_s", "retained_bytes", "objects", "retained_by", "trace_ids"}
-        assert all(set(f) == {"function", "file", "line"} and isinstance(f["line"], int) for f in s["frames"])
+        assert set(s) >= {
+            "frames",
+            "growth_bytes_per_s",
+            "retained_bytes",
+            "objects",
+            "retained_by",
+            "trace_ids",
+        }
+        assert all(
+            set(f) == {"function", "file", "line"} and isinstance(f["line"], int)
+            for f in s["frames"]
+        )
         assert isinstance(s["retained_bytes"], int) and isinstance(s["objects"], int)
         assert all(re.fullmatch(r"[0-9a-f]{32}", t) for t in s["trace_ids"])
 
@@ -130,7 +155,9 @@ def test_corpus_verdict_site_and_holder(
     expected_lines = [marker_line(path, m) for m in case.markers]
     top = doc["suspects"][0]["frames"][0]
     assert (Path(top["file"]).name, top["line"]) == (path.name, expected_lines[0]), context
-    by_line = {s["frames"][0]["line"]: s for s in doc["suspects"] if Path(s["frames"][0]["file"]) == path}
+    by_line = {
+        s["frames"][0]["line"]: s for s in doc["suspects"] if Path(s["frames"][0]["file"]) == path
+    }
     for line, holder in zip(expected_lines, case.holders, strict=False):  # holders may be fewer
         s = by_line.get(line)
         assert s is not None, f"no suspect at line {line}\n{context}"
@@ -145,7 +172,14 @@ def test_corpus_growth_rates_are_measured_not_guessed(
     source: str, results: dict[tuple[str, str], dict[str, Any]]
 ) -> None:
     # GIVEN the programs leak ~100 KB/s (two_rates: 120 + 40 KB/s by design)
-    for name in ("global_dict", "lru_unbounded", "listeners", "class_attr_cache", "closure_list", "thread_leak"):
+    for name in (
+        "global_dict",
+        "lru_unbounded",
+        "listeners",
+        "class_attr_cache",
+        "closure_list",
+        "thread_leak",
+    ):
         rate = result(results, source, name)["suspects"][0]["growth_bytes_per_s"]
         assert 50_000 < rate < 180_000, (name, rate)
     suspects = result(results, source, "two_rates")["suspects"]
@@ -153,7 +187,9 @@ def test_corpus_growth_rates_are_measured_not_guessed(
     assert slow and suspects[0]["growth_bytes_per_s"] > 1.5 * slow[0]["growth_bytes_per_s"]
 
 
-def test_native_trace_ids_name_the_requests_that_leaked(results: dict[tuple[str, str], dict[str, Any]]) -> None:
+def test_native_trace_ids_name_the_requests_that_leaked(
+    results: dict[tuple[str, str], dict[str, Any]],
+) -> None:
     # GIVEN only 1 request in 3 keeps its payload, while every request holds one for
     # 50 ms..1.3 s at the same allocation site
     doc = result(results, "native", "partial_leak")

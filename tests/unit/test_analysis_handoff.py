@@ -35,10 +35,16 @@ runpy.run_path(case, run_name="__main__")
 
 
 def start_child(report: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, LEAKTRACE_HUNT_REPORT: str(report), "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = {
+        **os.environ,
+        LEAKTRACE_HUNT_REPORT: str(report),
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
     return subprocess.Popen(
         [sys.executable, "-c", BOOTSTRAP, str(CORPUS / "global_dict.py")],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         # The test stops it with SIGINT: heard even when pytest runs as a background job
         # (SIGINT ignored, and inherited as ignored).
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -62,7 +68,9 @@ def test_graceful_stop_writes_the_final_report_and_kill_leaves_the_last_one(tmp_
         deadline = time.monotonic() + 45
         while time.monotonic() < deadline:
             docs = [_peek(graceful), _peek(killed)]
-            if all(d is not None and d["verdict"] == "leak" and d["duration_s"] > 4.0 for d in docs):
+            if all(
+                d is not None and d["verdict"] == "leak" and d["duration_s"] > 4.0 for d in docs
+            ):
                 break
             time.sleep(0.5)
         a.send_signal(signal.SIGINT)

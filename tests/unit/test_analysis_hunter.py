@@ -38,7 +38,9 @@ class FakeSource:
             raise OSError("sampler gone")
         self.t += 0.5
         samples = tuple(
-            HeapSample(frames, 1.0, 0.0, 10.0, 1e5 + rate * self.t, TRACE if frames == LEAK else 0, SPAN)
+            HeapSample(
+                frames, 1.0, 0.0, 10.0, 1e5 + rate * self.t, TRACE if frames == LEAK else 0, SPAN
+            )
             for frames, rate in self.rates.items()
         )
         return HeapSnapshot(timestamp=self.t, start=0.0, samples=samples, sample_interval_bytes=1)
@@ -82,7 +84,11 @@ def test_metrics_show_top_k_and_drop_suspects_that_go_away() -> None:
         assert float(lines[0].rsplit(" ", 1)[1]) == pytest.approx(100e3, rel=0.01)
         assert metric_lines(registry, "leaktrace_leak_suspects ") == ["leaktrace_leak_suspects 2.0"]
         info = metric_lines(registry, "leaktrace_leak_suspect_info{")
-        assert len(info) == 1 and 'function="remember"' in info[0] and 'file="/app/sessions.py"' in info[0]
+        assert (
+            len(info) == 1
+            and 'function="remember"' in info[0]
+            and 'file="/app/sessions.py"' in info[0]
+        )
         # WHEN both leaks stop and the window fills with flat points
         source.rates = {LEAK: 0.0, SLOW: 0.0}
         ticks(h, 60)
@@ -98,7 +104,9 @@ def test_metrics_show_top_k_and_drop_suspects_that_go_away() -> None:
 def test_labels_are_truncated() -> None:
     registry = CollectorRegistry()
     long_frames = (Frame("f" * 300, "/app/x.py", 1),)
-    h = make_hunter(FakeSource({long_frames: 100e3}), registry=registry, config=HunterConfig(label_max_len=40))
+    h = make_hunter(
+        FakeSource({long_frames: 100e3}), registry=registry, config=HunterConfig(label_max_len=40)
+    )
     h.start()
     try:
         h._stop.set()
@@ -110,7 +118,9 @@ def test_labels_are_truncated() -> None:
         h.stop()
 
 
-def test_one_log_record_per_new_changed_or_cleared_verdict(caplog: pytest.LogCaptureFixture) -> None:
+def test_one_log_record_per_new_changed_or_cleared_verdict(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     logger = logging.getLogger("test.hunter.verdicts")
     source = FakeSource({LEAK: 100e3})
     h = make_hunter(source, logger=logger)
@@ -141,13 +151,20 @@ def test_verdict_changes_become_span_events_linked_to_the_leaking_requests() -> 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    h = make_hunter(FakeSource({LEAK: 100e3}), tracer=provider.get_tracer("test"), logger=logging.getLogger("t.q"))
+    h = make_hunter(
+        FakeSource({LEAK: 100e3}),
+        tracer=provider.get_tracer("test"),
+        logger=logging.getLogger("t.q"),
+    )
     ticks(h, 30)
     spans = [s for s in exporter.get_finished_spans() if s.name == "leaktrace.leak_verdict"]
     assert spans
     events = [e for s in spans for e in s.events]
     assert events[0].name == "leak.new"
-    assert events[0].attributes is not None and events[0].attributes["leak.call_path"] == "sessions.remember:12"
+    assert (
+        events[0].attributes is not None
+        and events[0].attributes["leak.call_path"] == "sessions.remember:12"
+    )
     linked = [link.context.trace_id for s in spans for link in s.links]
     assert TRACE in linked
 
@@ -168,7 +185,9 @@ def test_tick_failures_are_contained_and_counted(caplog: pytest.LogCaptureFixtur
 def test_thread_lifecycle_and_report_handoff(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     source = FakeSource({LEAK: 100e3})
-    h = make_hunter(source, on_report=lambda r: write_report(str(out), r), config=HunterConfig(interval_s=0.01))
+    h = make_hunter(
+        source, on_report=lambda r: write_report(str(out), r), config=HunterConfig(interval_s=0.01)
+    )
     h.start()
     import time
 
@@ -180,7 +199,11 @@ def test_thread_lifecycle_and_report_handoff(tmp_path: Path) -> None:
     doc = read_report(str(out))
     assert doc == json.loads(json.dumps(final.to_json_dict()))
     assert doc["verdict"] == "leak"
-    assert doc["suspects"][0]["frames"][0] == {"function": "remember", "file": "/app/sessions.py", "line": 12}
+    assert doc["suspects"][0]["frames"][0] == {
+        "function": "remember",
+        "file": "/app/sessions.py",
+        "line": 12,
+    }
 
 
 def test_read_report_rejects_garbage(tmp_path: Path) -> None:
@@ -197,7 +220,6 @@ def test_bad_config_is_rejected() -> None:
         HunterConfig(top_k=0)
 
 
-
 def test_hunt_session_with_a_native_profiler_writes_the_handoff_file(tmp_path: Path) -> None:
     from leaktrace.analysis.session import HuntSession
 
@@ -209,7 +231,9 @@ def test_hunt_session_with_a_native_profiler_writes_the_handoff_file(tmp_path: P
             return self.source()
 
     out = tmp_path / "hunt.json"
-    session = HuntSession(heap_profiler=Profiler(), report_path=str(out), config=HunterConfig(interval_s=0.01))
+    session = HuntSession(
+        heap_profiler=Profiler(), report_path=str(out), config=HunterConfig(interval_s=0.01)
+    )
     assert session.source_kind == "native"
     session.start()
     import time
@@ -226,7 +250,9 @@ def test_hunt_session_with_a_native_profiler_writes_the_handoff_file(tmp_path: P
 def test_hunt_session_fallback_says_so_and_survives_an_unwritable_path(tmp_path: Path) -> None:
     from leaktrace.analysis.session import FALLBACK_NOTE, HuntSession
 
-    session = HuntSession(report_path=str(tmp_path / "missing-dir" / "x.json"), config=HunterConfig(interval_s=0.01))
+    session = HuntSession(
+        report_path=str(tmp_path / "missing-dir" / "x.json"), config=HunterConfig(interval_s=0.01)
+    )
     assert session.source_kind == "tracemalloc"
     session.start()
     session.hunter.tick()
@@ -235,7 +261,9 @@ def test_hunt_session_fallback_says_so_and_survives_an_unwritable_path(tmp_path:
     assert session.hunter.errors == 0  # the write failure is logged, not a tick error
 
 
-def test_a_suspect_that_flickers_is_not_cleared_and_re_announced(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_suspect_that_flickers_is_not_cleared_and_re_announced(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     from leaktrace.analysis.model import Suspect
     from leaktrace.analysis.verdicts import VerdictPublisher
 

@@ -10,7 +10,9 @@ from leaktrace.profiling.samples import Frame
 from leaktrace.report.text import render_progress, render_text
 
 FRAMES = (Frame("make_session", "/srv/app.py", 15), Frame("handle", "/srv/app.py", 21))
-HOLDER = Holder("services.leaky.app.SESSION_CACHE", "dict", 3750, 25.0, 2150.0, 0.98, confirmed=True)
+HOLDER = Holder(
+    "services.leaky.app.SESSION_CACHE", "dict", 3750, 25.0, 2150.0, 0.98, confirmed=True
+)
 TRACES = tuple(format(i, "032x") for i in range(1, 8))
 
 
@@ -20,7 +22,14 @@ def leak_report() -> Report:
 
 
 CONTRACT_KEYS = ("verdict", "duration_s", "rss_growth_bytes_per_s", "suspects")
-SUSPECT_KEYS = ("frames", "growth_bytes_per_s", "retained_bytes", "objects", "retained_by", "trace_ids")
+SUSPECT_KEYS = (
+    "frames",
+    "growth_bytes_per_s",
+    "retained_bytes",
+    "objects",
+    "retained_by",
+    "trace_ids",
+)
 
 
 def test_json_document_matches_the_hunt_contract() -> None:
@@ -105,7 +114,15 @@ def test_the_progress_line_names_the_fastest_suspect() -> None:
 
 def test_render_no_leak() -> None:
     out = io.StringIO()
-    render_text(Report(duration_s=3.0, rss_growth_bytes_per_s=0.0, notes=("the heap sampler dropped 5 samples",)), out, verbose=True)
+    render_text(
+        Report(
+            duration_s=3.0,
+            rss_growth_bytes_per_s=0.0,
+            notes=("the heap sampler dropped 5 samples",),
+        ),
+        out,
+        verbose=True,
+    )
     assert out.getvalue().startswith("leaktrace hunt: no leak found after 3.0 s")
     assert "note: the heap sampler dropped 5 samples" in out.getvalue()
 
@@ -114,19 +131,42 @@ def test_added_fields_carry_series_holder_and_grouping_and_round_trip() -> None:
     heap = TimeSeries.of([100.0, 101.0, 102.5], [1e6, 2e6, 3.5e6])
     entries = TimeSeries.of([100.0, 101.0, 102.0], [10, 20, 30])
     holder = Holder("app.CACHE", "dict", 20, 2.0, 1000.0, 0.99, confirmed=True, entries=entries)
-    s = Suspect(FRAMES, 5000.0, 3_500_000, 40, 1e-6, TRACES, holder, key=FRAMES[:1],
-                retained_series=TimeSeries.of([100.0, 102.5], [0.0, 3.5e6]))
-    report = Report(12.5, 900.0, (s,), snapshots=13, notes=("a note",), heap_series=heap,
-                    rss_series=TimeSeries.of([100.0], [5e7]))
+    s = Suspect(
+        FRAMES,
+        5000.0,
+        3_500_000,
+        40,
+        1e-6,
+        TRACES,
+        holder,
+        key=FRAMES[:1],
+        retained_series=TimeSeries.of([100.0, 102.5], [0.0, 3.5e6]),
+    )
+    report = Report(
+        12.5,
+        900.0,
+        (s,),
+        snapshots=13,
+        notes=("a note",),
+        heap_series=heap,
+        rss_series=TimeSeries.of([100.0], [5e7]),
+    )
     doc = json.loads(json.dumps(report.to_json_dict()))
     assert doc["snapshots"] == 13 and doc["notes"] == ["a note"]
-    assert doc["timeline"]["heap_live_bytes"] == {"t": [100.0, 101.0, 102.5], "v": [1e6, 2e6, 3.5e6]}
+    assert doc["timeline"]["heap_live_bytes"] == {
+        "t": [100.0, 101.0, 102.5],
+        "v": [1e6, 2e6, 3.5e6],
+    }
     assert doc["timeline"]["rss_bytes"] == {"t": [100.0], "v": [5e7]}
     sj = doc["suspects"][0]
     assert sj["call_path"] == "app.make_session:15" and sj["p_value"] == 1e-6
     assert sj["grouped_by"] == [{"function": "make_session", "file": "/srv/app.py", "line": 15}]
     assert sj["retained_series"] == {"t": [100.0, 102.5], "v": [0.0, 3.5e6]}
-    assert sj["holder"]["name"] == "app.CACHE" and sj["holder"]["entries_series"]["v"] == [10, 20, 30]
+    assert sj["holder"]["name"] == "app.CACHE" and sj["holder"]["entries_series"]["v"] == [
+        10,
+        20,
+        30,
+    ]
     # AND the model comes back whole from the document (what the parent process renders)
     back = Report.from_json_dict(doc)
     assert back.heap_series == heap and back.snapshots == 13 and back.notes == ("a note",)
@@ -138,9 +178,21 @@ def test_added_fields_carry_series_holder_and_grouping_and_round_trip() -> None:
 
 
 def test_documents_from_before_the_added_fields_still_load() -> None:
-    old = {"verdict": "leak", "duration_s": 3.0, "rss_growth_bytes_per_s": 1.0, "suspects": [
-        {"frames": [{"function": "f", "file": "/a.py", "line": 3}], "growth_bytes_per_s": 2.0,
-         "retained_bytes": 10, "objects": 1, "retained_by": "x.Y (dict, +3 entries in 2 s)", "trace_ids": []}]}
+    old = {
+        "verdict": "leak",
+        "duration_s": 3.0,
+        "rss_growth_bytes_per_s": 1.0,
+        "suspects": [
+            {
+                "frames": [{"function": "f", "file": "/a.py", "line": 3}],
+                "growth_bytes_per_s": 2.0,
+                "retained_bytes": 10,
+                "objects": 1,
+                "retained_by": "x.Y (dict, +3 entries in 2 s)",
+                "trace_ids": [],
+            }
+        ],
+    }
     back = Report.from_json_dict(old)
     assert back.suspects[0].retained_by == "x.Y (dict, +3 entries in 2 s)"
     assert back.heap_series == TimeSeries() and back.suspects[0].key == ()

@@ -30,15 +30,26 @@ def _sample(frames: tuple[Frame, ...], nbytes: float) -> HeapSample:
 def test_equal_growth_on_untracked_paths_neither_crashes_nor_hides_the_leaks() -> None:
     # GIVEN a full table of tracked paths (two static start-up tables) and two paths outside it
     # that grow in lockstep, by the same bytes every tick
-    analyzer = LeakAnalyzer(AnalyzerConfig(max_paths=2, trend=TrendConfig(min_points=8)), frame_filter=FF)
+    analyzer = LeakAnalyzer(
+        AnalyzerConfig(max_paths=2, trend=TrendConfig(min_points=8)), frame_filter=FF
+    )
     rnd = random.Random(13)
     # WHEN a run's worth of snapshots goes by (100 KB/s each, give or take a request)
     for i in range(40):
         grown = 1e3 + 50e3 * i + rnd.uniform(0, 13e3)
-        analyzer.observe(HeapSnapshot(
-            timestamp=0.5 * i, start=0.0, sample_interval_bytes=1,
-            samples=(_sample(GEO, 5e6), _sample(TEMPLATES, 3e6), _sample(TWIN_A, grown), _sample(TWIN_B, grown)),
-        ))
+        analyzer.observe(
+            HeapSnapshot(
+                timestamp=0.5 * i,
+                start=0.0,
+                sample_interval_bytes=1,
+                samples=(
+                    _sample(GEO, 5e6),
+                    _sample(TEMPLATES, 3e6),
+                    _sample(TWIN_A, grown),
+                    _sample(TWIN_B, grown),
+                ),
+            )
+        )
     # THEN the tie was ordered by growth alone: both twins took the static paths' slots once
     # those had had their fair look, and both are reported at their rate
     assert analyzer.snapshots == 40

@@ -67,7 +67,10 @@ def render(i):
 
 def census_for(mod: types.ModuleType, **kw: Any) -> ContainerCensus:
     return ContainerCensus(
-        RetentionConfig(**kw.pop("config", {})), modules=lambda: {mod.__name__: mod}, frame_filter=FF, **kw
+        RetentionConfig(**kw.pop("config", {})),
+        modules=lambda: {mod.__name__: mod},
+        frame_filter=FF,
+        **kw,
     )
 
 
@@ -162,7 +165,9 @@ def test_a_container_that_stopped_growing_is_not_a_holder() -> None:
     mod = fake_module()
     census = census_for(mod)
     grow(census, 12, lambda i: mod.SESSIONS.update({i: b"x" * 1000}) if i < 3 else None)
-    holder = census.attribute(SITE, [float(i) for i in range(12)], [1e5 * i for i in range(12)], 1e5)
+    holder = census.attribute(
+        SITE, [float(i) for i in range(12)], [1e5 * i for i in range(12)], 1e5
+    )
     assert holder is None
 
 
@@ -186,7 +191,9 @@ def test_lru_cache_and_threads_are_measured_by_count() -> None:
         label = f"threads running {__name__}.test_lru_cache_and_threads_are_measured_by_count.<locals>.parked"
         assert census.series(label)[1] == (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
         assert census.series("fakeapp.render")[1] == (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
-        holder = census.attribute(SITE, [float(i) for i in range(6)], [20e3 * i for i in range(6)], 20e3)
+        holder = census.attribute(
+            SITE, [float(i) for i in range(6)], [20e3 * i for i in range(6)], 20e3
+        )
         assert holder is not None and holder.kind in ("threads", "lru_cache")
     finally:
         stop.set()
@@ -204,7 +211,9 @@ def test_watched_containers_and_tasks_are_candidates() -> None:
     tasks = [loop.create_task(poll()) for _ in range(3)]
     try:
         # asyncio's own Task.get_coro is read, never a method of the task's class
-        census = ContainerCensus(containers=lambda: watched, tasks=lambda: tasks, modules=dict, frame_filter=FF)
+        census = ContainerCensus(
+            containers=lambda: watched, tasks=lambda: tasks, modules=dict, frame_filter=FF
+        )
         census.step(now=1.0)
         assert census.series("orders")[1] == (0.0,)
         name = f"tasks running {poll.__qualname__}"
@@ -228,7 +237,9 @@ def test_census_keeps_no_reference_to_user_objects() -> None:
 
 def test_a_step_stops_at_its_budget_and_resumes() -> None:
     mods = {f"m{i}": fake_module(f"m{i}") for i in range(200)}
-    census = ContainerCensus(RetentionConfig(step_budget_s=0.0), modules=lambda: mods, frame_filter=FF)
+    census = ContainerCensus(
+        RetentionConfig(step_budget_s=0.0), modules=lambda: mods, frame_filter=FF
+    )
     steps = 1
     while not census.step(now=float(steps)):
         steps += 1
@@ -263,7 +274,9 @@ def test_holder_description_format() -> None:
 
 def test_candidates_are_capped() -> None:
     mods = {f"m{i}": fake_module(f"m{i}") for i in range(20)}
-    census = ContainerCensus(RetentionConfig(max_candidates=15), modules=lambda: mods, frame_filter=FF)
+    census = ContainerCensus(
+        RetentionConfig(max_candidates=15), modules=lambda: mods, frame_filter=FF
+    )
     while not census.step(now=0.0):
         pass
     assert census.candidates == 15
@@ -281,7 +294,6 @@ def test_user_objects_that_raise_do_not_break_the_census() -> None:
     assert census.step(now=0.0)
     assert census.series("fakeapp.SESSIONS")[1] == (0.0,)
     assert census.series("fakeapp.EVIL")[1] == (0.0,)  # size unknown -> 0, not a crash
-
 
 
 def test_a_hostile_proxy_global_does_not_hide_the_rest_of_its_module() -> None:
@@ -339,7 +351,9 @@ def test_real_asyncio_tasks_are_counted_from_another_thread() -> None:
     runner.start()
     try:
         assert ready.wait(5)
-        census = ContainerCensus(tasks=lambda: asyncio.all_tasks(loop), modules=dict, frame_filter=FF)
+        census = ContainerCensus(
+            tasks=lambda: asyncio.all_tasks(loop), modules=dict, frame_filter=FF
+        )
         census.step(now=0.0)
         assert census.series(f"tasks running {parked_request.__qualname__}")[1] == (7.0,)
     finally:
@@ -357,8 +371,9 @@ def test_a_watched_container_that_is_a_module_global_is_named_by_the_global() ->
     mod = types.ModuleType("shop.app")
     mod.__file__ = "/srv/shop/app.py"
     mod.SESSION_CACHE = {}
-    census = ContainerCensus(containers=lambda: {"sessions": mod.SESSION_CACHE},
-                             modules=lambda: {"shop.app": mod})
+    census = ContainerCensus(
+        containers=lambda: {"sessions": mod.SESSION_CACHE}, modules=lambda: {"shop.app": mod}
+    )
     # WHEN it grows over several census cycles
     for i in range(6):
         mod.SESSION_CACHE.update({f"k{i}-{j}": bytes(100) for j in range(50)})

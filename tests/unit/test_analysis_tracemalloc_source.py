@@ -16,7 +16,11 @@ class Loader:
 
 
 def site_line() -> int:
-    return next(i + 1 for i, line in enumerate(Path(__file__).read_text().splitlines()) if "# SITE" in line and "def" not in line)
+    return next(
+        i + 1
+        for i, line in enumerate(Path(__file__).read_text().splitlines())
+        if "# SITE" in line and "def" not in line
+    )
 
 
 @pytest.fixture
@@ -32,7 +36,11 @@ def source() -> Iterator[TracemallocSource]:
 def test_snapshot_attributes_bytes_to_the_allocating_line(source: TracemallocSource) -> None:
     data = Loader().load()
     snap = source()
-    ours = [s for s in snap.samples if any(f.file == __file__ and f.line == site_line() for f in s.frames[:2])]
+    ours = [
+        s
+        for s in snap.samples
+        if any(f.file == __file__ and f.line == site_line() for f in s.frames[:2])
+    ]
     assert ours
     assert sum(s.inuse_bytes for s in ours) >= 20 * 50_000
     top = max(ours, key=lambda s: s.inuse_bytes)
@@ -48,7 +56,14 @@ def test_freed_memory_leaves_the_snapshot(source: TracemallocSource) -> None:
     data = Loader().load()
     del data
     snap = source()
-    assert sum(s.inuse_bytes for s in snap.samples if s.frames[0].line == site_line() and s.frames[0].file == __file__) < 50_000
+    assert (
+        sum(
+            s.inuse_bytes
+            for s in snap.samples
+            if s.frames[0].line == site_line() and s.frames[0].file == __file__
+        )
+        < 50_000
+    )
 
 
 def test_not_tracing_is_a_clear_error() -> None:

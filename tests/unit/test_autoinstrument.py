@@ -44,7 +44,9 @@ class FakeEntryPoint:
         return self._target
 
 
-def recording_instrumentor(calls: list[dict[str, Any]], *, fail: Exception | None = None) -> type[BaseInstrumentor]:
+def recording_instrumentor(
+    calls: list[dict[str, Any]], *, fail: Exception | None = None
+) -> type[BaseInstrumentor]:
     class Recording(BaseInstrumentor):
         def instrumentation_dependencies(self) -> tuple[str, ...]:
             return ()
@@ -101,12 +103,16 @@ def test_each_instrumentor_gets_leaktraces_tracer_provider() -> None:
     calls: list[dict[str, Any]] = []
     provider = TracerProvider()
     inst = Instrumentation(tracer_provider=provider)
-    inst.load_instrumentor(FakeEntryPoint("good", recording_instrumentor(calls)), skip_dep_check=True)
+    inst.load_instrumentor(
+        FakeEntryPoint("good", recording_instrumentor(calls)), skip_dep_check=True
+    )
     assert calls == [{"tracer_provider": provider}]  # skip_dep_check is BaseInstrumentor's own
     assert inst.instrumented == ("good",) and inst.failed == ()
 
 
-def test_the_logging_instrumentation_leaves_log_export_to_leaktrace(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_logging_instrumentation_leaves_log_export_to_leaktrace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION", raising=False)
     calls: list[dict[str, Any]] = []
     Instrumentation().load_instrumentor(FakeEntryPoint("logging", recording_instrumentor(calls)))
@@ -160,14 +166,20 @@ def test_wildcard_disables_every_instrumentor(monkeypatch: pytest.MonkeyPatch) -
     assert Instrumentation().load().instrumented == () and calls == []
 
 
-def test_missing_library_is_left_to_opentelemetrys_quiet_skip(caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_library_is_left_to_opentelemetrys_quiet_skip(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     inst = Instrumentation()
     with pytest.raises(ModuleNotFoundError):
-        inst.load_instrumentor(FakeEntryPoint("absent", ModuleNotFoundError("No module named 'absent'")))
+        inst.load_instrumentor(
+            FakeEntryPoint("absent", ModuleNotFoundError("No module named 'absent'"))
+        )
     assert inst.failed == () and not caplog.records
 
 
-def test_an_instrumentor_already_active_is_not_instrumented_twice(caplog: pytest.LogCaptureFixture) -> None:
+def test_an_instrumentor_already_active_is_not_instrumented_twice(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     calls: list[dict[str, Any]] = []
     cls = recording_instrumentor(calls)
     cls().instrument()
@@ -188,9 +200,13 @@ def test_uninstrument_undoes_what_it_instrumented() -> None:
     assert calls[-1] == {"uninstrumented": True} and inst.instrumented == ()
 
 
-def test_distro_loads_into_the_process_telemetry_or_a_fresh_loader(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_distro_loads_into_the_process_telemetry_or_a_fresh_loader(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     calls: list[dict[str, Any]] = []
-    LeaktraceDistro().load_instrumentor(FakeEntryPoint("d", recording_instrumentor(calls)), skip_dep_check=True)
+    LeaktraceDistro().load_instrumentor(
+        FakeEntryPoint("d", recording_instrumentor(calls)), skip_dep_check=True
+    )
     # No leaktrace process root here (another configurator): the global tracer provider is used.
     assert calls == [{}]
 
@@ -242,17 +258,29 @@ def test_telemetry_instrument_uses_its_own_provider_and_nothing_with_the_sdk_dis
         telemetry.instrumentation.uninstrument()
     from leaktrace import Settings, Telemetry
 
-    off = Telemetry(Settings.resolve({"OTEL_SDK_DISABLED": "true"}), serve_metrics=False, install_log_handlers=False)
+    off = Telemetry(
+        Settings.resolve({"OTEL_SDK_DISABLED": "true"}),
+        serve_metrics=False,
+        install_log_handlers=False,
+    )
     assert off.instrument().instrumented == ()
 
 
 def test_run_environment_names_leaktrace_as_distro_and_configurator(tmp_path: Any) -> None:
     env = bootstrap_env(
-        {"PYTHONPATH": "/a:/b", "OTEL_PYTHON_DISTRO": "distro", "OTEL_PYTHON_CONFIGURATOR": "configurator"},
+        {
+            "PYTHONPATH": "/a:/b",
+            "OTEL_PYTHON_DISTRO": "distro",
+            "OTEL_PYTHON_CONFIGURATOR": "configurator",
+        },
         cwd=str(tmp_path),
     )
     assert env["PYTHONPATH"].split(":") == [BOOTSTRAP_DIR, str(tmp_path), "/a", "/b"]
-    assert env["OTEL_PYTHON_DISTRO"] == env["OTEL_PYTHON_CONFIGURATOR"] == autoinstrument.ENTRY_POINT_NAME
+    assert (
+        env["OTEL_PYTHON_DISTRO"]
+        == env["OTEL_PYTHON_CONFIGURATOR"]
+        == autoinstrument.ENTRY_POINT_NAME
+    )
     # the working directory is not added twice
     again = bootstrap_env(env, cwd=str(tmp_path))
     assert again["PYTHONPATH"] == env["PYTHONPATH"]
@@ -278,7 +306,17 @@ def test_bootstrap_installs_every_instrumentation_in_one_pip_call() -> None:
 
     wanted = bootstrap_cli.wanted_instrumentations()
     assert bootstrap_cli.install(wanted, run=run, python="/venv/bin/python") == 0
-    assert ran == [["/venv/bin/python", "-m", "pip", "install", "--upgrade-strategy", "only-if-needed", *wanted]]
+    assert ran == [
+        [
+            "/venv/bin/python",
+            "-m",
+            "pip",
+            "install",
+            "--upgrade-strategy",
+            "only-if-needed",
+            *wanted,
+        ]
+    ]
     assert bootstrap_cli.install([], run=run) == 0 and len(ran) == 1
 
 
@@ -294,8 +332,12 @@ def test_analyzer_promotes_equally_growing_paths_without_comparing_frames() -> N
 
     def snap(t: float, grown: float) -> HeapSnapshot:
         samples = [HeapSample((Frame("tracked", "/app/a.py", 1),), 0, 0, 1, 1000.0)]
-        samples += [HeapSample((Frame(f"f{i}", f"/app/m{i}.py", i),), 0, 0, 1, grown) for i in range(3)]
-        return HeapSnapshot(timestamp=t, start=0.0, samples=tuple(samples), sample_interval_bytes=1024)
+        samples += [
+            HeapSample((Frame(f"f{i}", f"/app/m{i}.py", i),), 0, 0, 1, grown) for i in range(3)
+        ]
+        return HeapSnapshot(
+            timestamp=t, start=0.0, samples=tuple(samples), sample_interval_bytes=1024
+        )
 
     for i in range(12):
         analyzer.observe(snap(float(i), 100.0 * (i + 1)))

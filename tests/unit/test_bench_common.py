@@ -83,7 +83,7 @@ def test_goal_judges_both_directions_and_missing_values() -> None:
 
 
 def test_parse_result_takes_the_last_marker_line_and_ignores_noise() -> None:
-    out = "hello\nBENCH_RESULT {\"seconds\": 1}\nwarning\nBENCH_RESULT {\"seconds\": 2.5}\n"
+    out = 'hello\nBENCH_RESULT {"seconds": 1}\nwarning\nBENCH_RESULT {"seconds": 2.5}\n'
     assert C.parse_result(out) == {"seconds": 2.5}
     with pytest.raises(ValueError):
         C.parse_result("no result here\n")
@@ -93,17 +93,28 @@ def test_parse_result_takes_the_last_marker_line_and_ignores_noise() -> None:
 
 @pytest.mark.subprocess
 def test_run_child_returns_the_result_and_reports_failures(tmp_path: Path) -> None:
-    ok = C.run_child([sys.executable, "-c", "print('BENCH_RESULT {\"v\": 7}')"], env=C.child_env(), timeout_s=30)
+    ok = C.run_child(
+        [sys.executable, "-c", "print('BENCH_RESULT {\"v\": 7}')"], env=C.child_env(), timeout_s=30
+    )
     assert ok["v"] == 7
     with pytest.raises(C.ChildFailed, match="exited 3"):
-        C.run_child([sys.executable, "-c", "import sys; sys.exit(3)"], env=C.child_env(), timeout_s=30)
+        C.run_child(
+            [sys.executable, "-c", "import sys; sys.exit(3)"], env=C.child_env(), timeout_s=30
+        )
     with pytest.raises(C.ChildFailed, match="no BENCH_RESULT"):
         C.run_child([sys.executable, "-c", "print('nothing')"], env=C.child_env(), timeout_s=30)
 
 
 def test_child_env_drops_the_callers_telemetry_settings_and_adds_the_repo_root() -> None:
-    env = C.child_env({"PATH": "/bin", "OTEL_SDK_DISABLED": "true", "LEAKTRACE_HEAP_ENABLED": "false",
-                       "PYROSCOPE_SERVER_ADDRESS": "http://x"}, LEAKTRACE_METRICS_PORT="0")
+    env = C.child_env(
+        {
+            "PATH": "/bin",
+            "OTEL_SDK_DISABLED": "true",
+            "LEAKTRACE_HEAP_ENABLED": "false",
+            "PYROSCOPE_SERVER_ADDRESS": "http://x",
+        },
+        LEAKTRACE_METRICS_PORT="0",
+    )
     assert "OTEL_SDK_DISABLED" not in env and "LEAKTRACE_HEAP_ENABLED" not in env
     assert "PYROSCOPE_SERVER_ADDRESS" not in env
     assert env["LEAKTRACE_METRICS_PORT"] == "0"
@@ -119,7 +130,9 @@ def test_dead_port_refuses_connections() -> None:
 
 @pytest.mark.subprocess  # platform.processor() runs uname
 def test_result_doc_carries_machine_info_and_round_trips_through_json(tmp_path: Path) -> None:
-    doc = C.result_doc("overhead", argv=["--runs", "5"], quick=False, goals=[], table={"headers": [], "rows": []})
+    doc = C.result_doc(
+        "overhead", argv=["--runs", "5"], quick=False, goals=[], table={"headers": [], "rows": []}
+    )
     assert doc["benchmark"] == "overhead" and doc["command"].endswith("--runs 5")
     m = doc["machine"]
     assert m["cpus_logical"] >= 1 and m["python"].count(".") == 2

@@ -15,19 +15,36 @@ HS = load("hunt_speed")
 FP = load("footprint")
 
 
-def overhead_doc(value: float, *, quick: bool = False, date: str = "2026-11-26T23:00:00+00:00") -> dict[str, Any]:
+def overhead_doc(
+    value: float, *, quick: bool = False, date: str = "2026-11-26T23:00:00+00:00"
+) -> dict[str, Any]:
     return {
         "benchmark": "overhead",
         "date": date,
         "command": "python bench/overhead.py --runs 5",
         "quick": quick,
-        "machine": {"cpus_logical": 2, "python": "3.11.7", "packages": {"leaktrace": "0.1.0"}, "git_commit": "abc"},
+        "machine": {
+            "cpus_logical": 2,
+            "python": "3.11.7",
+            "packages": {"leaktrace": "0.1.0"},
+            "git_commit": "abc",
+        },
         "config": {"runs": 5},
         "goals": [
-            {"name": "allocation-heavy loop: leaktrace/bare time", "metric": "time leaktrace/bare", "op": "<=",
-             "limit": 1.25, "value": value, "status": "pass" if value <= 1.25 else "fail", "round": "live"},
+            {
+                "name": "allocation-heavy loop: leaktrace/bare time",
+                "metric": "time leaktrace/bare",
+                "op": "<=",
+                "limit": 1.25,
+                "value": value,
+                "status": "pass" if value <= 1.25 else "fail",
+                "round": "live",
+            },
         ],
-        "table": {"headers": ["round", "workload", "lt/bare"], "rows": [["live", "alloc_heavy", value]]},
+        "table": {
+            "headers": ["round", "workload", "lt/bare"],
+            "rows": [["live", "alloc_heavy", value]],
+        },
     }
 
 
@@ -61,24 +78,33 @@ def test_newest_result_wins_and_quick_results_are_flagged(tmp_path: Path) -> Non
 
 
 def test_splice_replaces_only_between_the_markers() -> None:
-    readme = "# T\n\nintro\n<!-- bench:begin -->\nold table\n<!-- bench:end -->\nafter\n  trailing  \n"
+    readme = (
+        "# T\n\nintro\n<!-- bench:begin -->\nold table\n<!-- bench:end -->\nafter\n  trailing  \n"
+    )
     out = R.splice(readme, "NEW\n")
-    assert out == "# T\n\nintro\n<!-- bench:begin -->\nNEW\n<!-- bench:end -->\nafter\n  trailing  \n"
+    assert (
+        out == "# T\n\nintro\n<!-- bench:begin -->\nNEW\n<!-- bench:end -->\nafter\n  trailing  \n"
+    )
     # idempotent: splicing the same section again changes nothing
     assert R.splice(out, "NEW\n") == out
 
 
-@pytest.mark.parametrize("readme", [
-    "no markers\n",
-    "<!-- bench:end -->\n<!-- bench:begin -->\n",
-    "<!-- bench:begin -->\n<!-- bench:end -->\n<!-- bench:begin -->\n<!-- bench:end -->\n",
-])
+@pytest.mark.parametrize(
+    "readme",
+    [
+        "no markers\n",
+        "<!-- bench:end -->\n<!-- bench:begin -->\n",
+        "<!-- bench:begin -->\n<!-- bench:end -->\n<!-- bench:begin -->\n<!-- bench:end -->\n",
+    ],
+)
 def test_splice_refuses_missing_reversed_or_repeated_markers(readme: str) -> None:
     with pytest.raises(R.MarkersMissing):
         R.splice(readme, "x")
 
 
-def test_main_rewrites_the_readme_section(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_rewrites_the_readme_section(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     results = tmp_path / "results"
     write(results, "overhead.json", overhead_doc(1.05))
     readme = tmp_path / "README.md"
@@ -86,11 +112,15 @@ def test_main_rewrites_the_readme_section(tmp_path: Path, capsys: pytest.Capture
     readme.write_text(before + "<!-- bench:begin -->\nstale\n<!-- bench:end -->" + after)
     assert R.main(["--results", str(results), "--readme", str(readme)]) == 0
     text = readme.read_text()
-    assert text.startswith(before + "<!-- bench:begin -->\n") and text.endswith("<!-- bench:end -->" + after)
+    assert text.startswith(before + "<!-- bench:begin -->\n") and text.endswith(
+        "<!-- bench:end -->" + after
+    )
     assert "stale" not in text and "1.05" in text and "PASS" in text
 
 
-def test_main_without_markers_prints_and_leaves_the_readme_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_without_markers_prints_and_leaves_the_readme_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     results = tmp_path / "results"
     write(results, "overhead.json", overhead_doc(1.4))
     readme = tmp_path / "README.md"
@@ -110,8 +140,12 @@ def test_hunt_median_counts_undetected_trials_as_slowest() -> None:
 
 def test_false_alarm_summary_rates() -> None:
     controls = {
-        "steady": [{"reports": 100, "alarm_reports_before_leak": 0, "alarm_count": 0, "duration_s": 600}],
-        "sawtooth": [{"reports": 100, "alarm_reports_before_leak": 10, "alarm_count": 2, "duration_s": 600}],
+        "steady": [
+            {"reports": 100, "alarm_reports_before_leak": 0, "alarm_count": 0, "duration_s": 600}
+        ],
+        "sawtooth": [
+            {"reports": 100, "alarm_reports_before_leak": 10, "alarm_count": 2, "duration_s": 600}
+        ],
     }
     fa = HS.false_alarm_summary(controls)
     assert fa["false_alarm_report_fraction"] == pytest.approx(0.05)
@@ -140,15 +174,20 @@ def test_own_memory_subtracts_the_bare_twin_and_ignores_warmup() -> None:
 
 def test_profile_requests_are_split_by_sender() -> None:
     assert FP.classify_profile_request("/ingest", "pyroscope-rs/0.1") == "cpu_profiles"
-    assert FP.classify_profile_request("/push.v1.PusherService/Push", "Python-urllib/3.11") == "heap_profiles"
+    assert (
+        FP.classify_profile_request("/push.v1.PusherService/Push", "Python-urllib/3.11")
+        == "heap_profiles"
+    )
 
 
 def test_render_includes_the_ablation_table_and_the_judging_basis(tmp_path: Path) -> None:
     doc = overhead_doc(1.1)
     doc["config"]["judged_on"] = "cpu"
     doc["goals"][0]["basis"] = "cpu"
-    doc["ablation_table"] = {"headers": ["workload", "mode", "process CPU s"],
-                             "rows": [["request_loop", "lt-no-profiling", 2.5]]}
+    doc["ablation_table"] = {
+        "headers": ["workload", "mode", "process CPU s"],
+        "rows": [["request_loop", "lt-no-profiling", 2.5]],
+    }
     write(tmp_path, "overhead.json", doc)
     text = R.render(R.load_results(tmp_path))
     assert "(live exporters, cpu basis)" in text
@@ -156,18 +195,39 @@ def test_render_includes_the_ablation_table_and_the_judging_basis(tmp_path: Path
     # AND the default basis says which figure each goal was judged on
     doc["config"]["judged_on"] = "stated"
     write(tmp_path, "overhead.json", doc)
-    assert "the service on throughput, the loops on process CPU" in R.render(R.load_results(tmp_path))
+    assert "the service on throughput, the loops on process CPU" in R.render(
+        R.load_results(tmp_path)
+    )
     assert "What costs what" in text and "| request_loop | lt-no-profiling | 2.5" in text
 
 
 def test_heap_sampler_figures_come_from_the_heap_bench_files(tmp_path: Path) -> None:
     # GIVEN the flat documents bench/heap_overhead.py and bench/heap_accuracy.py write
-    write(tmp_path, "heap_overhead.json", {"benchmark": "heap_overhead", "iterations": 300000, "rounds": 9,
-                                           "sample_bytes": 524288, "ratio_leaktrace_vs_off": 1.0694,
-                                           "ratio_pyroscope_mem_vs_off": 1.2517})
-    write(tmp_path, "heap_accuracy.json", {"benchmark": "heap_accuracy", "mb": 100.0, "trials": 20,
-                                           "sample_bytes": 524288, "summary": {"total": {
-                                               "mean_rel_error": 0.029, "stdev_rel_error": 0.05, "within_10pct": 0.8}}})
+    write(
+        tmp_path,
+        "heap_overhead.json",
+        {
+            "benchmark": "heap_overhead",
+            "iterations": 300000,
+            "rounds": 9,
+            "sample_bytes": 524288,
+            "ratio_leaktrace_vs_off": 1.0694,
+            "ratio_pyroscope_mem_vs_off": 1.2517,
+        },
+    )
+    write(
+        tmp_path,
+        "heap_accuracy.json",
+        {
+            "benchmark": "heap_accuracy",
+            "mb": 100.0,
+            "trials": 20,
+            "sample_bytes": 524288,
+            "summary": {
+                "total": {"mean_rel_error": 0.029, "stdev_rel_error": 0.05, "within_10pct": 0.8}
+            },
+        },
+    )
     # WHEN the section is rendered
     text = R.render(R.load_results(tmp_path))
     # THEN the figures are the files' figures

@@ -46,15 +46,23 @@ def test_argument_beats_signal_env_beats_generic_env() -> None:
 
 
 def test_grpc_generic_endpoint_gets_no_path() -> None:
-    s = Settings.resolve({c.OTEL_EXPORTER_OTLP_ENDPOINT: "http://col:4317", c.OTEL_EXPORTER_OTLP_PROTOCOL: "grpc"})
+    s = Settings.resolve(
+        {c.OTEL_EXPORTER_OTLP_ENDPOINT: "http://col:4317", c.OTEL_EXPORTER_OTLP_PROTOCOL: "grpc"}
+    )
     assert s.traces_endpoint == "http://col:4317"
     assert s.logs_endpoint == "http://col:4317"
 
 
 def test_resource_attributes_feed_service_identity() -> None:
-    env = {c.OTEL_RESOURCE_ATTRIBUTES: "service.name=checkout,service.version=1.2.3,deployment.environment=prod,team=a%20b"}
+    env = {
+        c.OTEL_RESOURCE_ATTRIBUTES: "service.name=checkout,service.version=1.2.3,deployment.environment=prod,team=a%20b"
+    }
     s = Settings.resolve(env)
-    assert (s.service_name, s.service_version, s.deployment_environment) == ("checkout", "1.2.3", "prod")
+    assert (s.service_name, s.service_version, s.deployment_environment) == (
+        "checkout",
+        "1.2.3",
+        "prod",
+    )
     assert s.resource_attributes["team"] == "a b"
     # OTEL_SERVICE_NAME takes precedence over service.name in OTEL_RESOURCE_ATTRIBUTES (OTel spec)
     assert Settings.resolve({**env, c.OTEL_SERVICE_NAME: "svc"}).service_name == "svc"
@@ -69,7 +77,12 @@ def test_resource_attributes_feed_service_identity() -> None:
         (c.OTEL_EXPORTER_OTLP_PROTOCOL, "http/json", "traces_protocol", "http/protobuf"),
         (c.LEAKTRACE_HEAP_SAMPLE_BYTES, "-5", "heap_sample_bytes", 512 * 1024),
         (c.OTEL_SDK_DISABLED, "maybe", "sdk_disabled", False),
-        (c.PYROSCOPE_SERVER_ADDRESS, "no-scheme", "pyroscope_server_address", "http://localhost:4040"),
+        (
+            c.PYROSCOPE_SERVER_ADDRESS,
+            "no-scheme",
+            "pyroscope_server_address",
+            "http://localhost:4040",
+        ),
         (c.OTEL_EXPORTER_OTLP_TIMEOUT, "soon", "traces_timeout_s", 10.0),
         (c.LEAKTRACE_LOG_LEVEL, "LOUD", "log_level", logging.INFO),
     ],
@@ -86,14 +99,27 @@ def test_malformed_env_value_warns_once_and_uses_default(
 
 
 def test_timeouts_are_milliseconds_and_signal_specific_wins() -> None:
-    s = Settings.resolve({c.OTEL_EXPORTER_OTLP_TIMEOUT: "2500", c.OTEL_EXPORTER_OTLP_LOGS_TIMEOUT: "700"})
+    s = Settings.resolve(
+        {c.OTEL_EXPORTER_OTLP_TIMEOUT: "2500", c.OTEL_EXPORTER_OTLP_LOGS_TIMEOUT: "700"}
+    )
     assert s.traces_timeout_s == 2.5
     assert s.logs_timeout_s == 0.7
 
 
 def test_signal_switches() -> None:
-    s = Settings.resolve({c.OTEL_TRACES_EXPORTER: "none", c.LEAKTRACE_PROFILING_ENABLED: "false", c.LEAKTRACE_HEAP_ENABLED: "0"})
-    assert (s.traces_enabled, s.logs_enabled, s.profiling_enabled, s.heap_enabled) == (False, True, False, False)
+    s = Settings.resolve(
+        {
+            c.OTEL_TRACES_EXPORTER: "none",
+            c.LEAKTRACE_PROFILING_ENABLED: "false",
+            c.LEAKTRACE_HEAP_ENABLED: "0",
+        }
+    )
+    assert (s.traces_enabled, s.logs_enabled, s.profiling_enabled, s.heap_enabled) == (
+        False,
+        True,
+        False,
+        False,
+    )
 
 
 def test_bad_argument_raises_because_it_is_a_programming_error() -> None:
@@ -133,7 +159,10 @@ def test_an_argument_wins_and_a_malformed_variable_still_warns() -> None:
 
 
 def test_a_malformed_signal_endpoint_falls_back_to_the_generic_one() -> None:
-    env = {c.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "no-scheme", c.OTEL_EXPORTER_OTLP_ENDPOINT: "http://col:4318/"}
+    env = {
+        c.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "no-scheme",
+        c.OTEL_EXPORTER_OTLP_ENDPOINT: "http://col:4318/",
+    }
     s = Settings.resolve(env)
     assert s.traces_endpoint == "http://col:4318/v1/traces"
     assert len(s.warnings) == 1 and c.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT in s.warnings[0]
@@ -147,7 +176,12 @@ def test_hunting_lowers_the_default_heap_sample_interval_unless_it_is_set() -> N
     assert Settings.resolve({}, hunt_enabled=True).heap_sample_bytes == hunt
     on_and_set = {c.LEAKTRACE_HUNT_ENABLED: "true", c.LEAKTRACE_HEAP_SAMPLE_BYTES: "4096"}
     assert Settings.resolve(on_and_set).heap_sample_bytes == 4096
-    assert Settings.resolve({c.LEAKTRACE_HUNT_ENABLED: "true", c.LEAKTRACE_HEAP_SAMPLE_BYTES: "-1"}).heap_sample_bytes == hunt
+    assert (
+        Settings.resolve(
+            {c.LEAKTRACE_HUNT_ENABLED: "true", c.LEAKTRACE_HEAP_SAMPLE_BYTES: "-1"}
+        ).heap_sample_bytes
+        == hunt
+    )
 
 
 def test_an_exporter_name_turns_its_signal_off_or_warns() -> None:
@@ -155,7 +189,12 @@ def test_an_exporter_name_turns_its_signal_off_or_warns() -> None:
     assert (s.traces_enabled, s.logs_enabled) == (True, False)
     assert len(s.warnings) == 1 and c.OTEL_TRACES_EXPORTER in s.warnings[0]
     # switched off by leaktrace's own switch, the exporter variable is not consulted
-    assert Settings.resolve({c.LEAKTRACE_TRACES_ENABLED: "false", c.OTEL_TRACES_EXPORTER: "zipkin"}).warnings == ()
+    assert (
+        Settings.resolve(
+            {c.LEAKTRACE_TRACES_ENABLED: "false", c.OTEL_TRACES_EXPORTER: "zipkin"}
+        ).warnings
+        == ()
+    )
 
 
 def test_resource_attributes_dicts_are_not_shared() -> None:

@@ -99,9 +99,13 @@ def test_mixin_is_in_sync_with_its_sources(mixin_generate: ModuleType, tmp_path:
     assert mixin_generate.out_of_sync(tmp_path) == ["rules/leaktrace-canary.rules.yml"]
 
 
-def test_mixin_generator_rejects_bad_labels_with_exit_code_2(mixin_generate: ModuleType,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (["--job-label", "bad-label", "--check"], ["--extra-selector", "cluster=prod", "--check"]):
+def test_mixin_generator_rejects_bad_labels_with_exit_code_2(
+    mixin_generate: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv in (
+        ["--job-label", "bad-label", "--check"],
+        ["--extra-selector", "cluster=prod", "--check"],
+    ):
         with pytest.raises(SystemExit) as exc:
             mixin_generate.main(argv)
         assert exc.value.code == 2
@@ -113,7 +117,9 @@ def test_mixin_generator_rejects_bad_labels_with_exit_code_2(mixin_generate: Mod
 
 @pytest.fixture(scope="module")
 def mixin_dashboards() -> dict[str, dict[str, Any]]:
-    return {p.name: json.loads(p.read_text()) for p in sorted((MIXIN / "dashboards").glob("*.json"))}
+    return {
+        p.name: json.loads(p.read_text()) for p in sorted((MIXIN / "dashboards").glob("*.json"))
+    }
 
 
 def portable_problems(name: str, board: dict[str, Any]) -> list[str]:
@@ -129,7 +135,9 @@ def portable_problems(name: str, board: dict[str, Any]) -> list[str]:
             if not match or variables.get(match.group(1), {}).get("type") != "datasource":
                 problems.append(f"{name}: datasource uid {uid!r} is not a datasource variable")
             elif variables[match.group(1)]["query"] != value.get("type"):
-                problems.append(f"{name}: {uid} is a {variables[match.group(1)]['query']} variable, used as {value.get('type')}")
+                problems.append(
+                    f"{name}: {uid} is a {variables[match.group(1)]['query']} variable, used as {value.get('type')}"
+                )
         if key == "url" and isinstance(value, str) and "panes=" in value:
             decoded = urllib.parse.unquote(value)
             for fixed in re.findall(r'"(?:datasource|uid)":"([^"$]+)"', decoded):
@@ -137,7 +145,9 @@ def portable_problems(name: str, board: dict[str, Any]) -> list[str]:
     return problems
 
 
-def test_mixin_dashboards_use_datasource_variables(mixin_dashboards: dict[str, dict[str, Any]]) -> None:
+def test_mixin_dashboards_use_datasource_variables(
+    mixin_dashboards: dict[str, dict[str, Any]],
+) -> None:
     assert set(mixin_dashboards) == {"leak-hunt.json", "before-after.json", "canary-gate.json"}
     for name, board in mixin_dashboards.items():
         assert portable_problems(name, board) == []
@@ -146,29 +156,41 @@ def test_mixin_dashboards_use_datasource_variables(mixin_dashboards: dict[str, d
         assert names.index("prometheus_datasource") < names.index("service")
     broken = copy.deepcopy(mixin_dashboards["leak-hunt.json"])
     broken["panels"][1]["datasource"] = {"type": "prometheus", "uid": "prometheus"}
-    broken["panels"][2]["targets"][0]["datasource"] = {"type": "loki", "uid": "${prometheus_datasource}"}
+    broken["panels"][2]["targets"][0]["datasource"] = {
+        "type": "loki",
+        "uid": "${prometheus_datasource}",
+    }
     text = json.dumps(broken)
     assert "%22uid%22%3A%22${tempo_datasource}%22" in text
-    broken = json.loads(text.replace("%22uid%22%3A%22${tempo_datasource}%22", "%22uid%22%3A%22tempo%22", 1))
+    broken = json.loads(
+        text.replace("%22uid%22%3A%22${tempo_datasource}%22", "%22uid%22%3A%22tempo%22", 1)
+    )
     assert len(portable_problems("x", broken)) == 3
 
 
 def namespace_scope_problems(name: str, board: dict[str, Any]) -> list[str]:
     """Every Prometheus query that selects $service also selects $namespace."""
     names = [v["name"] for v in board["templating"]["list"]]
-    problems = [] if "namespace" in names and names.index("namespace") < names.index("service") else \
-        [f"{name}: no $namespace variable before $service"]
+    problems = (
+        []
+        if "namespace" in names and names.index("namespace") < names.index("service")
+        else [f"{name}: no $namespace variable before $service"]
+    )
     for panel in board["panels"]:
         for target in panel.get("targets", []):
             expr = target.get("expr", "")
-            if target.get("datasource", {}).get("type") == "prometheus" and "$service" in expr \
-                    and expr.count('namespace=~"$namespace"') != expr.count('job=~"$service"'):
+            if (
+                target.get("datasource", {}).get("type") == "prometheus"
+                and "$service" in expr
+                and expr.count('namespace=~"$namespace"') != expr.count('job=~"$service"')
+            ):
                 problems.append(f"{name}: {panel['title']!r} selects $service without $namespace")
     return problems
 
 
-def test_mixin_dashboards_are_scoped_by_namespace(mixin_dashboards: dict[str, dict[str, Any]],
-                                                  mixin_generate: ModuleType) -> None:
+def test_mixin_dashboards_are_scoped_by_namespace(
+    mixin_dashboards: dict[str, dict[str, Any]], mixin_generate: ModuleType
+) -> None:
     for name, board in mixin_dashboards.items():
         assert namespace_scope_problems(name, board) == []
         [service] = [v for v in board["templating"]["list"] if v["name"] == "service"]
@@ -176,28 +198,42 @@ def test_mixin_dashboards_are_scoped_by_namespace(mixin_dashboards: dict[str, di
     broken = mixin_generate.unscoped(mixin_dashboards["canary-gate.json"], "namespace")
     assert namespace_scope_problems("x", broken)[0] == "x: no $namespace variable before $service"
     assert len(namespace_scope_problems("x", broken)) == 1 + sum(
-        "$service" in t.get("expr", "") for p in broken["panels"] for t in p.get("targets", []))
+        "$service" in t.get("expr", "") for p in broken["panels"] for t in p.get("targets", [])
+    )
 
 
 def test_mixin_dashboards_pass_the_dashboard_tests_with_the_variables_set(
-        mixin_dashboards: dict[str, dict[str, Any]], mixin_generate: ModuleType) -> None:
+    mixin_dashboards: dict[str, dict[str, Any]], mixin_generate: ModuleType
+) -> None:
     # With the namespace scope taken off and the compose uids substituted, each is exactly what
     # compose provisions, so the compose dashboard suite (tests/unit/test_stack_configs.py)
     # speaks for the mixin too.
     sys.path.insert(0, str(REPO / "grafana"))
     from dashboards_src import datasources
 
-    provisioned = {p.name: json.loads(p.read_text()) for p in sorted(stack.DASHBOARD_DIR.glob("*.json"))}
+    provisioned = {
+        p.name: json.loads(p.read_text()) for p in sorted(stack.DASHBOARD_DIR.glob("*.json"))
+    }
     uids = set(datasources.COMPOSE_UIDS.values())
     for name, scoped_board in mixin_dashboards.items():
-        assert stack.dashboard_problems(name, datasources.substitute(scoped_board, datasources.COMPOSE_UIDS), uids) == []
+        assert (
+            stack.dashboard_problems(
+                name, datasources.substitute(scoped_board, datasources.COMPOSE_UIDS), uids
+            )
+            == []
+        )
         board = mixin_generate.unscoped(scoped_board, "namespace")
         substituted = datasources.substitute(board, datasources.COMPOSE_UIDS)
         assert substituted == provisioned[name], name
         assert stack.dashboard_problems(name, substituted, uids) == []
         # Other uids work as well: a Grafana Cloud stack's, say.
         other = {k: f"grafanacloud-{v}" for k, v in datasources.COMPOSE_UIDS.items()}
-        assert stack.dashboard_problems(name, datasources.substitute(board, other), set(other.values())) == []
+        assert (
+            stack.dashboard_problems(
+                name, datasources.substitute(board, other), set(other.values())
+            )
+            == []
+        )
     # Left unset, the checker sees variables where uids should be.
     assert stack.dashboard_problems("leak-hunt.json", mixin_dashboards["leak-hunt.json"], uids)
 
@@ -213,15 +249,22 @@ def test_default_templates_reproduce_the_compose_rules(rules_module: ModuleType)
         for group in doc["groups"]:
             for rule in group["rules"]:
                 key = rule.get("record") or rule["alert"]
-                assert rules_module.normalise(exprs[key]) == rules_module.normalise(rule["expr"]), key
+                assert rules_module.normalise(exprs[key]) == rules_module.normalise(rule["expr"]), (
+                    key
+                )
                 seen.add(key)
     assert seen == set(exprs)
     # And the generated files with that config are the compose rules, prose included.
     generated = rules_module.rule_files(rules_module.MixinConfig())
     for name, doc in compose.items():
-        for ours, theirs in zip(generated[f"leaktrace-{name}"]["groups"], doc["groups"], strict=True):
+        for ours, theirs in zip(
+            generated[f"leaktrace-{name}"]["groups"], doc["groups"], strict=True
+        ):
             for a, b in zip(ours["rules"], theirs["rules"], strict=True):
-                assert {**a, "expr": rules_module.normalise(a["expr"])} == {**b, "expr": rules_module.normalise(b["expr"])}
+                assert {**a, "expr": rules_module.normalise(a["expr"])} == {
+                    **b,
+                    "expr": rules_module.normalise(b["expr"]),
+                }
 
 
 def _aggregations(expr: str) -> list[str]:
@@ -235,12 +278,16 @@ def namespace_problems(rule_docs: dict[str, Any], label: str) -> list[str]:
             for rule in group["rules"]:
                 for grouping in _aggregations(str(rule["expr"])):
                     if label not in [g.strip() for g in grouping.split(",")]:
-                        problems.append(f"{name}: {rule.get('record') or rule['alert']} groups by ({grouping}) without {label}")
+                        problems.append(
+                            f"{name}: {rule.get('record') or rule['alert']} groups by ({grouping}) without {label}"
+                        )
     return problems
 
 
 def test_committed_mixin_rules_keep_namespace_and_judge_only_the_services() -> None:
-    docs = {p.name: yaml.safe_load(p.read_text()) for p in sorted((MIXIN / "rules").glob("*.rules.yml"))}
+    docs = {
+        p.name: yaml.safe_load(p.read_text()) for p in sorted((MIXIN / "rules").glob("*.rules.yml"))
+    }
     assert set(docs) == {"leaktrace-memory.rules.yml", "leaktrace-canary.rules.yml"}
     assert namespace_problems(docs, "namespace") == []
     assert stack.rule_selector_problems(docs) == []
@@ -248,20 +295,32 @@ def test_committed_mixin_rules_keep_namespace_and_judge_only_the_services() -> N
     rule = broken["leaktrace-canary.rules.yml"]["groups"][0]["rules"][0]
     rule["expr"] = rule["expr"].replace("by (namespace, job)", "by (job)")
     assert namespace_problems(broken, "namespace") == [
-        "leaktrace-canary.rules.yml: job:process_resident_memory_bytes:canary_avg1h groups by (job) without namespace"]
+        "leaktrace-canary.rules.yml: job:process_resident_memory_bytes:canary_avg1h groups by (job) without namespace"
+    ]
 
 
 def test_selectors_are_configurable(rules_module: ModuleType) -> None:
-    config = rules_module.MixinConfig(job_label="service", namespace_label="k8s_namespace",
-                                      extra_selector='cluster="prod", env=~"p.*"', memory_limit_bytes=2**30)
+    config = rules_module.MixinConfig(
+        job_label="service",
+        namespace_label="k8s_namespace",
+        extra_selector='cluster="prod", env=~"p.*"',
+        memory_limit_bytes=2**30,
+    )
     docs = rules_module.rule_files(config)
-    assert namespace_problems(docs, "k8s_namespace") == [] and namespace_problems(docs, "service") == []
+    assert (
+        namespace_problems(docs, "k8s_namespace") == []
+        and namespace_problems(docs, "service") == []
+    )
     exprs = rules_module.expressions(config)
     assert '{track="canary", cluster="prod", env=~"p.*"}' in exprs["job:canary_memory_ratio:1h_7d"]
     assert exprs["job:memory_limit_bytes:configured"].endswith("+ 1073741824")
     summary = docs["leaktrace-memory.rules.yml"]["groups"][1]["rules"][0]["annotations"]["summary"]
     assert "$labels.service" in summary and "$labels.job" not in summary
-    for bad in ({"job_label": "a-b"}, {"extra_selector": "cluster=prod"}, {"memory_limit_bytes": 0}):
+    for bad in (
+        {"job_label": "a-b"},
+        {"extra_selector": "cluster=prod"},
+        {"memory_limit_bytes": 0},
+    ):
         with pytest.raises(ValueError):
             rules_module.MixinConfig(**bad)
 
@@ -274,7 +333,11 @@ def _strict(schema: Any) -> Any:
     where the CRD itself preserves them."""
     if isinstance(schema, dict):
         out = {k: _strict(v) for k, v in schema.items()}
-        if out.get("type") == "object" and "properties" in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+        if (
+            out.get("type") == "object"
+            and "properties" in out
+            and not out.get("x-kubernetes-preserve-unknown-fields")
+        ):
             out.setdefault("additionalProperties", False)
         return out
     if isinstance(schema, list):
@@ -283,8 +346,11 @@ def _strict(schema: Any) -> Any:
 
 
 def crd_validator(crd_file: Path, kind: str, version: str) -> jsonschema.Draft7Validator:
-    [crd] = [d for d in documents(crd_file) if d.get("kind") == "CustomResourceDefinition"
-             and d["spec"]["names"]["kind"] == kind]
+    [crd] = [
+        d
+        for d in documents(crd_file)
+        if d.get("kind") == "CustomResourceDefinition" and d["spec"]["names"]["kind"] == kind
+    ]
     [served] = [v for v in crd["spec"]["versions"] if v["name"] == version]
     schema = _strict(served["schema"]["openAPIV3Schema"])
     # apiVersion/kind/metadata are checked by the API server itself; keep them open here.
@@ -293,7 +359,10 @@ def crd_validator(crd_file: Path, kind: str, version: str) -> jsonschema.Draft7V
 
 
 CRD_KINDS = {
-    "PrometheusRule": (CRDS / "prometheus-operator" / "monitoring.coreos.com_prometheusrules.yaml", "v1"),
+    "PrometheusRule": (
+        CRDS / "prometheus-operator" / "monitoring.coreos.com_prometheusrules.yaml",
+        "v1",
+    ),
     "AnalysisTemplate": (CRDS / "argo-rollouts" / "analysis-template-crd.yaml", "v1alpha1"),
     "MetricTemplate": (CRDS / "flagger" / "crd.yaml", "v1beta1"),
     "PodMonitor": (CRDS / "prometheus-operator" / "monitoring.coreos.com_podmonitors.yaml", "v1"),
@@ -303,20 +372,29 @@ CRD_KINDS = {
 def crd_problems(resource: dict[str, Any]) -> list[str]:
     crd_file, version = CRD_KINDS[resource["kind"]]
     if resource["apiVersion"].rsplit("/", 1)[-1] != version:
-        return [f"{resource['kind']}: apiVersion {resource['apiVersion']} is not the served {version}"]
+        return [
+            f"{resource['kind']}: apiVersion {resource['apiVersion']} is not the served {version}"
+        ]
     validator = crd_validator(crd_file, resource["kind"], version)
-    return [f"{resource['kind']}: {'/'.join(map(str, e.absolute_path))}: {e.message}"
-            for e in validator.iter_errors(resource)]
+    return [
+        f"{resource['kind']}: {'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator.iter_errors(resource)
+    ]
 
 
 def test_prometheus_rule_manifest_is_the_rule_files_and_validates() -> None:
     [resource] = documents(MIXIN / "prometheusrule.yaml")
     assert crd_problems(resource) == []
-    groups = [g for p in sorted((MIXIN / "rules").glob("*.rules.yml"), reverse=True)
-              for g in yaml.safe_load(p.read_text())["groups"]]
+    groups = [
+        g
+        for p in sorted((MIXIN / "rules").glob("*.rules.yml"), reverse=True)
+        for g in yaml.safe_load(p.read_text())["groups"]
+    ]
     assert resource["spec"]["groups"] == groups
     broken = copy.deepcopy(resource)
-    broken["spec"]["groups"][0]["rules"][0]["recrod"] = broken["spec"]["groups"][0]["rules"][0].pop("record")
+    broken["spec"]["groups"][0]["rules"][0]["recrod"] = broken["spec"]["groups"][0]["rules"][0].pop(
+        "record"
+    )
     assert crd_problems(broken), "the strict CRD schema must reject a misspelt key"
 
 
@@ -325,7 +403,10 @@ def test_canary_templates_validate_against_their_crds() -> None:
     [metric] = documents(CANARY / "metric-template.yaml")
     assert crd_problems(analysis) == [] and crd_problems(metric) == []
     [m] = analysis["spec"]["metrics"]
-    assert (m["successCondition"], m["failureCondition"]) == ("result[0] < 1.15", "result[0] >= 1.25")
+    assert (m["successCondition"], m["failureCondition"]) == (
+        "result[0] < 1.15",
+        "result[0] >= 1.25",
+    )
     broken = copy.deepcopy(analysis)
     broken["spec"]["metrics"][0]["provider"]["prometheus"]["querry"] = "x"
     assert crd_problems(broken)
@@ -350,7 +431,9 @@ def manifests() -> dict[str, list[dict[str, Any]]]:
     return {str(p.relative_to(DEPLOY)): documents(p) for p in MANIFESTS}
 
 
-def test_manifests_validate_against_the_kubernetes_schemas(manifests: dict[str, list[dict[str, Any]]]) -> None:
+def test_manifests_validate_against_the_kubernetes_schemas(
+    manifests: dict[str, list[dict[str, Any]]],
+) -> None:
     assert set(manifests) == {"collector/agent.yaml", "collector/gateway.yaml", "app/shop.yaml"}
     kinds = []
     for name, docs in manifests.items():
@@ -395,7 +478,9 @@ def collector_config(docs: list[dict[str, Any]]) -> dict[str, Any]:
     return yaml.safe_load(config_map["data"]["config.yaml"])
 
 
-def test_collector_configs_pass_the_compose_collector_checks(manifests: dict[str, list[dict[str, Any]]]) -> None:
+def test_collector_configs_pass_the_compose_collector_checks(
+    manifests: dict[str, list[dict[str, Any]]],
+) -> None:
     for name in ("collector/agent.yaml", "collector/gateway.yaml"):
         config = collector_config(manifests[name])
         assert stack.collector_problems(config) == [], name
@@ -403,16 +488,27 @@ def test_collector_configs_pass_the_compose_collector_checks(manifests: dict[str
         # Component names as of v0.144+/v0.146+: no deprecated aliases.
         for kind in ("exporters", "processors"):
             for component in config[kind]:
-                assert component.split("/")[0] not in ("otlp", "otlphttp", "k8sattributes"), (name, component)
+                assert component.split("/")[0] not in ("otlp", "otlphttp", "k8sattributes"), (
+                    name,
+                    component,
+                )
         # The mounted file is the one the container is told to read.
-        [workload] = _by_kind(manifests[name], "DaemonSet") or _by_kind(manifests[name], "Deployment")
+        [workload] = _by_kind(manifests[name], "DaemonSet") or _by_kind(
+            manifests[name], "Deployment"
+        )
         container = workload["spec"]["template"]["spec"]["containers"][0]
         mount = container["volumeMounts"][0]["mountPath"]
         assert f"--config={mount}/config.yaml" in container["args"]
         assert container["image"] == "otel/opentelemetry-collector-contrib:0.159.0"
     broken = copy.deepcopy(collector_config(manifests["collector/agent.yaml"]))
-    broken["service"]["pipelines"]["traces"]["processors"] = ["k8s_attributes", "memory_limiter", "batch"]
-    assert stack.collector_problems(broken) == ["pipeline traces: must run memory_limiter first, then batch"]
+    broken["service"]["pipelines"]["traces"]["processors"] = [
+        "k8s_attributes",
+        "memory_limiter",
+        "batch",
+    ]
+    assert stack.collector_problems(broken) == [
+        "pipeline traces: must run memory_limiter first, then batch"
+    ]
 
 
 def agent_gateway_problems(agent: list[dict[str, Any]], gateway: list[dict[str, Any]]) -> list[str]:
@@ -426,7 +522,9 @@ def agent_gateway_problems(agent: list[dict[str, Any]], gateway: list[dict[str, 
         problems.append(f"loadbalancing routing_key is {lb.get('routing_key')!r}, not traceID")
     hostname = lb.get("resolver", {}).get("dns", {}).get("hostname", "")
     service_name, namespace = [*hostname.split("."), "", ""][:2]
-    services = {(s["metadata"]["name"], s["metadata"]["namespace"]): s for s in _by_kind(gateway, "Service")}
+    services = {
+        (s["metadata"]["name"], s["metadata"]["namespace"]): s for s in _by_kind(gateway, "Service")
+    }
     service = services.get((service_name, namespace))
     [deployment] = _by_kind(gateway, "Deployment")
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -434,7 +532,9 @@ def agent_gateway_problems(agent: list[dict[str, Any]], gateway: list[dict[str, 
         problems.append(f"resolver hostname {hostname} names no gateway Service")
     else:
         if service["spec"].get("clusterIP") != "None":
-            problems.append(f"{service_name} is not headless: DNS would give one virtual IP, not the replicas")
+            problems.append(
+                f"{service_name} is not headless: DNS would give one virtual IP, not the replicas"
+            )
         if not set(service["spec"]["selector"].items()) <= set(pod_labels.items()):
             problems.append(f"{service_name} selects no gateway pod")
         if lb["resolver"]["dns"].get("port") not in [p["port"] for p in service["spec"]["ports"]]:
@@ -448,7 +548,8 @@ def agent_gateway_problems(agent: list[dict[str, Any]], gateway: list[dict[str, 
 
 
 def test_agent_load_balances_traces_by_trace_id_onto_the_gateway(
-        manifests: dict[str, list[dict[str, Any]]]) -> None:
+    manifests: dict[str, list[dict[str, Any]]],
+) -> None:
     agent, gateway = manifests["collector/agent.yaml"], manifests["collector/gateway.yaml"]
     assert agent_gateway_problems(agent, gateway) == []
     broken_gateway = copy.deepcopy(gateway)
@@ -456,10 +557,13 @@ def test_agent_load_balances_traces_by_trace_id_onto_the_gateway(
         service["spec"].pop("clusterIP", None)
     broken_agent = copy.deepcopy(agent)
     [config_map] = _by_kind(broken_agent, "ConfigMap")
-    config_map["data"]["config.yaml"] = config_map["data"]["config.yaml"].replace("routing_key: traceID", "routing_key: service")
+    config_map["data"]["config.yaml"] = config_map["data"]["config.yaml"].replace(
+        "routing_key: traceID", "routing_key: service"
+    )
     assert agent_gateway_problems(broken_agent, broken_gateway) == [
         "loadbalancing routing_key is 'service', not traceID",
-        "leaktrace-otel-gateway-headless is not headless: DNS would give one virtual IP, not the replicas"]
+        "leaktrace-otel-gateway-headless is not headless: DNS would give one virtual IP, not the replicas",
+    ]
     # The k8s_attributes processor needs to read pods and replicasets, on this node only.
     config = collector_config(agent)
     k8s = config["processors"]["k8s_attributes"]
@@ -468,7 +572,12 @@ def test_agent_load_balances_traces_by_trace_id_onto_the_gateway(
     env = {e["name"]: e for e in daemonset["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["K8S_NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
     [role] = _by_kind(agent, "ClusterRole")
-    readable = {r for rule in role["rules"] for r in rule["resources"] if {"get", "watch", "list"} <= set(rule["verbs"])}
+    readable = {
+        r
+        for rule in role["rules"]
+        for r in rule["resources"]
+        if {"get", "watch", "list"} <= set(rule["verbs"])
+    }
     assert {"pods", "namespaces", "replicasets"} <= readable
 
 
@@ -477,9 +586,15 @@ def _expand(value: str, env: dict[str, str]) -> str:
     return re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), value)
 
 
-def pod_settings(deployment: dict[str, Any], *, pod_name: str, namespace: str, host_ip: str) -> Settings:
+def pod_settings(
+    deployment: dict[str, Any], *, pod_name: str, namespace: str, host_ip: str
+) -> Settings:
     """leaktrace's Settings as the container of `deployment` would resolve them."""
-    field_values = {"metadata.name": pod_name, "metadata.namespace": namespace, "status.hostIP": host_ip}
+    field_values = {
+        "metadata.name": pod_name,
+        "metadata.namespace": namespace,
+        "status.hostIP": host_ip,
+    }
     env: dict[str, str] = {}
     for entry in deployment["spec"]["template"]["spec"]["containers"][0]["env"]:
         if "valueFrom" in entry:
@@ -491,14 +606,18 @@ def pod_settings(deployment: dict[str, Any], *, pod_name: str, namespace: str, h
 
 def test_sample_deployment_has_per_pod_identity(manifests: dict[str, list[dict[str, Any]]]) -> None:
     [deployment] = _by_kind(manifests["app/shop.yaml"], "Deployment")
-    settings = pod_settings(deployment, pod_name="shop-7d9f-abcde", namespace="shop", host_ip="10.0.0.7")
+    settings = pod_settings(
+        deployment, pod_name="shop-7d9f-abcde", namespace="shop", host_ip="10.0.0.7"
+    )
     assert settings.service_name == "shop"
     assert settings.service_instance_id == "shop-7d9f-abcde"
     assert settings.resource_attributes["service.namespace"] == "shop"
     assert settings.traces_endpoint == "http://10.0.0.7:4318/v1/traces"
     # The agent listens on that node port.
     [daemonset] = _by_kind(manifests["collector/agent.yaml"], "DaemonSet")
-    host_ports = {p.get("hostPort") for p in daemonset["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    host_ports = {
+        p.get("hostPort") for p in daemonset["spec"]["template"]["spec"]["containers"][0]["ports"]
+    }
     assert 4318 in host_ports
     # Prometheus' job label comes from app.kubernetes.io/name: it must be the service name.
     labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -607,7 +726,9 @@ def test_agpl_chart_values_use_only_keys_read_upstream(chart: str) -> None:
     assert f"grafana/{chart} --version {entry['version']}" in text
     assert entry["schema"] == "none"
     broken = copy.deepcopy(values)
-    broken["mimir" if chart == "mimir-distributed" else "pyroscope"]["structuredConfg"] = {"limits": {}}
+    broken["mimir" if chart == "mimir-distributed" else "pyroscope"]["structuredConfg"] = {
+        "limits": {}
+    }
     broken["kafka_enabled"] = False
     problems = unlisted_keys(broken, set(entry["keys"]))
     assert "kafka_enabled" in problems and len(problems) == 2
@@ -615,7 +736,10 @@ def test_agpl_chart_values_use_only_keys_read_upstream(chart: str) -> None:
 
 def test_unlisted_keys_admits_maps_of_flags_only_below_them() -> None:
     listed = {"a.b", "pyroscope.extraArgs.*"}
-    values = {"a": {"b": 1, "c": {}}, "pyroscope": {"extraArgs": {"log.level": "info"}, "extraArgsX": 1}}
+    values = {
+        "a": {"b": 1, "c": {}},
+        "pyroscope": {"extraArgs": {"log.level": "info"}, "extraArgsX": 1},
+    }
     assert unlisted_keys(values, listed) == ["a.c", "pyroscope.extraArgsX"]
 
 
@@ -629,7 +753,10 @@ def test_mimir_6_uses_the_external_kafka_and_object_storage() -> None:
     assert config["ingest_storage"]["kafka"]["address"] == tempo["ingest"]["kafka"]["address"]
     assert config["ingest_storage"]["kafka"]["topic"] != tempo["ingest"]["kafka"]["topic"]
     assert config["common"]["storage"]["backend"] == "s3"
-    buckets = {config[k]["s3"]["bucket_name"] for k in ("blocks_storage", "alertmanager_storage", "ruler_storage")}
+    buckets = {
+        config[k]["s3"]["bucket_name"]
+        for k in ("blocks_storage", "alertmanager_storage", "ruler_storage")
+    }
     assert len(buckets) == 3
     assert config["limits"]["max_global_exemplars_per_user"] > 0
 
@@ -643,15 +770,25 @@ def test_tempo_3_microservices_has_kafka_and_one_consumer_per_partition() -> Non
     generator = values["overrides"]["defaults"]["metrics_generator"]
     assert {"service-graphs", "span-metrics"} <= set(generator["processors"])
     assert generator["trace_id_label_name"] == "trace_id"
-    assert values["metricsGenerator"]["config"]["storage"]["remote_write"][0]["send_exemplars"] is True
+    assert (
+        values["metricsGenerator"]["config"]["storage"]["remote_write"][0]["send_exemplars"] is True
+    )
 
 
 def test_every_values_file_parses_and_names_its_chart() -> None:
     files = sorted(VALUES.glob("*.yaml"))
-    assert {p.stem for p in files} == {"loki", "tempo-distributed", "grafana", "pyroscope", "mimir-distributed"}
+    assert {p.stem for p in files} == {
+        "loki",
+        "tempo-distributed",
+        "grafana",
+        "pyroscope",
+        "mimir-distributed",
+    }
     for path in files:
         assert isinstance(yaml.safe_load(path.read_text()), dict), path
-        assert re.search(r"helm install \S+ grafana(-community)?/" + re.escape(path.stem), path.read_text()), path
+        assert re.search(
+            r"helm install \S+ grafana(-community)?/" + re.escape(path.stem), path.read_text()
+        ), path
     # The community charts come from grafana-community; Mimir and Pyroscope stayed with grafana.
     for stem in ("loki", "tempo-distributed", "grafana"):
         assert f"grafana-community/{stem}" in (VALUES / f"{stem}.yaml").read_text()
@@ -678,7 +815,9 @@ def _readme_env_block(heading: str) -> dict[str, str]:
 def test_readme_managed_endpoint_example_resolves_to_authenticated_exporters() -> None:
     env = _readme_env_block("### Managed endpoints")
     settings = Settings.resolve(env)
-    assert settings.traces_endpoint.startswith("https://") and settings.traces_endpoint.endswith("/v1/traces")
+    assert settings.traces_endpoint.startswith("https://") and settings.traces_endpoint.endswith(
+        "/v1/traces"
+    )
     assert settings.logs_endpoint.endswith("/v1/logs")
     assert settings.traces_headers.get("Authorization", "").startswith("Basic ")
     assert settings.logs_headers == settings.traces_headers
@@ -735,7 +874,9 @@ def test_rate_footprint_doc_figures_come_from_bench_results() -> None:
     low = runs[50.0]
     assert low["reached"]
     cpu_ms = low["service_cpu_fraction"] / low["load"]["achieved_rate"] * 1e3
-    assert f"{low['service_cpu_fraction']:.3f} of a core" in doc and f"{cpu_ms:.2f} ms of CPU" in doc
+    assert (
+        f"{low['service_cpu_fraction']:.3f} of a core" in doc and f"{cpu_ms:.2f} ms of CPU" in doc
+    )
     assert f"near {1e3 / cpu_ms:,.0f} req/s" in doc
     per_req = low["bytes_per_request"]
     assert f"{per_req['traces']:,.0f} B of traces and {per_req['logs']:,.0f} B of logs" in doc
@@ -746,12 +887,18 @@ def test_rate_footprint_doc_figures_come_from_bench_results() -> None:
     # Heap-profile cardinality, per profile at 50 req/s.
     hp = low["heap_profiles"]
     assert hp["series_count"] == 1 and hp["sample_label_keys"] == ["span_id", "trace_id"]
-    for label, key in (("samples", "samples"), ("distinct stacks", "distinct_stacks"),
-                       ("distinct trace ids", "distinct_trace_ids"), ("distinct span ids", "distinct_span_ids")):
+    for label, key in (
+        ("samples", "samples"),
+        ("distinct stacks", "distinct_stacks"),
+        ("distinct trace ids", "distinct_trace_ids"),
+        ("distinct span ids", "distinct_span_ids"),
+    ):
         assert f"| {label} | {hp[key]['median']:,.0f} |" in doc, label
     assert f"| samples carrying a trace id | {hp['trace_id_fraction_of_samples']:.0%} |" in doc
-    assert (f"{hp['compressed_bytes']['median'] / 1e3:,.0f} KB / {hp['raw_bytes']['median'] / 1e3:,.0f} KB"
-            in doc)
+    assert (
+        f"{hp['compressed_bytes']['median'] / 1e3:,.0f} KB / {hp['raw_bytes']['median'] / 1e3:,.0f} KB"
+        in doc
+    )
     assert all(f"`{k}`" in doc for k in hp["series_label_keys"] if not k.startswith("__"))
     broken = copy.deepcopy(result)
     broken["runs"][0]["bytes_per_minute"]["traces"] *= 2
@@ -768,16 +915,24 @@ def test_hunter_memory_doc_figures_come_from_bench_results() -> None:
     assert len(rows) >= 10, "a long run, sampled all along"
     assert f"max | {s['reachable_bytes_max'] / 1e6:.1f} MB |" in doc
     assert f"| {s['reachable_bytes_growth_second_half'] / 1e6:.2f} MB (a sawtooth" in doc
-    assert (f"| {s['rss_hunt_minus_control_end_bytes'] / 1e6:.1f} MB / "
-            f"{s['rss_hunt_minus_control_max_bytes'] / 1e6:.1f} MB |") in doc
+    assert (
+        f"| {s['rss_hunt_minus_control_end_bytes'] / 1e6:.1f} MB / "
+        f"{s['rss_hunt_minus_control_max_bytes'] / 1e6:.1f} MB |"
+    ) in doc
     a, r_ = bounds["analyzer"], bounds["retention"]
-    for bound, reached in ((a["max_paths"], s["paths_max"]), (f"{a['key_cache_size']:,} stacks", f"{s['key_cache_max']:,}"),
-                           (f"{a['max_light_paths']:,}", f"{s['light_paths_max']:,}"),
-                           (f"{r_['max_candidates']:,}", s["census_candidates_max"])):
+    for bound, reached in (
+        (a["max_paths"], s["paths_max"]),
+        (f"{a['key_cache_size']:,} stacks", f"{s['key_cache_max']:,}"),
+        (f"{a['max_light_paths']:,}", f"{s['light_paths_max']:,}"),
+        (f"{r_['max_candidates']:,}", s["census_candidates_max"]),
+    ):
         assert f"| {bound} | {reached} |" in doc
     # What the doc says ran at its bound did; what it says did not fill did not.
     assert s["paths_max"] == a["max_paths"] and s["key_cache_max"] <= a["key_cache_size"]
-    assert s["light_paths_max"] < a["max_light_paths"] and s["census_candidates_max"] < r_["max_candidates"]
+    assert (
+        s["light_paths_max"] < a["max_light_paths"]
+        and s["census_candidates_max"] < r_["max_candidates"]
+    )
     assert abs(s["reachable_bytes_growth_second_half"]) < 0.05 * s["reachable_bytes_max"], "flat"
     assert f"{result['config']['duration_s']:.0f} s at {result['config']['rps']:g} req/s" in doc
 
@@ -789,7 +944,9 @@ SCRAPE = DEPLOY / "prometheus" / "prometheus.yml"
 SCRAPE_LABELS = {"job", "track", "rollouts_pod_template_hash"}
 
 
-def _relabel_targets(relabelings: list[dict[str, Any]], *, source_key: str, target_key: str) -> dict[str, set[str]]:
+def _relabel_targets(
+    relabelings: list[dict[str, Any]], *, source_key: str, target_key: str
+) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for rule in relabelings:
         if rule.get(target_key):
@@ -799,13 +956,25 @@ def _relabel_targets(relabelings: list[dict[str, Any]], *, source_key: str, targ
 
 def scrape_problems(config: dict[str, Any], podmonitor: dict[str, Any]) -> list[str]:
     [job] = config["scrape_configs"]
-    plain = _relabel_targets(job["relabel_configs"], source_key="source_labels", target_key="target_label")
+    plain = _relabel_targets(
+        job["relabel_configs"], source_key="source_labels", target_key="target_label"
+    )
     [endpoint] = podmonitor["spec"]["podMetricsEndpoints"]
-    operator = _relabel_targets(endpoint["relabelings"], source_key="sourceLabels", target_key="targetLabel")
-    problems = [f"prometheus.yml does not set {label}" for label in sorted({*SCRAPE_LABELS, "namespace", "pod"} - set(plain))]
-    problems += [f"PodMonitor does not set {label}" for label in sorted(SCRAPE_LABELS - set(operator))]
-    problems += [f"{label}: prometheus.yml takes {sorted(plain.get(label, ()))}, the PodMonitor {sorted(operator[label])}"
-                 for label in sorted(SCRAPE_LABELS & set(operator)) if plain.get(label) != operator[label]]
+    operator = _relabel_targets(
+        endpoint["relabelings"], source_key="sourceLabels", target_key="targetLabel"
+    )
+    problems = [
+        f"prometheus.yml does not set {label}"
+        for label in sorted({*SCRAPE_LABELS, "namespace", "pod"} - set(plain))
+    ]
+    problems += [
+        f"PodMonitor does not set {label}" for label in sorted(SCRAPE_LABELS - set(operator))
+    ]
+    problems += [
+        f"{label}: prometheus.yml takes {sorted(plain.get(label, ()))}, the PodMonitor {sorted(operator[label])}"
+        for label in sorted(SCRAPE_LABELS & set(operator))
+        if plain.get(label) != operator[label]
+    ]
     return problems
 
 
@@ -821,17 +990,24 @@ def test_scrape_configs_make_the_labels_the_mixin_uses() -> None:
     loaded = sorted(p.resolve() for p in (SCRAPE.parent / pattern).parent.glob(Path(pattern).name))
     assert loaded == sorted((MIXIN / "rules").glob("*.rules.yml"))
     broken = copy.deepcopy(podmonitor)
-    broken["spec"]["podMetricsEndpoints"][0]["relabelings"][0]["sourceLabels"] = ["__meta_kubernetes_pod_label_app"]
+    broken["spec"]["podMetricsEndpoints"][0]["relabelings"][0]["sourceLabels"] = [
+        "__meta_kubernetes_pod_label_app"
+    ]
     del broken["spec"]["podMetricsEndpoints"][0]["relabelings"][-1]
     assert scrape_problems(config, broken) == [
         "PodMonitor does not set rollouts_pod_template_hash",
-        ("job: prometheus.yml takes ['__meta_kubernetes_pod_label_app_kubernetes_io_name'], "
-         "the PodMonitor ['__meta_kubernetes_pod_label_app']")]
+        (
+            "job: prometheus.yml takes ['__meta_kubernetes_pod_label_app_kubernetes_io_name'], "
+            "the PodMonitor ['__meta_kubernetes_pod_label_app']"
+        ),
+    ]
     broken["spec"]["podMetricsEndpoints"][0]["scrapeInterval"] = "15s"
     assert crd_problems(broken)
 
 
-def test_the_sample_pod_is_scraped_where_it_serves_metrics(manifests: dict[str, list[dict[str, Any]]]) -> None:
+def test_the_sample_pod_is_scraped_where_it_serves_metrics(
+    manifests: dict[str, list[dict[str, Any]]],
+) -> None:
     [deployment] = _by_kind(manifests["app/shop.yaml"], "Deployment")
     template = deployment["spec"]["template"]
     [container] = template["spec"]["containers"]

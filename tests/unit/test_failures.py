@@ -57,15 +57,23 @@ class BlockingExporter(SpanExporter):
 
 
 def _warnings(caplog: pytest.LogCaptureFixture, prefix: str) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith(prefix)]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name.startswith(prefix)
+    ]
 
 
-def test_exporter_that_raises_is_contained_and_warned_once(caplog: pytest.LogCaptureFixture) -> None:
+def test_exporter_that_raises_is_contained_and_warned_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # GIVEN a tracer provider whose exporter raises on every batch
     settings = Settings.resolve({}, service_name="s", span_queue_size=64)
     warn = RateLimitedLogger(logging.getLogger("leaktrace.export"), RateLimiter(60.0))
     exporter = RaisingExporter()
-    provider, _ = build_tracer_provider(settings, resource=build_resource(settings), warn=warn, exporter=exporter)
+    provider, _ = build_tracer_provider(
+        settings, resource=build_resource(settings), warn=warn, exporter=exporter
+    )
     tracer = provider.get_tracer("t")
     # WHEN the host makes spans and flushes many batches
     with caplog.at_level(logging.WARNING):
@@ -85,7 +93,9 @@ def test_full_queue_drops_instead_of_growing_or_blocking() -> None:
     settings = Settings.resolve({}, service_name="s", span_queue_size=32)
     warn = RateLimitedLogger(logging.getLogger("leaktrace.export"))
     exporter = BlockingExporter()
-    provider, _ = build_tracer_provider(settings, resource=build_resource(settings), warn=warn, exporter=exporter)
+    provider, _ = build_tracer_provider(
+        settings, resource=build_resource(settings), warn=warn, exporter=exporter
+    )
     tracer = provider.get_tracer("t")
     # WHEN the host makes 20,000 spans
     start = time.monotonic()
@@ -100,12 +110,23 @@ def test_full_queue_drops_instead_of_growing_or_blocking() -> None:
     assert 0 < exporter.exported <= 32 + 32
 
 
-def test_dead_collector_does_not_stall_the_host_and_shutdown_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
+def test_dead_collector_does_not_stall_the_host_and_shutdown_is_bounded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     port = _dead_port()
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", "OTEL_EXPORTER_OTLP_TIMEOUT": "20000"}
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "20000",
+    }
     with caplog.at_level(logging.WARNING):
-        tel = leaktrace.init("dead-collector", environ=env, profiling_enabled=False, serve_metrics=False,
-                             shutdown_timeout_s=2.0, install_log_handlers=True)
+        tel = leaktrace.init(
+            "dead-collector",
+            environ=env,
+            profiling_enabled=False,
+            serve_metrics=False,
+            shutdown_timeout_s=2.0,
+            install_log_handlers=True,
+        )
         start = time.monotonic()
         for i in range(500):
             with tel.tracer.start_as_current_span("req"):
@@ -129,8 +150,15 @@ def test_metrics_port_taken_is_a_warning_not_a_crash(caplog: pytest.LogCaptureFi
     port = blocker.getsockname()[1]
     try:
         with caplog.at_level(logging.WARNING):
-            tel = leaktrace.init("busy-port", environ={}, metrics_port=port, metrics_host="127.0.0.1",
-                                 profiling_enabled=False, traces_enabled=False, logs_enabled=False)
+            tel = leaktrace.init(
+                "busy-port",
+                environ={},
+                metrics_port=port,
+                metrics_host="127.0.0.1",
+                profiling_enabled=False,
+                traces_enabled=False,
+                logs_enabled=False,
+            )
         try:
             assert tel.metrics_port is None
             assert any(f":{port}" in m and "metrics" in m for m in _warnings(caplog, "leaktrace"))
@@ -159,14 +187,20 @@ class _FailingAgent:
 
 
 @pytest.mark.parametrize("error", [RuntimeError("no ptrace here"), None], ids=["raises", "refuses"])
-def test_profiler_that_cannot_start_degrades_to_a_warning(error: Exception | None, caplog: pytest.LogCaptureFixture) -> None:
+def test_profiler_that_cannot_start_degrades_to_a_warning(
+    error: Exception | None, caplog: pytest.LogCaptureFixture
+) -> None:
     from leaktrace.profiling.pyroscope_agent import PyroscopeProfiler
 
-    settings = Settings.resolve({}, service_name="p", metrics_port=0, traces_enabled=False, logs_enabled=False)
+    settings = Settings.resolve(
+        {}, service_name="p", metrics_port=0, traces_enabled=False, logs_enabled=False
+    )
     agent = _FailingAgent(error)
     profiler = PyroscopeProfiler(settings, memory=True, agent=agent)
     with caplog.at_level(logging.WARNING):
-        tel = Telemetry(settings, profiler=profiler, registry=CollectorRegistry(), serve_metrics=False).start()
+        tel = Telemetry(
+            settings, profiler=profiler, registry=CollectorRegistry(), serve_metrics=False
+        ).start()
     with tel.tracer.start_as_current_span("root"):
         pass  # the guarded pyroscope span processor stays out of the way
     tel.shutdown()
@@ -178,14 +212,16 @@ def test_profiler_that_cannot_start_degrades_to_a_warning(error: Exception | Non
 def test_dead_pyroscope_does_not_affect_the_program(tmp_path: pytest.TempPathFactory) -> None:
     # GIVEN a program run under leaktrace with pyroscope-io pushing to a dead address
     script = tmp_path / "work.py"  # type: ignore[operator]
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import time
         total = 0
         end = time.monotonic() + 1.5
         while time.monotonic() < end:
             total += sum(range(1000))
         print("result", total > 0)
-    """))
+    """)
+    )
     env = {
         "PATH": "/usr/bin:/bin",
         "PYROSCOPE_SERVER_ADDRESS": f"http://127.0.0.1:{_dead_port()}",
@@ -197,7 +233,10 @@ def test_dead_pyroscope_does_not_affect_the_program(tmp_path: pytest.TempPathFac
     start = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "leaktrace", "run", "--", sys.executable, str(script)],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     elapsed = time.monotonic() - start
     # THEN it prints its result, exits 0, and exits within its run time + the shutdown bound

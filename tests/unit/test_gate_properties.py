@@ -83,7 +83,9 @@ _UNITS = (("y", 365 * 86400), ("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m",
 
 @given(st.lists(st.one_of(st.none(), st.integers(0, 10_000)), min_size=7, max_size=7))
 def test_a_duration_is_the_sum_of_its_units(counts: list[int | None]) -> None:
-    text = "".join(f"{n}{unit}" for n, (unit, _) in zip(counts, _UNITS, strict=True) if n is not None)
+    text = "".join(
+        f"{n}{unit}" for n, (unit, _) in zip(counts, _UNITS, strict=True) if n is not None
+    )
     seconds = sum(n * s for n, (_, s) in zip(counts, _UNITS, strict=True) if n is not None)
     if seconds > 0:
         assert gate.parse_duration(text) == pytest.approx(seconds)

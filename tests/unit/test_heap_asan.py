@@ -19,7 +19,9 @@ from leaktrace.profiling.heap import HeapProfiler, unsupported_reason
 # Compiles the sampler with sanitizers and runs it in a child (tests/unit/conftest.py).
 pytestmark = pytest.mark.subprocess
 
-NATIVE = Path(__file__).resolve().parents[2] / "instrumentation" / "leaktrace" / "profiling" / "_native"
+NATIVE = (
+    Path(__file__).resolve().parents[2] / "instrumentation" / "leaktrace" / "profiling" / "_native"
+)
 SOURCES = sorted(str(p) for p in NATIVE.glob("*.c"))
 
 STRESS = textwrap.dedent(

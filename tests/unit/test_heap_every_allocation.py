@@ -54,14 +54,17 @@ def missing(scenario: str) -> list[str]:
     return [m for m in NEEDS.get(scenario, ()) if importlib.util.find_spec(m) is None]
 
 
-def run_child(scenario: str, scale: float, env: dict[str, str] | None = None,
-              timeout: float = 240) -> dict[str, Any]:
+def run_child(
+    scenario: str, scale: float, env: dict[str, str] | None = None, timeout: float = 240
+) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-X", "faulthandler", str(CHILD), scenario, str(scale)],
         capture_output=True, text=True, timeout=timeout, check=False,
         env={**os.environ, **(env or {})},
     )  # fmt: skip
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-6000:]}"
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-6000:]}"
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     assert lines, proc.stdout + proc.stderr
     result: dict[str, Any] = json.loads(lines[-1])
@@ -90,8 +93,9 @@ def _runtime(name: str) -> str | None:
     gcc = shutil.which("gcc")
     if gcc is None:
         return None
-    path = subprocess.run([gcc, f"-print-file-name={name}"], capture_output=True, text=True,
-                          check=False).stdout.strip()
+    path = subprocess.run(
+        [gcc, f"-print-file-name={name}"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     return path if os.path.isabs(path) and os.path.exists(path) else None
 
 
@@ -197,8 +201,14 @@ def test_every_allocation_sampled_in_gunicorns_gevent_worker(tmp_path: Path) -> 
         import concurrent.futures
 
         with concurrent.futures.ThreadPoolExecutor(8) as pool:  # concurrent: greenlets interleave
-            bodies = list(pool.map(
-                lambda i: json.loads(urllib.request.urlopen(f"{base}/r/{i}", timeout=30).read()), range(200)))
+            bodies = list(
+                pool.map(
+                    lambda i: json.loads(
+                        urllib.request.urlopen(f"{base}/r/{i}", timeout=30).read()
+                    ),
+                    range(200),
+                )
+            )
         assert [b["i"] for b in bodies] == list(range(200))
         stats = json.loads(urllib.request.urlopen(f"{base}/stats", timeout=30).read())
         assert stats["running"] and stats["sampled"] > 10_000

@@ -27,14 +27,16 @@ VERSION = f"{sys.version_info[0]}.{sys.version_info[1]}"
 pytestmark = [
     pytest.mark.native,
     pytest.mark.subprocess,  # runs gcc and nm (tests/unit/conftest.py)
-    pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("nm") is None, reason="needs gcc and nm"),
+    pytest.mark.skipif(
+        shutil.which("gcc") is None or shutil.which("nm") is None, reason="needs gcc and nm"
+    ),
 ]
 
 
 def documented() -> dict[str, set[str]]:
     """symbol -> the versions it is listed for ('all' or '3.x')."""
     text = DOC.read_text()
-    section = text[text.index("### What the hook calls"):]
+    section = text[text.index("### What the hook calls") :]
     section = section[: section.index("\n**", 1)]
     out: dict[str, set[str]] = {}
     for line in section.splitlines():
@@ -61,7 +63,9 @@ def compile_object(src: str, out_dir: Path) -> Path:
 
 def symbols(obj: Path, *flags: str) -> dict[str, str]:
     """name -> nm type letter."""
-    out = subprocess.run(["nm", *flags, str(obj)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["nm", *flags, str(obj)], capture_output=True, text=True, check=True
+    ).stdout
     found: dict[str, str] = {}
     for line in out.splitlines():
         parts = line.split()
@@ -85,15 +89,21 @@ def test_the_doc_lists_every_symbol_the_hook_path_imports_and_no_more(tmp_path: 
 
     # Our own functions called from the hook are defined in hook-path files; data of ours is fine.
     calls_outside = sorted(
-        s for s in imported if s in ours_defined and s not in hook_defined and ours_defined[s] in "Tt"
+        s
+        for s in imported
+        if s in ours_defined and s not in hook_defined and ours_defined[s] in "Tt"
     )
     assert calls_outside == [], f"the hook calls functions of module.c/tables.c: {calls_outside}"
 
     foreign = {s for s in imported if s not in ours_defined}
     listed = documented()
-    for_this_version = {s for s, versions in listed.items() if "all" in versions or VERSION in versions}
+    for_this_version = {
+        s for s, versions in listed.items() if "all" in versions or VERSION in versions
+    }
     unlisted = sorted(foreign - for_this_version)
-    assert unlisted == [], f"the hook path calls {unlisted}: list them with a reason in {DOC.name} or remove the calls"
+    assert unlisted == [], (
+        f"the hook path calls {unlisted}: list them with a reason in {DOC.name} or remove the calls"
+    )
     # CPython names on the list for this version must still be imported: the list stays exact.
     stale = sorted(s for s in for_this_version - foreign if re.match(r"_?Py", s))
     assert stale == [], f"{DOC.name} lists {stale} for {VERSION}, which the hook no longer uses"

@@ -19,13 +19,20 @@ pytestmark = [
     pytest.mark.native,
     pytest.mark.subprocess,  # runs tests/support/subinterpreters.py in a child (tests/unit/conftest.py)
     pytest.mark.skipif(not HeapProfiler.is_supported(), reason=str(unsupported_reason())),
-    pytest.mark.skipif(sys.version_info < (3, 12), reason="interpreters with their own GIL came in 3.12"),
+    pytest.mark.skipif(
+        sys.version_info < (3, 12), reason="interpreters with their own GIL came in 3.12"
+    ),
 ]
 
 
 def test_own_gil_interpreter_passes_through_and_start_is_main_only() -> None:
-    proc = subprocess.run([sys.executable, "-X", "faulthandler", str(CHILD)], capture_output=True,
-                          text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-X", "faulthandler", str(CHILD)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-5000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["errors"] == []

@@ -18,7 +18,11 @@ from leaktrace.profiling.samples import Frame, HeapSample, HeapSnapshot
 
 from tests.support import pprof_proto
 
-LEAK = (Frame("make_session", "/srv/app.py", 14), Frame("handle", "/srv/app.py", 20), Frame("main", "/srv/app.py", 30))
+LEAK = (
+    Frame("make_session", "/srv/app.py", 14),
+    Frame("handle", "/srv/app.py", 20),
+    Frame("main", "/srv/app.py", 30),
+)
 STATIC = (Frame("load_table", "/srv/app.py", 50), Frame("main", "/srv/app.py", 31))
 
 
@@ -34,7 +38,10 @@ class FakeSampler:
         self.t += 1.0
         n = self.calls
         samples = (
-            *(HeapSample(LEAK, 0.0, 0.0, 4.0, 65536.0, trace_id=(1 << 100) + i, span_id=1000 + i) for i in range(n)),
+            *(
+                HeapSample(LEAK, 0.0, 0.0, 4.0, 65536.0, trace_id=(1 << 100) + i, span_id=1000 + i)
+                for i in range(n)
+            ),
             HeapSample(STATIC, 0.0, 0.0, 10.0, 1e6),
         )
         return HeapSnapshot(self.t, 1000.0, samples, sample_interval_bytes=16384)
@@ -46,8 +53,12 @@ class FakeSampler:
 def test_session_keeps_the_last_ticks_heap_as_pprof(tmp_path: Path) -> None:
     path = tmp_path / "heap.pb.gz"
     sampler = FakeSampler()
-    session = HuntSession(heap_profiler=sampler, profile_path=str(path), profile_interval_s=3600.0,
-                          config=HunterConfig(interval_s=60.0))
+    session = HuntSession(
+        heap_profiler=sampler,
+        profile_path=str(path),
+        profile_interval_s=3600.0,
+        config=HunterConfig(interval_s=60.0),
+    )
     hunter = session.hunter
     hunter.tick()
     assert path.exists()  # the first tick writes at once
@@ -65,7 +76,11 @@ def test_session_keeps_the_last_ticks_heap_as_pprof(tmp_path: Path) -> None:
     assert sum(s[1][3] for s in leak) == 5 * 65536
     assert {s[2]["trace_id"] for s in leak} == {format((1 << 100) + i, "032x") for i in range(5)}
     assert all(len(s[2]["span_id"]) == 16 for s in leak)
-    assert [f[0] for f in leak[0][0]] == ["make_session", "handle", "main"]  # leaf first, as pprof stores it
+    assert [f[0] for f in leak[0][0]] == [
+        "make_session",
+        "handle",
+        "main",
+    ]  # leaf first, as pprof stores it
     assert p.period == 16384 and p.time_nanos == 1000 * 10**9
 
 
@@ -76,17 +91,25 @@ def test_the_file_is_the_pushed_encoding_byte_for_byte() -> None:
     # Our own decoder and the independent one agree on every sample.
     ours = decode_profile(data)
     theirs = pprof_proto.stacks(pprof_proto.parse(data))
-    assert [(tuple((f.function, f.file, f.line) for f in s.frames), list(s.values), dict(s.labels))
-            for s in ours.samples] == [(tuple(f), v, lb) for f, v, lb in theirs]
+    assert [
+        (tuple((f.function, f.file, f.line) for f in s.frames), list(s.values), dict(s.labels))
+        for s in ours.samples
+    ] == [(tuple(f), v, lb) for f, v, lb in theirs]
 
 
-def test_no_profile_without_a_path_and_a_broken_path_is_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_no_profile_without_a_path_and_a_broken_path_is_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     quiet = HuntSession(heap_profiler=FakeSampler(), config=HunterConfig(interval_s=60.0))
     quiet.hunter.tick()
     quiet.stop()
     assert not list(tmp_path.iterdir())
-    broken = HuntSession(heap_profiler=FakeSampler(), profile_path=str(tmp_path / "missing" / "heap.pb.gz"),
-                         profile_interval_s=0.0, config=HunterConfig(interval_s=60.0))
+    broken = HuntSession(
+        heap_profiler=FakeSampler(),
+        profile_path=str(tmp_path / "missing" / "heap.pb.gz"),
+        profile_interval_s=0.0,
+        config=HunterConfig(interval_s=60.0),
+    )
     for _ in range(3):
         broken.hunter.tick()  # never raises into the host
     broken.stop()

@@ -36,12 +36,17 @@ def _makefile_versions() -> list[str]:
 
 def test_metadata_makefile_and_native_build_name_the_same_versions() -> None:
     tested = _makefile_versions()
-    classified = [c.rsplit(" :: ", 1)[1] for c in PYPROJECT["project"]["classifiers"]
-                  if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)]
+    classified = [
+        c.rsplit(" :: ", 1)[1]
+        for c in PYPROJECT["project"]["classifiers"]
+        if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+    ]
     assert classified == tested == ["3.11", "3.12", "3.13"]
     assert PYPROJECT["project"]["requires-python"] == f">={tested[0]}"
     # The native sampler compiles its hooks in for exactly these (lt_state.h, LT_SUPPORTED).
-    m = re.search(r"PY_VERSION_HEX >= 0x030([0-9A-F])0000 && PY_VERSION_HEX < 0x030([0-9A-F])0000", LT_STATE)
+    m = re.search(
+        r"PY_VERSION_HEX >= 0x030([0-9A-F])0000 && PY_VERSION_HEX < 0x030([0-9A-F])0000", LT_STATE
+    )
     assert m, "LT_SUPPORTED's version range moved"
     native = [f"3.{minor}" for minor in range(int(m.group(1), 16), int(m.group(2), 16))]
     assert native == tested
@@ -89,18 +94,33 @@ def test_an_unsupported_build_is_one_line_naming_the_interpreter_and_hunting_ref
     monkeypatch.setitem(sys.modules, "leaktrace.profiling._heapsampler", stub)
     monkeypatch.setattr(profiling, "_heapsampler", stub, raising=False)
     report = tmp_path / "report.json"
-    settings = Settings.resolve({}, service_name="old", traces_enabled=False, logs_enabled=False,
-                                cpu_profiling_enabled=False, hunt_enabled=True, hunt_report_path=str(report))
+    settings = Settings.resolve(
+        {},
+        service_name="old",
+        traces_enabled=False,
+        logs_enabled=False,
+        cpu_profiling_enabled=False,
+        hunt_enabled=True,
+        hunt_report_path=str(report),
+    )
     profiler = _Profiler()  # pyroscope-io's place, faked: its agent is process-wide
     with caplog.at_level(logging.WARNING, logger="leaktrace"):
-        tel = Telemetry(settings, profiler=profiler, registry=CollectorRegistry(), serve_metrics=False,
-                        install_log_handlers=False)
+        tel = Telemetry(
+            settings,
+            profiler=profiler,
+            registry=CollectorRegistry(),
+            serve_metrics=False,
+            install_log_handlers=False,
+        )
         tel.start()
         tel.shutdown(2.0)
     # THEN one line says the sampler is off and names this interpreter
     here = f"{platform.python_implementation()} {platform.python_version()}"
-    sampler_lines = [r.getMessage() for r in caplog.records if "heap sampler is not running" in r.getMessage()
-                     and "leak hunting" not in r.getMessage()]
+    sampler_lines = [
+        r.getMessage()
+        for r in caplog.records
+        if "heap sampler is not running" in r.getMessage() and "leak hunting" not in r.getMessage()
+    ]
     assert len(sampler_lines) == 1, sampler_lines
     assert here in sampler_lines[0] and "pyroscope-io" in sampler_lines[0]
     assert tel.heap_profiler is None and tel.hunter is None
@@ -116,9 +136,18 @@ def test_an_unsupported_build_is_one_line_naming_the_interpreter_and_hunting_ref
 
 
 def _find(version: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/root")}
-    return subprocess.run([str(REPO / ".ci/find-python"), version], check=False, capture_output=True, text=True,
-                          timeout=60, env={**base, **env})
+    base = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+    }
+    return subprocess.run(
+        [str(REPO / ".ci/find-python"), version],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**base, **env},
+    )
 
 
 @pytest.mark.subprocess
@@ -126,8 +155,13 @@ def test_find_python_finds_this_version_and_fails_clearly_for_a_missing_one() ->
     here = f"{sys.version_info[0]}.{sys.version_info[1]}"
     found = _find(here)
     assert found.returncode == 0, found.stderr
-    out = subprocess.run([found.stdout.strip(), "-c", "import sys; print(sys.version_info[:2])"],
-                         check=False, capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [found.stdout.strip(), "-c", "import sys; print(sys.version_info[:2])"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.stdout.strip() == str(tuple(sys.version_info[:2]))
     missing = _find("3.99")
     assert missing.returncode == 1 and missing.stdout == ""
@@ -162,9 +196,20 @@ def test_make_test_fails_when_pytest_collects_nothing(tmp_path: Path) -> None:
     (tmp_path / "tests" / "test_nothing.py").write_text("# no test here\n")
     # WHEN `make test` runs
     # Not the caller's make variables: under `make test-all` MAKEFLAGS carries VENV=.venv312 etc.
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "VENV", "PYTHON")}
-    proc = subprocess.run(["make", "--no-print-directory", "test"], cwd=tmp_path, check=False, capture_output=True,
-                          text=True, timeout=120, env={**env, "PYTHONPATH": ""})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "VENV", "PYTHON")
+    }
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "test"],
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "PYTHONPATH": ""},
+    )
     # THEN it fails, and says why
     assert proc.returncode != 0
     assert "collected no tests" in proc.stderr, (proc.stdout[-1000:], proc.stderr[-1000:])
@@ -172,7 +217,13 @@ def test_make_test_fails_when_pytest_collects_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.subprocess
 def test_test_all_reports_a_missing_interpreter_and_fails() -> None:
-    proc = subprocess.run([str(REPO / ".ci/test-all"), "3.99"], check=False, capture_output=True, text=True, timeout=120,
-                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")})
+    proc = subprocess.run(
+        [str(REPO / ".ci/test-all"), "3.99"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")},
+    )
     assert proc.returncode == 1
     assert "3.99: MISSING" in proc.stdout and "no CPython 3.99 found" in proc.stderr

@@ -6,7 +6,9 @@ import pytest
 from leaktrace._ratelimit import RateLimitedLogger, RateLimiter, RateLimitFilter
 
 
-def test_one_event_per_key_per_interval_and_suppressed_count_is_reported(caplog: pytest.LogCaptureFixture) -> None:
+def test_one_event_per_key_per_interval_and_suppressed_count_is_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     now = [0.0]
     log = RateLimitedLogger(logging.getLogger("rl-test"), RateLimiter(10, clock=lambda: now[0]))
     with caplog.at_level(logging.WARNING, logger="rl-test"):
@@ -16,7 +18,11 @@ def test_one_event_per_key_per_interval_and_suppressed_count_is_reported(caplog:
         now[0] = 10.0
         log.warning("k", "push failed: %s", "again")
     messages = [r.getMessage() for r in caplog.records]
-    assert messages == ["push failed: boom", "another kind", "push failed: again (4 similar warnings suppressed)"]
+    assert messages == [
+        "push failed: boom",
+        "another kind",
+        "push failed: again (4 similar warnings suppressed)",
+    ]
 
 
 def test_limiter_memory_is_bounded_by_max_keys() -> None:

@@ -24,7 +24,9 @@ OTHER = Frame("load_config", "/srv/app.py", 44)
 
 
 def suspect(*key: Frame) -> Suspect:
-    return Suspect(frames=key, growth_bytes_per_s=1.0, retained_bytes=1, objects=1, p_value=0.0, key=key)
+    return Suspect(
+        frames=key, growth_bytes_per_s=1.0, retained_bytes=1, objects=1, p_value=0.0, key=key
+    )
 
 
 def test_site_is_the_first_key_frame_with_the_rest_of_the_key_among_its_callers() -> None:
@@ -64,7 +66,9 @@ def test_tree_sums_bytes_marks_suspects_and_their_callers() -> None:
 
 
 def test_pruning_keeps_the_biggest_nodes_and_never_a_suspect() -> None:
-    samples = [HeapSample((Frame(f"f{i}", "/srv/a.py", i), MAIN), 1000.0 - i, {}) for i in range(200)]
+    samples = [
+        HeapSample((Frame(f"f{i}", "/srv/a.py", i), MAIN), 1000.0 - i, {}) for i in range(200)
+    ]
     tiny_leak = HeapSample((LEAK, HANDLE, MAIN), 0.5, {})
     g = flame_graph([*samples, tiny_leak], [suspect(LEAK, HANDLE)], max_nodes=20)
     assert 20 <= len(g) <= 23  # 20 biggest plus the suspect's site and its callers
@@ -90,17 +94,30 @@ def test_bytes_per_endpoint_from_span_name_labels() -> None:
     ]
     rows = endpoint_bytes(samples, [suspect(LEAK, HANDLE), suspect(OTHER)])
     login, profile = rows[1]
-    assert (login.endpoint, login.retained_bytes, login.requests, login.bytes_per_request) == ("POST /login", 4000.0, 2, 2000.0)
-    assert (profile.endpoint, profile.retained_bytes, profile.requests) == ("GET /profile", 500.0, 1)
+    assert (login.endpoint, login.retained_bytes, login.requests, login.bytes_per_request) == (
+        "POST /login",
+        4000.0,
+        2,
+        2000.0,
+    )
+    assert (profile.endpoint, profile.retained_bytes, profile.requests) == (
+        "GET /profile",
+        500.0,
+        1,
+    )
     assert [(r.endpoint, r.retained_bytes) for r in rows[2]] == [("POST /login", 900.0)]
     assert endpoint_bytes([HeapSample((LEAK, HANDLE), 1.0, {})], [suspect(LEAK)]) == {}  # not known
 
 
 def test_samples_come_from_the_pushed_pprof_encoding() -> None:
     snap = HeapSnapshot(
-        timestamp=10.0, start=5.0, sample_interval_bytes=16384,
-        samples=(RawSample((LEAK, HANDLE, MAIN), 0.0, 0.0, 4.0, 4096.0, trace_id=7, span_id=9),
-                 RawSample((OTHER, MAIN), 0.0, 0.0, 0.0, 0.0)),
+        timestamp=10.0,
+        start=5.0,
+        sample_interval_bytes=16384,
+        samples=(
+            RawSample((LEAK, HANDLE, MAIN), 0.0, 0.0, 4.0, 4096.0, trace_id=7, span_id=9),
+            RawSample((OTHER, MAIN), 0.0, 0.0, 0.0, 0.0),
+        ),
     )
     got = samples_of(decode_profile(snapshot_to_pprof(snap)))
     assert len(got) == 1  # the empty sample holds nothing live

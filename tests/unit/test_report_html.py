@@ -32,31 +32,61 @@ TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 def report() -> Report:
     entries = TimeSeries.of([T0 + i for i in range(10)], [10 * i for i in range(10)])
-    holder = Holder("app.SESSION_CACHE", "dict", 90, 9.0, 1024.0, 0.99, confirmed=True, entries=entries)
-    s = Suspect((LEAK, HANDLE, MAIN), 10240.0, 92160, 90, 1e-6, (TRACE,), holder, key=(LEAK, HANDLE),
-                retained_series=TimeSeries.of([T0 + i for i in range(10)], [1024.0 * 10 * i for i in range(10)]))
-    return Report(9.0, 20480.0, (s,), snapshots=10, notes=("a degraded mode",),
-                  heap_series=TimeSeries.of([T0, T0 + 9], [5e6, 6e6]),
-                  rss_series=TimeSeries.of([T0, T0 + 9], [4e7, 4.2e7]))
+    holder = Holder(
+        "app.SESSION_CACHE", "dict", 90, 9.0, 1024.0, 0.99, confirmed=True, entries=entries
+    )
+    s = Suspect(
+        (LEAK, HANDLE, MAIN),
+        10240.0,
+        92160,
+        90,
+        1e-6,
+        (TRACE,),
+        holder,
+        key=(LEAK, HANDLE),
+        retained_series=TimeSeries.of(
+            [T0 + i for i in range(10)], [1024.0 * 10 * i for i in range(10)]
+        ),
+    )
+    return Report(
+        9.0,
+        20480.0,
+        (s,),
+        snapshots=10,
+        notes=("a degraded mode",),
+        heap_series=TimeSeries.of([T0, T0 + 9], [5e6, 6e6]),
+        rss_series=TimeSeries.of([T0, T0 + 9], [4e7, 4.2e7]),
+    )
 
 
 def profile() -> bytes:
-    snap = HeapSnapshot(T0 + 9, T0, (
-        HeapSample((LEAK, HANDLE, MAIN), 0, 0, 90.0, 92160.0, trace_id=int(TRACE, 16), span_id=5),
-        HeapSample((ODD, MAIN), 0, 0, 1.0, 5000.0),
-    ), sample_interval_bytes=16384)
+    snap = HeapSnapshot(
+        T0 + 9,
+        T0,
+        (
+            HeapSample(
+                (LEAK, HANDLE, MAIN), 0, 0, 90.0, 92160.0, trace_id=int(TRACE, 16), span_id=5
+            ),
+            HeapSample((ODD, MAIN), 0, 0, 1.0, 5000.0),
+        ),
+        sample_interval_bytes=16384,
+    )
     return snapshot_to_pprof(snap)
 
 
 def figures(page: str) -> dict:  # type: ignore[type-arg]
-    raw = re.search(r'<script type="application/json" id="leaktrace-figures">(.*?)</script>', page, re.DOTALL)
+    raw = re.search(
+        r'<script type="application/json" id="leaktrace-figures">(.*?)</script>', page, re.DOTALL
+    )
     assert raw is not None
     return json.loads(raw.group(1).replace("<\\/", "</"))
 
 
 def test_page_is_self_contained_and_has_every_part() -> None:
     doc = report().to_json_dict()
-    page = render_html([HuntRun.from_handoff("app.py", doc, profile(), command="python app.py")], title="hunt")
+    page = render_html(
+        [HuntRun.from_handoff("app.py", doc, profile(), command="python app.py")], title="hunt"
+    )
     # One file: plotly.js inlined, nothing referenced from outside.
     assert "<script src" not in page and "<link" not in page and "@import" not in page
     assert "Plotly.newPlot" in page and len(page) > 1_000_000  # plotly.js itself is in the page
@@ -96,9 +126,16 @@ def test_trace_ids_link_to_grafana_explore_on_tempo() -> None:
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(href.group(1).replace("&amp;", "&")).query)
     pane = json.loads(query["panes"][0])["leak"]
     assert pane["datasource"] == "tempo"
-    assert pane["queries"][0] == {"refId": "A", "datasource": {"type": "tempo", "uid": "tempo"},
-                                  "queryType": "traceql", "query": TRACE}
-    assert pane["range"] == {"from": str(int((T0 - 60) * 1000)), "to": str(int((T0 + 9 + 60) * 1000))}
+    assert pane["queries"][0] == {
+        "refId": "A",
+        "datasource": {"type": "tempo", "uid": "tempo"},
+        "queryType": "traceql",
+        "query": TRACE,
+    }
+    assert pane["range"] == {
+        "from": str(int((T0 - 60) * 1000)),
+        "to": str(int((T0 + 9 + 60) * 1000)),
+    }
     without = render_html([HuntRun.from_handoff("x", report().to_json_dict(), None)])
     assert "/explore?" not in without and f"<code>{TRACE}</code>" in without
 
@@ -112,14 +149,26 @@ def test_a_bad_grafana_url_is_refused(bad: str) -> None:
 def test_side_by_side_runs_share_one_memory_scale_and_a_comparison() -> None:
     flat = MemoryLine("RSS", TimeSeries.of([T0, T0 + 9], [4e7, 4e7]))
     page = render_html(
-        [HuntRun.from_handoff("leaky", report().to_json_dict(), profile()),
-         HuntRun("fixed", None, memory=(flat,), note="not hunted")],
-        comparison=Comparison(("leaky", "fixed"), (("RSS growth", "+9.0 MiB", "+0.1 MiB"),), ("reduction 0.99",)),
+        [
+            HuntRun.from_handoff("leaky", report().to_json_dict(), profile()),
+            HuntRun("fixed", None, memory=(flat,), note="not hunted"),
+        ],
+        comparison=Comparison(
+            ("leaky", "fixed"), (("RSS growth", "+9.0 MiB", "+0.1 MiB"),), ("reduction 0.99",)
+        ),
     )
     figs = figures(page)
     assert set(figs) == {"run0-memory", "run0-growth", "run0-flame", "run1-memory"}
-    assert figs["run0-memory"]["layout"]["yaxis"]["range"] == figs["run1-memory"]["layout"]["yaxis"]["range"]
-    assert "--columns:2" in page and "not hunted" in page and "reduction 0.99" in page and "+0.1 MiB" in page
+    assert (
+        figs["run0-memory"]["layout"]["yaxis"]["range"]
+        == figs["run1-memory"]["layout"]["yaxis"]["range"]
+    )
+    assert (
+        "--columns:2" in page
+        and "not hunted" in page
+        and "reduction 0.99" in page
+        and "+0.1 MiB" in page
+    )
 
 
 def test_an_unreadable_profile_is_a_note_not_a_crash() -> None:

@@ -33,7 +33,12 @@ from services.leaky import app as leaky_module
 SERVICES = ("leaky", "fixed")
 # The `stack` fixture is set up once per fuzz test and shared by its examples (hence the
 # suppressed health check): both services see the same history, so answers stay comparable.
-FUZZ = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 
 def quiet_telemetry(name: str) -> leaktrace.Telemetry:
@@ -55,10 +60,14 @@ class Stack:
         store = downstream_app(telemetry=self.telemetries[0])
         self.to_downstream = lambda: TestClient(store, base_url="http://downstream")
         leaky = leaky_module.create_app(
-            downstream_url="http://downstream", telemetry=self.telemetries[1], client_factory=self.to_downstream
+            downstream_url="http://downstream",
+            telemetry=self.telemetries[1],
+            client_factory=self.to_downstream,
         )
         self.container = compose(
-            FixedConfig(downstream_url="http://downstream"), self.telemetries[2], http_client=self.to_downstream
+            FixedConfig(downstream_url="http://downstream"),
+            self.telemetries[2],
+            http_client=self.to_downstream,
         )
         fixed = fixed_app(self.container)
         self.clients = {"leaky": TestClient(leaky), "fixed": TestClient(fixed)}
@@ -111,7 +120,12 @@ SCRIPT: list[tuple[str, str, dict[str, Any], int]] = [
     ("GET", "/sessions/alice/profile", {}, 200),
     ("GET", "/sessions/carol/profile", {}, 404),
     ("POST", "/jobs", {"json": {"user_id": "carol"}}, 404),
-    ("POST", "/login", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 400),
+    (
+        "POST",
+        "/login",
+        {"content": b"{not json", "headers": {"content-type": "application/json"}},
+        400,
+    ),
     ("POST", "/login", {"content": b"[1, 2]"}, 400),
     ("POST", "/login", {"content": b"\xff\xfe\x00"}, 400),
     ("POST", "/login", {"content": b""}, 400),
@@ -124,7 +138,15 @@ SCRIPT: list[tuple[str, str, dict[str, Any], int]] = [
     ("POST", "/login", {"json": {"user_id": "a" * 65}}, 422),
     ("POST", "/login", {"json": {"user_id": "bad/slash"}}, 422),
     ("POST", "/login", {"json": {"user_id": "alice", "admin": True}}, 422),
-    ("POST", "/login", {"content": b"user_id=alice", "headers": {"content-type": "application/x-www-form-urlencoded"}}, 415),
+    (
+        "POST",
+        "/login",
+        {
+            "content": b"user_id=alice",
+            "headers": {"content-type": "application/x-www-form-urlencoded"},
+        },
+        415,
+    ),
     ("POST", "/login", {"content": b'{"user_id": "' + b"a" * 20000 + b'"}'}, 413),
     ("POST", "/login", {"content": b"{}", "headers": {"content-length": "nope"}}, 400),
     ("POST", "/jobs", {"json": {"user_id": ["alice"]}}, 422),
@@ -146,7 +168,9 @@ def test_both_services_answer_the_script_identically_and_as_specified(stack: Sta
         status, body = answers["leaky"]
         assert status == expected, (method, path, body)
         if status >= 400:
-            assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"], (method, path, body)
+            assert (
+                isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"]
+            ), (method, path, body)
 
 
 def test_responses_carry_the_profile_store_data(stack: Stack) -> None:
@@ -154,7 +178,11 @@ def test_responses_carry_the_profile_store_data(stack: Stack) -> None:
         client = stack.clients[name]
         login = client.post("/login", json={"user_id": "dora"})
         expected = profile_for("dora")
-        assert login.json() == {"user_id": "dora", "name": expected["name"], "plan": expected["plan"]}
+        assert login.json() == {
+            "user_id": "dora",
+            "name": expected["name"],
+            "plan": expected["plan"],
+        }
         assert client.get("/sessions/dora/profile").json() == expected
         jobs = [client.post("/jobs", json={"user_id": "dora"}).json() for _ in range(3)]
         assert [j["job_id"] for j in jobs] == [1, 2, 3]
@@ -175,7 +203,10 @@ def test_metrics_are_served_and_the_session_store_is_watched(stack: Stack) -> No
 
 
 def test_a_missing_content_type_is_accepted_and_a_json_suffix_type_too(stack: Stack) -> None:
-    for body, headers in ((b'{"user_id": "eve"}', {}), (b'{"user_id": "eve"}', {"content-type": "application/vnd.api+json; charset=utf-8"})):
+    for body, headers in (
+        (b'{"user_id": "eve"}', {}),
+        (b'{"user_id": "eve"}', {"content-type": "application/vnd.api+json; charset=utf-8"}),
+    ):
         answers = both(stack, "POST", "/login", content=body, headers=headers)
         assert answers["leaky"] == answers["fixed"]
         assert answers["leaky"][0] == 200
@@ -207,20 +238,28 @@ def test_profile_store_unreachable_is_a_502_with_a_reason() -> None:
 # --- property-based fuzzing -----------------------------------------------------------------
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=10,
 )
-user_ids = st.one_of(st.text(max_size=80), st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", fullmatch=True))
+user_ids = st.one_of(
+    st.text(max_size=80), st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", fullmatch=True)
+)
 bodies = st.one_of(
     json_values.map(lambda v: json.dumps(v).encode()),
-    st.dictionaries(st.sampled_from(["user_id", "extra", "USER_ID"]), json_values | user_ids, max_size=3).map(
-        lambda d: json.dumps(d).encode()
-    ),
+    st.dictionaries(
+        st.sampled_from(["user_id", "extra", "USER_ID"]), json_values | user_ids, max_size=3
+    ).map(lambda d: json.dumps(d).encode()),
     user_ids.map(lambda u: json.dumps({"user_id": u}).encode()),
     st.binary(max_size=200),
-    st.integers(min_value=16 * 1024, max_value=300 * 1024).map(lambda n: b'{"user_id": "' + b"a" * n + b'"}'),
+    st.integers(min_value=16 * 1024, max_value=300 * 1024).map(
+        lambda n: b'{"user_id": "' + b"a" * n + b'"}'
+    ),
 )
-content_types = st.sampled_from([None, "application/json", "text/plain", "application/problem+json", "", "multipart/form-data"])
+content_types = st.sampled_from(
+    [None, "application/json", "text/plain", "application/problem+json", "", "multipart/form-data"]
+)
 
 
 def _check_same_and_never_5xx(answers: dict[str, tuple[int, Any]]) -> None:
@@ -231,21 +270,27 @@ def _check_same_and_never_5xx(answers: dict[str, tuple[int, Any]]) -> None:
         assert isinstance(lbody, dict) and lbody.get("error"), lbody
         assert lbody == fbody
     elif isinstance(lbody, dict) and "job_id" in lbody:
-        assert {k: v for k, v in lbody.items() if k != "job_id"} == {k: v for k, v in fbody.items() if k != "job_id"}
+        assert {k: v for k, v in lbody.items() if k != "job_id"} == {
+            k: v for k, v in fbody.items() if k != "job_id"
+        }
     else:
         assert lbody == fbody
 
 
 @FUZZ
 @given(path=st.sampled_from(["/login", "/jobs"]), body=bodies, ctype=content_types)
-def test_fuzzed_bodies_get_the_same_answer_and_never_a_5xx(stack: Stack, path: str, body: bytes, ctype: str | None) -> None:
+def test_fuzzed_bodies_get_the_same_answer_and_never_a_5xx(
+    stack: Stack, path: str, body: bytes, ctype: str | None
+) -> None:
     headers = {} if ctype is None else {"content-type": ctype}
     _check_same_and_never_5xx(both(stack, "POST", path, content=body, headers=headers))
 
 
 @FUZZ
 @given(user_id=user_ids)
-def test_fuzzed_path_user_ids_get_the_same_answer_and_never_a_5xx(stack: Stack, user_id: str) -> None:
+def test_fuzzed_path_user_ids_get_the_same_answer_and_never_a_5xx(
+    stack: Stack, user_id: str
+) -> None:
     path = f"/sessions/{urllib.parse.quote(user_id, safe='')}/profile"
     _check_same_and_never_5xx(both(stack, "GET", path))
 
@@ -253,7 +298,9 @@ def test_fuzzed_path_user_ids_get_the_same_answer_and_never_a_5xx(stack: Stack, 
 @FUZZ
 @given(
     method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]),
-    path=st.sampled_from(["/login", "/jobs", "/healthz", "/sessions/a/profile", "/profiles/a", "/"]),
+    path=st.sampled_from(
+        ["/login", "/jobs", "/healthz", "/sessions/a/profile", "/profiles/a", "/"]
+    ),
 )
 def test_fuzzed_methods_and_routes_never_5xx(stack: Stack, method: str, path: str) -> None:
     _check_same_and_never_5xx(both(stack, method, path, content=b"{}"))

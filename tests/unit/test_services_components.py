@@ -79,7 +79,11 @@ def test_parse_json_object_rejects_with_a_reason(raw: bytes, status: int, fragme
 
 def test_login_request_validates_fields() -> None:
     assert LoginRequest.from_body({"user_id": "a.b-c_9"}).user_id == "a.b-c_9"
-    for body, fragment in (({"user_id": True}, "got boolean"), ({"x": 1}, "unknown field"), ({}, "required")):
+    for body, fragment in (
+        ({"user_id": True}, "got boolean"),
+        ({"x": 1}, "unknown field"),
+        ({}, "required"),
+    ):
         with pytest.raises(ApiError, match=fragment):
             LoginRequest.from_body(body)
 
@@ -230,7 +234,9 @@ def test_container_honours_each_lifetime() -> None:
     c = Container()
     c.register(Single, lambda r: Single(), Lifetime.SINGLETON)
     c.register(Scoped, lambda r: Scoped(), Lifetime.SCOPED)
-    c.register(Transient, lambda r: Transient(r.resolve(Single), r.resolve(Scoped)), Lifetime.TRANSIENT)
+    c.register(
+        Transient, lambda r: Transient(r.resolve(Single), r.resolve(Scoped)), Lifetime.TRANSIENT
+    )
     with c.scope() as s1:
         a, b = s1.resolve(Transient), s1.resolve(Transient)
         assert a is not b  # transient: new each time
@@ -278,13 +284,32 @@ def test_the_fixed_composition_declares_the_three_lifetimes() -> None:
 
 
 # --- no module-global mutable state in the fixed service --------------------------------------
-IMMUTABLE = (__future__._Feature, type(None), bool, int, float, complex, str, bytes, tuple, frozenset, range, re.Pattern, types.MappingProxyType)
+IMMUTABLE = (
+    __future__._Feature,
+    type(None),
+    bool,
+    int,
+    float,
+    complex,
+    str,
+    bytes,
+    tuple,
+    frozenset,
+    range,
+    re.Pattern,
+    types.MappingProxyType,
+)
 
 
 def _module_level_mutables(module: types.ModuleType) -> list[str]:
     bad = []
     for name, value in vars(module).items():
-        if name.startswith("__") or inspect.ismodule(value) or inspect.isclass(value) or callable(value):
+        if (
+            name.startswith("__")
+            or inspect.ismodule(value)
+            or inspect.isclass(value)
+            or callable(value)
+        ):
             continue
         if isinstance(value, IMMUTABLE):
             continue
@@ -378,7 +403,9 @@ QUIET_ENV = {
 }
 
 
-@pytest.mark.parametrize("module", ["services.downstream.main", "services.leaky.main", "services.fixed.main"])
+@pytest.mark.parametrize(
+    "module", ["services.downstream.main", "services.leaky.main", "services.fixed.main"]
+)
 def test_bad_arguments_and_env_exit_2_with_a_message(
     module: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -36,7 +36,9 @@ def test_every_user_logs_in_before_anything_else_and_churn_brings_new_users() ->
     logged_in: dict[str, float] = {}
     for i, r in enumerate(requests):
         t = i / 50
-        user = (r.json or {}).get("user_id") or (r.path.split("/")[2] if r.path.startswith("/sessions/") else None)
+        user = (r.json or {}).get("user_id") or (
+            r.path.split("/")[2] if r.path.startswith("/sessions/") else None
+        )
         if r.kind == "login":
             assert user not in logged_in
             logged_in[user] = t
@@ -57,7 +59,9 @@ def test_zero_churn_keeps_the_same_users() -> None:
 
 
 def test_the_mix_weights_shape_the_traffic() -> None:
-    only_jobs = plan(Scenario(users=2, churn=0, seed=1, mix=Mix(profile=0, job=1, relogin=0, health=0)), 200, 10)
+    only_jobs = plan(
+        Scenario(users=2, churn=0, seed=1, mix=Mix(profile=0, job=1, relogin=0, health=0)), 200, 10
+    )
     kinds = {r.kind for r in only_jobs[50:]}
     assert kinds == {"job"}
     with pytest.raises(ValueError):
@@ -73,7 +77,12 @@ def test_percentiles_use_nearest_rank() -> None:
     assert percentile(values, 99) == 99.0
     assert percentile(values, 100) == 100.0
     assert percentile([], 50) is None
-    assert latency_summary_ms([0.003, 0.001, 0.002]) == {"p50": 2.0, "p90": 3.0, "p99": 3.0, "max": 3.0}
+    assert latency_summary_ms([0.003, 0.001, 0.002]) == {
+        "p50": 2.0,
+        "p90": 3.0,
+        "p99": 3.0,
+        "max": 3.0,
+    }
     with pytest.raises(ValueError):
         percentile(values, 101)
 
@@ -92,13 +101,21 @@ class StubApp:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         status = 404 if scope["path"].startswith("/sessions/") else 200
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": b"{}"})
 
 
 def run(app: StubApp, config: LoadConfig, **kwargs: Any) -> Any:
     async def go() -> Any:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=config.target) as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=config.target
+        ) as client:
             return await drive(config, client=client, **kwargs)
 
     return asyncio.run(go())
@@ -108,7 +125,12 @@ def test_a_run_sends_rate_times_duration_requests_on_schedule() -> None:
     app = StubApp()
     seen: list[Progress] = []
     started = time.monotonic()
-    report = run(app, LoadConfig(target="http://stub", rate=100, duration_s=1.0, users=4, churn=0), progress=seen.append, progress_interval_s=0.2)
+    report = run(
+        app,
+        LoadConfig(target="http://stub", rate=100, duration_s=1.0, users=4, churn=0),
+        progress=seen.append,
+        progress_interval_s=0.2,
+    )
     took = time.monotonic() - started
     assert report.sent == 100 == len(app.paths)
     assert report.completed == 100 and report.skipped == 0
@@ -116,7 +138,11 @@ def test_a_run_sends_rate_times_duration_requests_on_schedule() -> None:
     assert 60 <= report.achieved_rate <= 115
     assert report.latency_ms["p50"] is not None
     # The stub answers 404 to profile reads: they are counted as errors by status.
-    assert report.error_kinds.get("HTTP 404", 0) == sum(p.startswith("/sessions/") for p in app.paths) > 0
+    assert (
+        report.error_kinds.get("HTTP 404", 0)
+        == sum(p.startswith("/sessions/") for p in app.paths)
+        > 0
+    )
     assert report.ok + report.errors == 100
     assert len(seen) >= 3 and [p.elapsed_s for p in seen] == sorted(p.elapsed_s for p in seen)
 
@@ -132,7 +158,9 @@ def test_slow_responses_are_bounded_by_the_timeout_and_the_concurrency_cap() -> 
     # GIVEN a target that takes 30 s per request, a 2-request concurrency cap and a 0.3 s timeout
     app = StubApp(delay_s=30)
     started = time.monotonic()
-    report = run(app, LoadConfig(target="http://stub", rate=50, duration_s=0.4, concurrency=2, timeout_s=0.3))
+    report = run(
+        app, LoadConfig(target="http://stub", rate=50, duration_s=0.4, concurrency=2, timeout_s=0.3)
+    )
     # THEN the run still ends quickly, with the excess skipped and the stragglers cancelled
     assert time.monotonic() - started < 3.0
     assert report.sent == 2 and report.skipped == report.planned - 2 > 10
@@ -159,17 +187,36 @@ def test_load_config_rejects_unbounded_or_invalid_values(kwargs: dict[str, Any])
 
 
 def test_cli_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (["--target", "http://x", "--rate", "-5"], ["--target", "nope", "--duration", "1"], ["--rate", "1"]):
+    for argv in (
+        ["--target", "http://x", "--rate", "-5"],
+        ["--target", "nope", "--duration", "1"],
+        ["--rate", "1"],
+    ):
         with pytest.raises(SystemExit) as exc:
             loadgen_main(argv)
         assert exc.value.code == 2
     assert "error:" in capsys.readouterr().err
 
 
-def test_cli_reports_connection_errors_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reports_connection_errors_and_writes_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # GIVEN nothing listens on the target port
     out = tmp_path / "report.json"
-    code = loadgen_main(["--target", "http://127.0.0.1:9", "--rate", "40", "--duration", "0.25", "--timeout", "1", "--json", str(out)])
+    code = loadgen_main(
+        [
+            "--target",
+            "http://127.0.0.1:9",
+            "--rate",
+            "40",
+            "--duration",
+            "0.25",
+            "--timeout",
+            "1",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     report = json.loads(out.read_text())
     assert report["sent"] == 10 and report["ok"] == 0
@@ -210,8 +257,13 @@ def test_a_users_requests_wait_for_its_slow_login_instead_of_racing_it() -> None
     app = SessionStub(login_delay_s=0.8)
 
     async def go() -> Any:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://stub") as client:
-            return await drive(LoadConfig(target="http://stub", rate=40, duration_s=1.5, users=2, churn=0), client=client)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://stub"
+        ) as client:
+            return await drive(
+                LoadConfig(target="http://stub", rate=40, duration_s=1.5, users=2, churn=0),
+                client=client,
+            )
 
     report = asyncio.run(go())
     # THEN profile reads were sent, and none of them overtook the login (no 404)

@@ -48,14 +48,18 @@ def test_heap_sampler_on_links_every_span_to_its_own_id_and_tags_no_thread() -> 
         pass
     # THEN both carry pyroscope.profile.id = their own span id (heap samples carry the current span)
     spans = {s.name: s for s in exporter.get_finished_spans()}
-    assert {n: s.attributes[PROFILE_ID_ATTRIBUTE] for n, s in spans.items()} == {n: _hex(s) for n, s in spans.items()}
+    assert {n: s.attributes[PROFILE_ID_ATTRIBUTE] for n, s in spans.items()} == {
+        n: _hex(s) for n, s in spans.items()
+    }
 
 
 def _root_child_and_remote(tracer: trace.Tracer) -> None:
     with tracer.start_as_current_span("root"), tracer.start_as_current_span("child"):
         pass
     remote = trace.SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=trace.TraceFlags(1))
-    with tracer.start_as_current_span("server", context=trace.set_span_in_context(trace.NonRecordingSpan(remote))):
+    with tracer.start_as_current_span(
+        "server", context=trace.set_span_in_context(trace.NonRecordingSpan(remote))
+    ):
         pass
 
 
@@ -74,7 +78,9 @@ def test_cpu_agent_alone_gets_no_per_request_thread_tags_by_default() -> None:
 def test_cpu_span_labels_opt_in_links_root_spans_to_their_cpu_samples() -> None:
     # GIVEN the CPU agent running and LEAKTRACE_CPU_SPAN_LABELS=true
     tagger = Tagger()
-    tracer, exporter = _provider(SpanProfileLinkProcessor(lambda: False, cpu_tagger=lambda: tagger, cpu_span_labels=True))
+    tracer, exporter = _provider(
+        SpanProfileLinkProcessor(lambda: False, cpu_tagger=lambda: tagger, cpu_span_labels=True)
+    )
     _root_child_and_remote(tracer)
     spans = {s.name: s for s in exporter.get_finished_spans()}
     # THEN local roots are linked and tag their thread with their id too; children are not
@@ -83,14 +89,20 @@ def test_cpu_span_labels_opt_in_links_root_spans_to_their_cpu_samples() -> None:
     assert spans["root"].attributes[PROFILE_ID_ATTRIBUTE] == root
     assert spans["server"].attributes[PROFILE_ID_ATTRIBUTE] == server
     assert tagger.calls == [
-        ("add", "span_id", root), ("add", "span_name", "root"),
-        ("remove", "span_id", root), ("remove", "span_name", "root"),
-        ("add", "span_id", server), ("add", "span_name", "server"),
-        ("remove", "span_id", server), ("remove", "span_name", "server"),
+        ("add", "span_id", root),
+        ("add", "span_name", "root"),
+        ("remove", "span_id", root),
+        ("remove", "span_name", "root"),
+        ("add", "span_id", server),
+        ("add", "span_name", "server"),
+        ("remove", "span_id", server),
+        ("remove", "span_name", "server"),
     ]
 
 
-def test_a_stopped_or_failing_cpu_agent_never_fails_the_span(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_stopped_or_failing_cpu_agent_never_fails_the_span(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # GIVEN an agent whose tag calls raise, then no agent at all (stopped)
     failing = Tagger(fail=True)
     current: list[Tagger | None] = [failing]

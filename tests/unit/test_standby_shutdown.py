@@ -24,7 +24,9 @@ def test_jobs_run_side_by_side_and_a_hung_one_is_abandoned_at_the_deadline() -> 
     ran: list[str] = []
     try:
         t0 = time.monotonic()
-        finished = crew.run([lambda: release.wait(30), lambda: ran.append("a"), lambda: ran.append("b")], 0.5)
+        finished = crew.run(
+            [lambda: release.wait(30), lambda: ran.append("a"), lambda: ran.append("b")], 0.5
+        )
         took = time.monotonic() - t0
         # THEN the quick jobs ran although the first never ends, and the wait was the deadline's
         assert finished is False
@@ -70,11 +72,16 @@ def test_shutdown_from_atexit_stops_every_part_on_this_interpreter() -> None:
         print("heap sampler", heap is not None and heap.running, flush=True)
     """)
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60
+    )
     took = time.monotonic() - t0
     # THEN every chain ran (nothing left running), within the deadline, with no thread refused
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "can't create new thread" not in proc.stderr
     assert "heap sampler True" in proc.stdout
-    assert "finished True profiler False heap False" in proc.stdout, (proc.stdout, proc.stderr[-2000:])
+    assert "finished True profiler False heap False" in proc.stdout, (
+        proc.stdout,
+        proc.stderr[-2000:],
+    )
     assert took < 20

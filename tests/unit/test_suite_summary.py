@@ -17,8 +17,15 @@ PROMTOOL_TESTS = "tests/integration/test_stack_promtool.py"
 
 
 def run_pytest(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest", PROMTOOL_TESTS, "-q", "-p", "no:cacheprovider"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", PROMTOOL_TESTS, "-q", "-p", "no:cacheprovider"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_missing_prometheus_is_named_at_the_end_of_the_run() -> None:

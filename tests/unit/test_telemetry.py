@@ -103,7 +103,10 @@ def test_traced_decorator_makes_spans_for_sync_and_async() -> None:
         assert work(21) == 42
         assert asyncio.run(awork()) == "ok"
     names = [s.name for s in t.spans()]
-    assert names == ["test_traced_decorator_makes_spans_for_sync_and_async.<locals>.work", "custom-name"]
+    assert names == [
+        "test_traced_decorator_makes_spans_for_sync_and_async.<locals>.work",
+        "custom-name",
+    ]
     assert t.spans()[0].resource.attributes["service.name"] == "test-service"
 
 
@@ -132,18 +135,37 @@ def test_wrap_asgi_gives_semconv_server_span_and_histogram_with_exemplar() -> No
         counts = {
             (route, code): registry.get_sample_value(
                 "http_server_request_duration_seconds_count",
-                {"http_request_method": "GET", "http_route": route, "http_response_status_code": code},
+                {
+                    "http_request_method": "GET",
+                    "http_route": route,
+                    "http_response_status_code": code,
+                },
             )
-            for route, code in (("/items/{item_id}", "200"), ("/teapot", "418"), ("unmatched", "404"))
+            for route, code in (
+                ("/items/{item_id}", "200"),
+                ("/teapot", "418"),
+                ("unmatched", "404"),
+            )
         }
     spans = {s.name: s for s in t.spans()}
     server = spans["GET /items/{item_id}"]
     assert server.kind == trace.SpanKind.SERVER
     assert server.attributes["http.route"] == "/items/{item_id}"
-    assert server.attributes.get("http.response.status_code", server.attributes.get("http.status_code")) == 200
-    assert server.attributes.get("http.request.method", server.attributes.get("http.method")) == "GET"
+    assert (
+        server.attributes.get(
+            "http.response.status_code", server.attributes.get("http.status_code")
+        )
+        == 200
+    )
+    assert (
+        server.attributes.get("http.request.method", server.attributes.get("http.method")) == "GET"
+    )
     # Unknown paths collapse into one route label: cardinality stays bounded.
-    assert counts == {("/items/{item_id}", "200"): 1.0, ("/teapot", "418"): 1.0, ("unmatched", "404"): 1.0}
+    assert counts == {
+        ("/items/{item_id}", "200"): 1.0,
+        ("/teapot", "418"): 1.0,
+        ("unmatched", "404"): 1.0,
+    }
     trace_id = format(server.context.trace_id, "032x")
     assert f'trace_id="{trace_id}"' in exposition
 
@@ -176,7 +198,11 @@ def test_wrap_wsgi_gives_server_span_and_histogram() -> None:
         body = b"".join(wrapped(environ, lambda s, h, e=None: statuses.append(s)))
         count = registry.get_sample_value(
             "http_server_request_duration_seconds_count",
-            {"http_request_method": "GET", "http_route": "/hello", "http_response_status_code": "201"},
+            {
+                "http_request_method": "GET",
+                "http_route": "/hello",
+                "http_response_status_code": "201",
+            },
         )
     assert body == b"hi" and statuses == ["201 Created"]
     (span,) = t.spans()
@@ -184,7 +210,9 @@ def test_wrap_wsgi_gives_server_span_and_histogram() -> None:
     assert count == 1.0
 
 
-def test_logs_carry_trace_and_span_ids_and_console_shows_trace_id(capsys: pytest.CaptureFixture[str]) -> None:
+def test_logs_carry_trace_and_span_ids_and_console_shows_trace_id(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     root = logging.getLogger()
     saved = root.handlers[:]
     root.handlers = []  # an unconfigured root, as in a plain script
@@ -219,9 +247,14 @@ def test_memory_gauges_threads_and_watched_containers() -> None:
         est = registry.get_sample_value("leaktrace_watched_bytes", {"container": "cache"})
         # 200 entries of ~1 KB each: the sampled estimate is within a factor that matters.
         assert 200_000 <= est <= 260_000, est
-        assert registry.get_sample_value("python_gc_collections_total", {"generation": "0"}) is not None
+        assert (
+            registry.get_sample_value("python_gc_collections_total", {"generation": "0"})
+            is not None
+        )
         t.telemetry.unwatch("cache")
-        assert registry.get_sample_value("leaktrace_watched_entries", {"container": "cache"}) is None
+        assert (
+            registry.get_sample_value("leaktrace_watched_entries", {"container": "cache"}) is None
+        )
     # Shutdown unregisters everything it registered.
     assert registry.get_sample_value("process_resident_memory_bytes") is None
 
@@ -252,8 +285,13 @@ def test_two_instances_do_not_share_state() -> None:
             pass
         assert r1.get_sample_value("leaktrace_watched_entries", {"container": "only-in-a"}) == 3
         assert r2.get_sample_value("leaktrace_watched_entries", {"container": "only-in-a"}) is None
-        info = {"service_name": "a", "service_version": "unknown", "deployment_environment": "development",
-                "service_instance_id": a.telemetry.settings.service_instance_id, "process_pid": str(os.getpid())}
+        info = {
+            "service_name": "a",
+            "service_version": "unknown",
+            "deployment_environment": "development",
+            "service_instance_id": a.telemetry.settings.service_instance_id,
+            "process_pid": str(os.getpid()),
+        }
         assert r1.get_sample_value("leaktrace_info", info) == 1
     assert [s.name for s in a.spans()] == ["in-a"] and b.spans() == ()
 
@@ -290,14 +328,27 @@ def test_profiler_gets_service_name_and_root_spans_get_the_profile_link() -> Non
     from leaktrace.profiling.pyroscope_agent import PyroscopeProfiler
 
     # GIVEN a running pyroscope agent (faked at the module boundary) owned by Telemetry
-    settings = Settings.resolve({"PYROSCOPE_SERVER_ADDRESS": "http://pyro:4040"}, service_name="linked",
-                                traces_enabled=False, logs_enabled=False)
+    settings = Settings.resolve(
+        {"PYROSCOPE_SERVER_ADDRESS": "http://pyro:4040"},
+        service_name="linked",
+        traces_enabled=False,
+        logs_enabled=False,
+    )
     agent = _RunningAgent()
     profiler = PyroscopeProfiler(settings, memory=False, agent=agent)
     with in_memory_telemetry(registry=CollectorRegistry()) as t:
-        tel = Telemetry(settings, tracer_provider=t.telemetry.tracer_provider, profiler=profiler,
-                        registry=CollectorRegistry(), serve_metrics=False, install_log_handlers=False).start()
-        with tel.tracer.start_as_current_span("root") as root, tel.tracer.start_as_current_span("child"):
+        tel = Telemetry(
+            settings,
+            tracer_provider=t.telemetry.tracer_provider,
+            profiler=profiler,
+            registry=CollectorRegistry(),
+            serve_metrics=False,
+            install_log_handlers=False,
+        ).start()
+        with (
+            tel.tracer.start_as_current_span("root") as root,
+            tel.tracer.start_as_current_span("child"),
+        ):
             pass
         tel.shutdown()
     # THEN pyroscope-io was configured for this service, CPU only (leaktrace's heap sampler runs),
@@ -309,22 +360,33 @@ def test_profiler_gets_service_name_and_root_spans_get_the_profile_link() -> Non
     spans = {s.name: s for s in t.spans()}
     for span in spans.values():
         assert span.attributes["pyroscope.profile.id"] == format(span.context.span_id, "016x")
-    assert spans["root"].attributes["pyroscope.profile.id"] == format(root.get_span_context().span_id, "016x")
+    assert spans["root"].attributes["pyroscope.profile.id"] == format(
+        root.get_span_context().span_id, "016x"
+    )
 
 
-def _root_and_child_without_heap_sampler(env: dict[str, str]) -> tuple[Any, _RunningAgent, dict[str, Any]]:
+def _root_and_child_without_heap_sampler(
+    env: dict[str, str],
+) -> tuple[Any, _RunningAgent, dict[str, Any]]:
     """A root span with a child under Telemetry with a (faked) running pyroscope agent and no
     heap sampler: (telemetry, agent, finished spans by name)."""
     from leaktrace import Settings, Telemetry
     from leaktrace.profiling.pyroscope_agent import PyroscopeProfiler
 
-    settings = Settings.resolve(env, service_name="cpu-only", heap_enabled=False, traces_enabled=False,
-                                logs_enabled=False)
+    settings = Settings.resolve(
+        env, service_name="cpu-only", heap_enabled=False, traces_enabled=False, logs_enabled=False
+    )
     agent = _RunningAgent()
     profiler = PyroscopeProfiler(settings, memory=True, agent=agent)
     with in_memory_telemetry(registry=CollectorRegistry()) as t:
-        tel = Telemetry(settings, tracer_provider=t.telemetry.tracer_provider, profiler=profiler,
-                        registry=CollectorRegistry(), serve_metrics=False, install_log_handlers=False).start()
+        tel = Telemetry(
+            settings,
+            tracer_provider=t.telemetry.tracer_provider,
+            profiler=profiler,
+            registry=CollectorRegistry(),
+            serve_metrics=False,
+            install_log_handlers=False,
+        ).start()
         with tel.tracer.start_as_current_span("root"), tel.tracer.start_as_current_span("child"):
             pass
         tel.shutdown()
@@ -349,11 +411,17 @@ def test_cpu_span_labels_setting_links_root_spans_to_cpu_profiles() -> None:
     # labels the CPU samples taken while it ran; the child is covered by its root
     assert spans["root"].attributes["pyroscope.profile.id"] == root_id
     assert "pyroscope.profile.id" not in spans["child"].attributes
-    assert agent.tag_calls == [("add", "span_id", root_id), ("add", "span_name", "root"),
-                               ("remove", "span_id", root_id), ("remove", "span_name", "root")]
+    assert agent.tag_calls == [
+        ("add", "span_id", root_id),
+        ("add", "span_name", "root"),
+        ("remove", "span_id", root_id),
+        ("remove", "span_name", "root"),
+    ]
 
 
-def test_hunting_without_the_heap_sampler_needs_an_explicit_tracemalloc_opt_in(caplog: pytest.LogCaptureFixture) -> None:
+def test_hunting_without_the_heap_sampler_needs_an_explicit_tracemalloc_opt_in(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # GIVEN hunting asked for where the heap sampler does not run (heap sampling off)
     with (
         caplog.at_level(logging.WARNING, logger="leaktrace"),
@@ -365,8 +433,13 @@ def test_hunting_without_the_heap_sampler_needs_an_explicit_tracemalloc_opt_in(c
     assert refused is None
     assert any("LEAKTRACE_HUNT_TRACEMALLOC" in r.getMessage() for r in caplog.records)
     # AND with the opt-in the fallback hunts, and says so in its reports
-    with in_memory_telemetry(hunt_enabled=True, profiling_enabled=True, heap_enabled=False,
-                             cpu_profiling_enabled=False, hunt_tracemalloc=True) as t:
+    with in_memory_telemetry(
+        hunt_enabled=True,
+        profiling_enabled=True,
+        heap_enabled=False,
+        cpu_profiling_enabled=False,
+        hunt_tracemalloc=True,
+    ) as t:
         hunter = t.telemetry.hunter
         assert hunter is not None
         notes = hunter.tick().notes

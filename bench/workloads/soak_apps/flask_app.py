@@ -31,7 +31,9 @@ def work(n: int) -> object:
         _recent[n] = [r["s"] for r in rows[:10]]
         while len(_recent) > 500:
             _recent.popitem(last=False)
-        return jsonify(total=str(total), rows=len(rows), agent=request.headers.get("user-agent", ""))
+        return jsonify(
+            total=str(total), rows=len(rows), agent=request.headers.get("user-agent", "")
+        )
 
 
 if __name__ == "__main__":

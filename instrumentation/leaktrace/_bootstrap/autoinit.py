@@ -19,6 +19,7 @@ from ..telemetry import Telemetry
 
 _log = logging.getLogger("leaktrace.bootstrap")
 
+
 def _chain_sigterm(telemetry: Telemetry) -> None:
     # Only when the program has not claimed SIGTERM: flush, then die by the same signal so the
     # parent sees the usual exit status (signals pass through).
@@ -51,7 +52,9 @@ def prepare() -> Telemetry | None:
         overrides: dict[str, Any] = {"service_instance_id": str(uuid.uuid4())} if descendant else {}
         telemetry = Telemetry(Settings.resolve(**overrides), set_global=True)
     except Exception as exc:  # noqa: BLE001 - never stop the program from running
-        print(f"leaktrace: not started ({exc!r}); the program runs without telemetry", file=sys.stderr)
+        print(
+            f"leaktrace: not started ({exc!r}); the program runs without telemetry", file=sys.stderr
+        )
         return None
     process_root.keep(telemetry)
     return telemetry
@@ -65,7 +68,9 @@ def start() -> Telemetry | None:
     try:
         telemetry.start()
     except Exception as exc:  # noqa: BLE001 - never stop the program from running
-        print(f"leaktrace: not started ({exc!r}); the program runs without telemetry", file=sys.stderr)
+        print(
+            f"leaktrace: not started ({exc!r}); the program runs without telemetry", file=sys.stderr
+        )
         return None
     atexit.register(telemetry.shutdown)
     _chain_sigterm(telemetry)

@@ -30,7 +30,10 @@ def leaktrace_threads() -> list[str]:
     for t in threading.enumerate():
         if t is threading.main_thread():
             continue
-        if t.name.startswith(("leaktrace", "OtelBatch", "OtelPeriodic")) or "serve_forever" in t.name:
+        if (
+            t.name.startswith(("leaktrace", "OtelBatch", "OtelPeriodic"))
+            or "serve_forever" in t.name
+        ):
             names.append(t.name)
     return names
 

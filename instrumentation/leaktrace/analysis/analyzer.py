@@ -68,7 +68,9 @@ class LeakAnalyzer:
         self._filter = frame_filter or FrameFilter.default()
         self._endpoints = SpanNameCache(endpoints)
         if ambiguous_sizes is None:
-            ambiguous_sizes = freelist_block_sizes() if config.distrust_freelist_sizes else frozenset()
+            ambiguous_sizes = (
+                freelist_block_sizes() if config.distrust_freelist_sizes else frozenset()
+            )
         self._ambiguous = ambiguous_sizes
         self._telemetry_bytes = 0.0
         self._paths: dict[CallPathKey, TrackedPath] = {}
@@ -169,15 +171,24 @@ class LeakAnalyzer:
             path.frames = user_frames(raw, self._filter)[: self._config.max_frames]
         path.append(t, nbytes, nobj)
         path.first_seen = keep_oldest(path.first_seen, traces, t, self._config.max_traces_per_path)
-        path.endpoint_bytes, path.trusted_bytes = (evidence[0], evidence[1][0]) if evidence else ({}, 0.0)
+        path.endpoint_bytes, path.trusted_bytes = (
+            (evidence[0], evidence[1][0]) if evidence else ({}, 0.0)
+        )
 
     def _observe_light(
-        self, key: CallPathKey, light: LightPath | None, nbytes: float, tick: int, growing: list[tuple[float, CallPathKey]]
+        self,
+        key: CallPathKey,
+        light: LightPath | None,
+        nbytes: float,
+        tick: int,
+        growing: list[tuple[float, CallPathKey]],
     ) -> None:
         if light is None:
             if len(self._light) >= self._config.max_light_paths:
                 # Forget the tenth that grew least: amortized, and never the growers.
-                keep = sorted(self._light.items(), key=lambda kv: kv[1].last - kv[1].base, reverse=True)
+                keep = sorted(
+                    self._light.items(), key=lambda kv: kv[1].last - kv[1].base, reverse=True
+                )
                 self._light = dict(keep[: self._config.max_light_paths * 9 // 10])
             self._light[key] = LightPath(nbytes, tick)
             return
@@ -229,11 +240,17 @@ class LeakAnalyzer:
         path = self._paths.get(key)
         if path is None:
             return None
-        return classify(path.bytes.times, path.bytes.values, self._config.trend, sample_interval=self._interval)
+        return classify(
+            path.bytes.times, path.bytes.values, self._config.trend, sample_interval=self._interval
+        )
 
     def report(self) -> Report:
         cfg = self._config
-        duration = (self._last_t - self._first_t) if self._first_t is not None and self._last_t is not None else 0.0
+        duration = (
+            (self._last_t - self._first_t)
+            if self._first_t is not None and self._last_t is not None
+            else 0.0
+        )
         suspects: list[Suspect] = []
         min_rise = cfg.trend.min_slope * 0.25
         for path in self._paths.values():

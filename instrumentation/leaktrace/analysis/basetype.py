@@ -27,8 +27,16 @@ _GETSET = type(_TYPE_DICT)  # getset_descriptor
 
 #: Containers whose length the census measures, most derived first: a deque or OrderedDict is
 #: read through its own C type, a user subclass through the built-in it extends.
-SIZED_BASES: tuple[type, ...] = (collections.OrderedDict, collections.defaultdict, dict, list, set,
-                                 frozenset, collections.deque, bytearray)
+SIZED_BASES: tuple[type, ...] = (
+    collections.OrderedDict,
+    collections.defaultdict,
+    dict,
+    list,
+    set,
+    frozenset,
+    collections.deque,
+    bytearray,
+)
 
 
 def mro(cls: type) -> tuple[type, ...]:
@@ -169,8 +177,10 @@ def children(obj: Any, limit: int = 8) -> list[Any]:
         if issubclass(cls, list):
             return list(list.__getitem__(obj, slice(0, limit)))
         if issubclass(cls, collections.deque):
-            return [collections.deque.__getitem__(obj, i)
-                    for i in range(min(limit, collections.deque.__len__(obj)))]
+            return [
+                collections.deque.__getitem__(obj, i)
+                for i in range(min(limit, collections.deque.__len__(obj)))
+            ]
     except (RuntimeError, IndexError):  # mutated by another thread while we looked
         return []
     if cls is types.FunctionType:

@@ -118,7 +118,9 @@ def is_telemetry(frames: Sequence[Frame], frame_filter: FrameFilter) -> bool:
     return False
 
 
-def call_path_key(frames: Sequence[Frame], frame_filter: FrameFilter, depth: int = 2) -> CallPathKey:
+def call_path_key(
+    frames: Sequence[Frame], frame_filter: FrameFilter, depth: int = 2
+) -> CallPathKey:
     """Grouping key: the first `depth` user frames (library frames between them are skipped).
 
     Empty for telemetry's own memory (`is_telemetry`), which is never a suspect.
@@ -129,7 +131,9 @@ def call_path_key(frames: Sequence[Frame], frame_filter: FrameFilter, depth: int
     picked: list[Frame] = []
     for f in trimmed:
         # Skip library frames, and repeats of one line (a 3.11 comprehension is its own frame).
-        if frame_filter.is_user(f.file) and not (picked and (picked[-1].file, picked[-1].line) == (f.file, f.line)):
+        if frame_filter.is_user(f.file) and not (
+            picked and (picked[-1].file, picked[-1].line) == (f.file, f.line)
+        ):
             picked.append(f)
             if len(picked) == depth:
                 break

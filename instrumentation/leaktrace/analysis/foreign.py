@@ -96,7 +96,11 @@ class ForeignScan:
             mods = self._modules()
             due = self._cycle - self._config.rescan_cycles
             self._todo = sorted(
-                (n for n in list(mods) if self._scanned.get(n, -(10**9)) <= due and self._is_foreign(n, mods.get(n))),
+                (
+                    n
+                    for n in list(mods)
+                    if self._scanned.get(n, -(10**9)) <= due and self._is_foreign(n, mods.get(n))
+                ),
                 reverse=True,
             )
         while self._todo and clock() < deadline:
@@ -137,18 +141,26 @@ class ForeignScan:
                     cpath = (*path, (_CLASS_ATTR, attr))
                     if not self._container(modname, f"{modname}.{qual}.{attr}", cpath, cval, seen):
                         self._instance(modname, f"{modname}.{qual}.{attr}", cpath, cval, seen)
-            elif not issubclass(cls, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType)):
+            elif not issubclass(
+                cls, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
+            ):
                 self._instance(modname, f"{modname}.{name}", path, value, seen)
 
-    def _instance(self, modname: str, display: str, path: _Path, value: object, seen: set[int]) -> None:
+    def _instance(
+        self, modname: str, display: str, path: _Path, value: object, seen: set[int]
+    ) -> None:
         d = basetype.instance_dict(value)
         if d is None:
             return
         for attr, ival in basetype.dict_items(d):
             if type(attr) is str and not attr.startswith("__"):
-                self._container(modname, f"{display}.{attr}", (*path, (_INSTANCE_ATTR, attr)), ival, seen)
+                self._container(
+                    modname, f"{display}.{attr}", (*path, (_INSTANCE_ATTR, attr)), ival, seen
+                )
 
-    def _container(self, modname: str, name: str, path: _Path, value: object, seen: set[int]) -> bool:
+    def _container(
+        self, modname: str, name: str, path: _Path, value: object, seen: set[int]
+    ) -> bool:
         base = basetype.sized_base(value)
         if base is None or base is frozenset:
             return False

@@ -28,7 +28,11 @@ def enclosing_frames(frames: Sequence[Frame]) -> tuple[Frame, ...]:
     expression (its own frame on 3.11, and a generator's on every version) belongs to the
     function it is written in, so one literal spread over several lines is one site."""
     out = tuple(frames)
-    while len(out) > 1 and out[0].function.rsplit(".", 1)[-1] in _COMPREHENSIONS and out[1].file == out[0].file:
+    while (
+        len(out) > 1
+        and out[0].function.rsplit(".", 1)[-1] in _COMPREHENSIONS
+        and out[1].file == out[0].file
+    ):
         out = out[1:]
     return out
 
@@ -58,7 +62,9 @@ def merge_report(report: Report, *, max_traces: int = 50) -> Report:
 def _merge(group: Sequence[Suspect], max_traces: int) -> Suspect:
     group = sorted(group, key=lambda s: s.retained_bytes, reverse=True)
     main = group[0]
-    lines = sorted({n for s in group for n in (s.lines or ((s.frames[0].line,) if s.frames else ()))})
+    lines = sorted(
+        {n for s in group for n in (s.lines or ((s.frames[0].line,) if s.frames else ()))}
+    )
     # Reported at the function that holds the lines (a comprehension's frame is left out).
     frames = enclosing_frames(main.frames)
     seen: set[str] = set()
@@ -102,6 +108,11 @@ def _merge_endpoints(shares: Sequence[EndpointShare]) -> tuple[EndpointShare, ..
     for e in shares:
         old = merged.get(e.name)
         # Request counts are per endpoint, not per line: the same requests, counted once.
-        merged[e.name] = e if old is None else EndpointShare(e.name, old.retained_bytes + e.retained_bytes,
-                                                             max(old.requests, e.requests))
+        merged[e.name] = (
+            e
+            if old is None
+            else EndpointShare(
+                e.name, old.retained_bytes + e.retained_bytes, max(old.requests, e.requests)
+            )
+        )
     return tuple(sorted(merged.values(), key=lambda e: e.retained_bytes, reverse=True))

@@ -123,8 +123,12 @@ class Hunter:
         if self._thread is not None:
             return
         if self._registry is not None:
-            self._collector = SuspectCollector(self.report, self._config.top_k, self._config.label_max_len,
-                                               endpoints_per_suspect=self._config.endpoints_per_suspect)
+            self._collector = SuspectCollector(
+                self.report,
+                self._config.top_k,
+                self._config.label_max_len,
+                endpoints_per_suspect=self._config.endpoints_per_suspect,
+            )
             self._registry.register(self._collector)
         self._stop.clear()
         self._thread = start_thread(self._run, name="leaktrace-hunter")
@@ -226,5 +230,7 @@ class Hunter:
             holder = self._census.attribute(s.key, times, values, s.growth_bytes_per_s)
             out.append(replace(s, holder=holder) if holder else s)
         # One suspect per leak: lines of one function with one caller and holder are one.
-        return merge_report(replace(report, suspects=tuple(out)),
-                            max_traces=self._config.analyzer.max_reported_traces)
+        return merge_report(
+            replace(report, suspects=tuple(out)),
+            max_traces=self._config.analyzer.max_reported_traces,
+        )

@@ -139,7 +139,11 @@ class EndpointShare:
 
     @classmethod
     def from_json_dict(cls, doc: Mapping[str, Any]) -> EndpointShare:
-        return cls(str(doc.get("name", "")), float(doc.get("retained_bytes", 0.0)), int(doc.get("requests", 0)))
+        return cls(
+            str(doc.get("name", "")),
+            float(doc.get("retained_bytes", 0.0)),
+            int(doc.get("requests", 0)),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +230,9 @@ class Suspect:
     def from_json_dict(cls, doc: Mapping[str, Any]) -> Suspect:
         holder_doc = doc.get("holder")
         if isinstance(holder_doc, Mapping):
-            holder: Holder | None = replace(Holder.from_json_dict(holder_doc), description=str(doc.get("retained_by") or ""))
+            holder: Holder | None = replace(
+                Holder.from_json_dict(holder_doc), description=str(doc.get("retained_by") or "")
+            )
         elif doc.get("retained_by"):
             holder = Holder(str(doc["retained_by"]), "", 0, 0.0, 0.0, 0.0)
         else:

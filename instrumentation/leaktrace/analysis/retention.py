@@ -43,6 +43,7 @@ from leaktrace.sizing import deep_size
 
 ObjectSite = Callable[[object], "tuple[Frame, ...] | None"]
 
+
 @dataclass(frozen=True, slots=True)
 class RetentionConfig:
     step_budget_s: float = 0.05  # wall time one census step may use
@@ -56,7 +57,6 @@ class RetentionConfig:
     foreign: ForeignConfig | None = field(default_factory=ForeignConfig)
     # A foreign holder must explain the bytes clearly better than a user's, watched or thread one.
     foreign_penalty: float = 0.5
-
 
 
 class ContainerCensus:
@@ -90,7 +90,12 @@ class ContainerCensus:
         self._cycle = 0
         self.errors = 0  # items skipped because they changed under us or raised
         self._foreign = (
-            ForeignScan(config.foreign, frame_filter=self._filter, modules=modules, is_user_module=self._is_user_module)
+            ForeignScan(
+                config.foreign,
+                frame_filter=self._filter,
+                modules=modules,
+                is_user_module=self._is_user_module,
+            )
             if config.foreign is not None
             else None
         )
@@ -115,7 +120,9 @@ class ContainerCensus:
                 "@tasks",
                 "@watched",
                 "@foreign",
-                *distinct_modules(mods, [n for n in list(mods) if self._is_user_module(n, mods.get(n))]),
+                *distinct_modules(
+                    mods, [n for n in list(mods) if self._is_user_module(n, mods.get(n))]
+                ),
             ]
             self._work.reverse()  # pop() from the end
         while self._work:
@@ -161,7 +168,9 @@ class ContainerCensus:
         if c is None:
             if len(self._candidates) >= self._config.max_candidates:
                 return
-            c = self._candidates[seen.name] = Candidate(seen.name, seen.kind, self._config.max_points, seen.foreign)
+            c = self._candidates[seen.name] = Candidate(
+                seen.name, seen.kind, self._config.max_points, seen.foreign
+            )
         grew = len(c.series) > 0 and seen.size > c.series.last
         c.series.append(t, float(seen.size))
         c.last_cycle = self._cycle
@@ -196,13 +205,19 @@ class ContainerCensus:
         else:
             mod = self._modules().get(item)
             if mod is not None:
-                yield from module_holders(item, mod, dict_fanout=self._config.dict_fanout, on_error=self._count_error)
+                yield from module_holders(
+                    item, mod, dict_fanout=self._config.dict_fanout, on_error=self._count_error
+                )
 
     def _count_error(self) -> None:
         self.errors += 1
 
     def attribute(
-        self, site: CallPathKey, times: Sequence[float], values: Sequence[float], growth_bytes_per_s: float
+        self,
+        site: CallPathKey,
+        times: Sequence[float],
+        values: Sequence[float],
+        growth_bytes_per_s: float,
     ) -> Holder | None:
         """The candidate that best explains `values` (a suspect's live bytes over `times`)."""
         cfg = self._config

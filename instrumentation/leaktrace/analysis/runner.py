@@ -82,8 +82,12 @@ def process_files(directory: str, template: str) -> dict[int, str]:
     except OSError:
         return found
     for name in names:
-        if name.startswith(head) and name.endswith(tail) and name[len(head):len(name) - len(tail)].isdigit():
-            found[int(name[len(head):len(name) - len(tail)])] = os.path.join(directory, name)
+        if (
+            name.startswith(head)
+            and name.endswith(tail)
+            and name[len(head) : len(name) - len(tail)].isdigit()
+        ):
+            found[int(name[len(head) : len(name) - len(tail)])] = os.path.join(directory, name)
     return found
 
 
@@ -168,7 +172,11 @@ def hunt_program(
         report_path = os.path.join(tmp, REPORT_TEMPLATE)
         profile_path = os.path.join(tmp, PROFILE_TEMPLATE) if keep_profile else None
         env = hunt_env(
-            environ, report_path, bootstrap_env=bootstrap_env, service_name=service_name, profile_path=profile_path
+            environ,
+            report_path,
+            bootstrap_env=bootstrap_env,
+            service_name=service_name,
+            profile_path=profile_path,
         )
         start = clock()
         try:
@@ -199,7 +207,11 @@ def hunt_program(
                 # its hunter ticking after the load that drove it has gone, long enough to clear
                 # a real leak as "levelled"; its reports from then on are not the hunt's.
                 at_deadline = tree_reports(tmp)
-                for sig, wait in ((signal.SIGINT, grace_s), (signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
+                for sig, wait in (
+                    (signal.SIGINT, grace_s),
+                    (signal.SIGTERM, 3.0),
+                    (signal.SIGKILL, 5.0),
+                ):
                     stopped_by = signal.Signals(sig).name
                     signal_group(proc.pid, sig)
                     try:
@@ -235,7 +247,12 @@ def hunt_program(
             chosen = profiles.get(pid) or next(iter(profiles.values()), None)
             profile = read_profile(chosen) if chosen else None
         return HuntOutcome(
-            report=doc, exit_status=status, stopped_by=stopped_by, wall_s=wall, profile=profile, outlived=outlived
+            report=doc,
+            exit_status=status,
+            stopped_by=stopped_by,
+            wall_s=wall,
+            profile=profile,
+            outlived=outlived,
         )
 
 

@@ -75,12 +75,18 @@ class HuntSession:
         if heap_profiler is not None:
             # The hunter reads the live heap only; a provider without live_snapshot() (a test
             # double, a recorded run) hands out whole snapshots, which the analyzer also takes.
-            source: Callable[[], HeapSnapshot] = getattr(heap_profiler, "live_snapshot", heap_profiler.snapshot)
+            source: Callable[[], HeapSnapshot] = getattr(
+                heap_profiler, "live_snapshot", heap_profiler.snapshot
+            )
             object_site = None
             notes: tuple[str, ...] = ()
         else:
             self._fallback = TracemallocSource(clock=clock)
-            source, object_site, notes = self._fallback, self._fallback.object_site, (FALLBACK_NOTE,)
+            source, object_site, notes = (
+                self._fallback,
+                self._fallback.object_site,
+                (FALLBACK_NOTE,),
+            )
         self.source_kind = "native" if heap_profiler is not None else "tracemalloc"
         if profile_path:
             source = self._keeping_last(source)
@@ -141,7 +147,9 @@ class HuntSession:
         except OSError as exc:
             if not self._write_failed:  # say it once; the host goes on
                 self._write_failed = True
-                _log.warning("leaktrace: cannot write hunt report to %s: %s", self._report_path, exc)
+                _log.warning(
+                    "leaktrace: cannot write hunt report to %s: %s", self._report_path, exc
+                )
 
     def _write_profile(self) -> None:
         assert self._profile_path is not None
@@ -160,5 +168,6 @@ class HuntSession:
         except Exception as exc:  # noqa: BLE001 - a profile file must not break the host
             if not self._profile_failed:
                 self._profile_failed = True
-                _log.warning("leaktrace: cannot write the heap profile to %s: %r", self._profile_path, exc)
-
+                _log.warning(
+                    "leaktrace: cannot write the heap profile to %s: %r", self._profile_path, exc
+                )

@@ -45,7 +45,9 @@ class FunctionNamer:
     frames that are never the reported allocation site. At most `max_files` are indexed.
     """
 
-    def __init__(self, is_user: Callable[[str], bool] = lambda f: True, max_files: int = 512) -> None:
+    def __init__(
+        self, is_user: Callable[[str], bool] = lambda f: True, max_files: int = 512
+    ) -> None:
         self._is_user = is_user
         self._max_files = max_files
         self._index: dict[str, list[tuple[int, int, str]] | None] = {}
@@ -214,7 +216,11 @@ class TracemallocSource:
         if hit is not _MISSING:
             return hit  # type: ignore[return-value]
         frames: tuple[Frame, ...] | None
-        if not tb or tb[0][0] in self._excluded_top or any(f[0].startswith(_ANALYSIS_DIR) for f in tb):
+        if (
+            not tb
+            or tb[0][0] in self._excluded_top
+            or any(f[0].startswith(_ANALYSIS_DIR) for f in tb)
+        ):
             frames = None
         else:
             frames = tuple(self._frame(file, line) for file, line in tb)

@@ -228,4 +228,11 @@ def sampled_growth_z(values: Sequence[float], growth: float, sample_interval: fl
 
 
 def _with(trend: Trend, shape: Shape) -> Trend:
-    return Trend(shape, trend.slope, trend.recent_slope, trend.p_value, trend.recent_p_value, trend.floor_rise)
+    return Trend(
+        shape,
+        trend.slope,
+        trend.recent_slope,
+        trend.p_value,
+        trend.recent_p_value,
+        trend.floor_rise,
+    )

@@ -36,19 +36,27 @@ def install(
     """One `pip install` for all of them: one resolver pass, so they agree with each other."""
     if not requirements:
         return 0
-    return run([python, "-m", "pip", "install", "--upgrade-strategy", "only-if-needed", *requirements])
+    return run(
+        [python, "-m", "pip", "install", "--upgrade-strategy", "only-if-needed", *requirements]
+    )
 
 
 def _bootstrap(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         requirements = wanted_instrumentations()
     except ImportError as exc:
-        print(f"leaktrace bootstrap: opentelemetry-instrumentation is not usable here ({exc})", file=sys.stderr)
+        print(
+            f"leaktrace bootstrap: opentelemetry-instrumentation is not usable here ({exc})",
+            file=sys.stderr,
+        )
         return 1
     if args.action == REQUIREMENTS:
         print("\n".join(requirements))
         return 0
-    print(f"leaktrace bootstrap: installing {len(requirements)} instrumentation packages", file=sys.stderr)
+    print(
+        f"leaktrace bootstrap: installing {len(requirements)} instrumentation packages",
+        file=sys.stderr,
+    )
     status = install(requirements)
     if status != 0:
         print(f"leaktrace bootstrap: pip exited with status {status}", file=sys.stderr)

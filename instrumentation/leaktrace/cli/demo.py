@@ -48,7 +48,11 @@ NEEDS_CHECKOUT = (
     "services/ folder are not part of the installed package): run it from the repository root"
 )
 # Files that make a directory a leaktrace checkout the demo can run from.
-_CHECKOUT_MARKERS = ("services/common/launch.py", "services/measure.py", "services/leaky/__main__.py")
+_CHECKOUT_MARKERS = (
+    "services/common/launch.py",
+    "services/measure.py",
+    "services/leaky/__main__.py",
+)
 
 
 def find_checkout(candidates: Iterable[Path]) -> Path | None:
@@ -95,15 +99,28 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         log_dir = Path(tmp)
         report_path = str(log_dir / "hunt.json")
         profile_path = str(log_dir / "heap.pb.gz") if args.html else None
-        print(f"starting downstream, leaky (hunted) and fixed on 127.0.0.1; logs in {log_dir}", file=sys.stderr)
+        print(
+            f"starting downstream, leaky (hunted) and fixed on 127.0.0.1; logs in {log_dir}",
+            file=sys.stderr,
+        )
         try:
             downstream = stack.enter_context(running("downstream", base, log_dir))
             env = {**base, "DOWNSTREAM_URL": downstream.url}
-            leaky_env = hunt_env(env, report_path, bootstrap_env=bootstrap_env, service_name="leaky",
-                                 profile_path=profile_path)
+            leaky_env = hunt_env(
+                env,
+                report_path,
+                bootstrap_env=bootstrap_env,
+                service_name="leaky",
+                profile_path=profile_path,
+            )
             # The heap sampler feeds the hunter: profiling on for leaky, CPU profiles off.
-            leaky_env.update({"LEAKTRACE_PROFILING_ENABLED": "true", "LEAKTRACE_CPU_PROFILING_ENABLED": "false",
-                              "PYROSCOPE_SERVER_ADDRESS": "http://127.0.0.1:9"})
+            leaky_env.update(
+                {
+                    "LEAKTRACE_PROFILING_ENABLED": "true",
+                    "LEAKTRACE_CPU_PROFILING_ENABLED": "false",
+                    "PYROSCOPE_SERVER_ADDRESS": "http://127.0.0.1:9",
+                }
+            )
             leaky = stack.enter_context(running("leaky", leaky_env, log_dir))
             fixed = stack.enter_context(running("fixed", env, log_dir))
         except RuntimeError as exc:
@@ -133,11 +150,15 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"leaktrace demo: the leaky service could not hunt: {refusal}", file=sys.stderr)
         return 2
     if hunt is None:
-        print("leaktrace demo: the leaky service left no hunt report (see its log)", file=sys.stderr)
+        print(
+            "leaktrace demo: the leaky service left no hunt report (see its log)", file=sys.stderr
+        )
         return 1
     result: dict[str, Any] = {
         "hunt": hunt,
-        "reduction": reduction(measured["leaky"]["rss_growth_bytes"], measured["fixed"]["rss_growth_bytes"]),
+        "reduction": reduction(
+            measured["leaky"]["rss_growth_bytes"], measured["fixed"]["rss_growth_bytes"]
+        ),
         **measured,
     }
     from ..report.text import render_text
@@ -152,10 +173,20 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"wrote {args.json}")
     if args.html is not None:
         red = result["reduction"]
-        notes = (f"heap method: {result['leaky']['heap_method']}",
-                 "reduction = 1 - fixed.rss_growth / leaky.rss_growth = " + ("n/a" if red is None else f"{red:.3f}"))
-        return write_demo_html(args.html, hunt, profile, tracker.series() if tracker else {},
-                               measure.table_rows(result), notes=notes, grafana=args.grafana)
+        notes = (
+            f"heap method: {result['leaky']['heap_method']}",
+            "reduction = 1 - fixed.rss_growth / leaky.rss_growth = "
+            + ("n/a" if red is None else f"{red:.3f}"),
+        )
+        return write_demo_html(
+            args.html,
+            hunt,
+            profile,
+            tracker.series() if tracker else {},
+            measure.table_rows(result),
+            notes=notes,
+            grafana=args.grafana,
+        )
     return 0
 
 
@@ -167,9 +198,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "the same load at leaky and fixed, then print the leak leaktrace found (call path, holder, "
         "trace ids) and the measured memory reduction of the fixed service. Needs no Docker.",
     )
-    p.add_argument("--duration", type=positive_seconds, default=30.0, help="seconds of load (default 30)")
-    p.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring (default 3)")
-    p.add_argument("--rate", type=positive_seconds, default=50.0, help="requests/s at each service (default 50)")
+    p.add_argument(
+        "--duration", type=positive_seconds, default=30.0, help="seconds of load (default 30)"
+    )
+    p.add_argument(
+        "--warmup", type=float, default=3.0, help="seconds of load before measuring (default 3)"
+    )
+    p.add_argument(
+        "--rate",
+        type=positive_seconds,
+        default=50.0,
+        help="requests/s at each service (default 50)",
+    )
     p.add_argument("--json", type=writable_path, default=None, help="write the JSON result here")
     add_report_flags(p)
     p.set_defaults(func=_demo)

@@ -40,12 +40,24 @@ def writable_path(raw: str) -> Path:
 def add_report_flags(p: argparse.ArgumentParser) -> None:
     from ..report.grafana import DEFAULT_TEMPO_UID
 
-    p.add_argument("--html", type=writable_path, default=None,
-                   help="write a self-contained HTML report here (needs the `report` extra: plotly)")
-    p.add_argument("--grafana-url", default=None, metavar="URL",
-                   help=f"link trace ids in the HTML report to this Grafana's Explore (default: ${LEAKTRACE_GRAFANA_URL})")
-    p.add_argument("--tempo-datasource", default=DEFAULT_TEMPO_UID, metavar="UID",
-                   help=f"uid of Grafana's Tempo datasource for those links (default {DEFAULT_TEMPO_UID})")
+    p.add_argument(
+        "--html",
+        type=writable_path,
+        default=None,
+        help="write a self-contained HTML report here (needs the `report` extra: plotly)",
+    )
+    p.add_argument(
+        "--grafana-url",
+        default=None,
+        metavar="URL",
+        help=f"link trace ids in the HTML report to this Grafana's Explore (default: ${LEAKTRACE_GRAFANA_URL})",
+    )
+    p.add_argument(
+        "--tempo-datasource",
+        default=DEFAULT_TEMPO_UID,
+        metavar="UID",
+        help=f"uid of Grafana's Tempo datasource for those links (default {DEFAULT_TEMPO_UID})",
+    )
 
 
 def check_report_flags(args: argparse.Namespace, prog: str) -> int:
@@ -70,46 +82,82 @@ def check_report_flags(args: argparse.Namespace, prog: str) -> int:
             return 2
     elif os.environ.get(LEAKTRACE_GRAFANA_URL, "").strip():
         try:
-            args.grafana = GrafanaLinks.parse(os.environ[LEAKTRACE_GRAFANA_URL], args.tempo_datasource)
+            args.grafana = GrafanaLinks.parse(
+                os.environ[LEAKTRACE_GRAFANA_URL], args.tempo_datasource
+            )
         except BadGrafanaURL as exc:  # an env var is not worth stopping for: say so, no links
             print(f"leaktrace {prog}: ignoring {LEAKTRACE_GRAFANA_URL}: {exc}", file=sys.stderr)
     return 0
 
 
-def _write_html(path: Path, runs: Sequence[Any], *, title: str, comparison: Any = None, grafana: Any = None) -> int:
+def _write_html(
+    path: Path, runs: Sequence[Any], *, title: str, comparison: Any = None, grafana: Any = None
+) -> int:
     from ..report.html import render_html
 
     page = render_html(runs, title=title, comparison=comparison, grafana=grafana)
     path.write_text(page, encoding="utf-8")
-    print(f"wrote {path} ({len(page.encode()) / 1e6:.1f} MB, open it in a browser; it works offline)")
+    print(
+        f"wrote {path} ({len(page.encode()) / 1e6:.1f} MB, open it in a browser; it works offline)"
+    )
     return 0
 
 
-def write_demo_html(path: Path, hunt: dict[str, Any], profile: bytes | None,
-                    tracks: dict[str, dict[str, tuple[list[float], list[float]]]],
-                    rows: Sequence[Sequence[str]], *, notes: Sequence[str] = (), grafana: Any = None) -> int:
+def write_demo_html(
+    path: Path,
+    hunt: dict[str, Any],
+    profile: bytes | None,
+    tracks: dict[str, dict[str, tuple[list[float], list[float]]]],
+    rows: Sequence[Sequence[str]],
+    *,
+    notes: Sequence[str] = (),
+    grafana: Any = None,
+) -> int:
     """`leaktrace demo --html`: leaky and fixed side by side (memory sampled alike from outside
     every second), leaky's hunt in full, and the measured table."""
     from ..analysis.model import TimeSeries
     from ..report.runs import Comparison, HuntRun, MemoryLine
 
     def lines(name: str) -> tuple[MemoryLine, ...]:
-        labels = {"rss_bytes": "RSS", "leaktrace_heap_live_bytes": "sampled live heap",
-                  "service_malloc_in_use_bytes": "malloc in use (mallinfo2)"}
+        labels = {
+            "rss_bytes": "RSS",
+            "leaktrace_heap_live_bytes": "sampled live heap",
+            "service_malloc_in_use_bytes": "malloc in use (mallinfo2)",
+        }
         got = tracks.get(name, {})
-        return tuple(MemoryLine(label, TimeSeries.of(*got[key])) for key, label in labels.items() if key in got)
+        return tuple(
+            MemoryLine(label, TimeSeries.of(*got[key]))
+            for key, label in labels.items()
+            if key in got
+        )
 
-    comparison = Comparison(columns=tuple(rows[0][1:]), rows=tuple(tuple(r) for r in rows[1:]), notes=tuple(notes))
+    comparison = Comparison(
+        columns=tuple(rows[0][1:]), rows=tuple(tuple(r) for r in rows[1:]), notes=tuple(notes)
+    )
     leaky = HuntRun.from_handoff("leaky", hunt, profile)
     runs = [
-        HuntRun(leaky.name, leaky.report, leaky.heap, memory=lines("leaky"),
-                note="the leak hunter ran inside it; memory sampled every second during the load"),
-        HuntRun("fixed", None, memory=lines("fixed"),
-                note="the same API refactored (bounded store, shared client, worker pool), same seeded load, "
-                     "no hunter; memory sampled every second during the load"),
+        HuntRun(
+            leaky.name,
+            leaky.report,
+            leaky.heap,
+            memory=lines("leaky"),
+            note="the leak hunter ran inside it; memory sampled every second during the load",
+        ),
+        HuntRun(
+            "fixed",
+            None,
+            memory=lines("fixed"),
+            note="the same API refactored (bounded store, shared client, worker pool), same seeded load, "
+            "no hunter; memory sampled every second during the load",
+        ),
     ]
-    return _write_html(path, runs, title="leaktrace demo: leaky against fixed", comparison=comparison,
-                       grafana=grafana)
+    return _write_html(
+        path,
+        runs,
+        title="leaktrace demo: leaky against fixed",
+        comparison=comparison,
+        grafana=grafana,
+    )
 
 
 def _hunt(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -124,7 +172,9 @@ def _hunt(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             from ..report.text import render_progress
 
             report = Report.from_json_dict(doc) if doc is not None else None
-            print(render_progress(elapsed, args.duration, report), end="", file=sys.stderr, flush=True)
+            print(
+                render_progress(elapsed, args.duration, report), end="", file=sys.stderr, flush=True
+            )
 
     try:
         outcome = hunt_program(
@@ -155,17 +205,24 @@ def _hunt(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     status = 0
     if args.pprof is not None:
         if outcome.profile is None:
-            print("leaktrace hunt: --pprof: the program left no heap profile (it ended before the "
-                  "hunter's first snapshot)", file=sys.stderr)
+            print(
+                "leaktrace hunt: --pprof: the program left no heap profile (it ended before the "
+                "hunter's first snapshot)",
+                file=sys.stderr,
+            )
             status = 1
         else:
             args.pprof.write_bytes(outcome.profile)
-            print(f"wrote {args.pprof} (gzipped pprof of the final live heap: go tool pprof, profilecli, speedscope)")
+            print(
+                f"wrote {args.pprof} (gzipped pprof of the final live heap: go tool pprof, profilecli, speedscope)"
+            )
     if args.html is not None:
         from ..report.runs import HuntRun
 
         name = args.service_name or _program_name(command)
-        run = HuntRun.from_handoff(name, outcome.report, outcome.profile, command=shlex.join(command))
+        run = HuntRun.from_handoff(
+            name, outcome.report, outcome.profile, command=shlex.join(command)
+        )
         _write_html(args.html, [run], title=f"leaktrace hunt: {name}", grafana=args.grafana)
     return status
 
@@ -186,12 +243,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "usage or when the program cannot be hunted (no heap sampler on its interpreter and "
         "LEAKTRACE_HUNT_TRACEMALLOC not set: it is stopped at once), 1 when the program could not be run.",
     )
-    p.add_argument("--duration", type=positive_seconds, default=20.0, help="seconds to run (default 20)")
+    p.add_argument(
+        "--duration", type=positive_seconds, default=20.0, help="seconds to run (default 20)"
+    )
     p.add_argument("--json", type=writable_path, default=None, help="write the JSON report here")
-    p.add_argument("--pprof", type=writable_path, default=None,
-                   help="write the final live heap here as a gzipped pprof (the heap profile's encoding)")
+    p.add_argument(
+        "--pprof",
+        type=writable_path,
+        default=None,
+        help="write the final live heap here as a gzipped pprof (the heap profile's encoding)",
+    )
     add_report_flags(p)
     p.add_argument("--service-name", help="service.name of the program")
-    p.add_argument("--progress", action="store_true", help="show the progress line even when not on a terminal")
+    p.add_argument(
+        "--progress", action="store_true", help="show the progress line even when not on a terminal"
+    )
     p.add_argument("command_args", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
     p.set_defaults(func=_hunt)

@@ -14,8 +14,13 @@ from ..autoinstrument import ENTRY_POINT_NAME, OTEL_PYTHON_CONFIGURATOR, OTEL_PY
 BOOTSTRAP_DIR = os.path.dirname(os.path.abspath(_bootstrap.__file__))
 
 
-def bootstrap_env(environ: Mapping[str, str], *, service_name: str | None = None,
-                  extra: Mapping[str, str] | None = None, cwd: str | None = None) -> dict[str, str]:
+def bootstrap_env(
+    environ: Mapping[str, str],
+    *,
+    service_name: str | None = None,
+    extra: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+) -> dict[str, str]:
     """The environment that makes a Python child start leaktrace before its own code.
 
     The same as `opentelemetry-instrument` sets up, with leaktrace as distro and configurator:
@@ -76,6 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS leaves instrumentors out. Exit status and "
         "signals pass through.",
     )
-    p.add_argument("--service-name", help="service.name (default: OTEL_SERVICE_NAME or the program name)")
+    p.add_argument(
+        "--service-name", help="service.name (default: OTEL_SERVICE_NAME or the program name)"
+    )
     p.add_argument("command_args", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
     p.set_defaults(func=_run)

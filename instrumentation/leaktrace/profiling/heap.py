@@ -51,7 +51,9 @@ class HeapProfilerBusy(RuntimeError):
 def unsupported_reason(native: ModuleType | None = None) -> str | None:
     """Why the native sampler cannot run on this interpreter, or None when it can."""
     if platform.python_implementation() != "CPython":
-        return f"needs CPython, this is {platform.python_implementation()} {platform.python_version()}"
+        return (
+            f"needs CPython, this is {platform.python_implementation()} {platform.python_version()}"
+        )
     if sysconfig.get_config_var("Py_GIL_DISABLED"):
         return f"CPython {platform.python_version()} is a free-threaded build: the allocator hooks rely on the GIL"
     if native is None:
@@ -172,7 +174,10 @@ class HeapProfiler:
             reason = unsupported_reason(native)
             if reason is not None or native is None:
                 # One logged warning, not a Python warning as well: a refusal is a degraded mode.
-                _log.warning("leaktrace heap sampler disabled: %s; falling back to pyroscope-io memory profiling", reason)
+                _log.warning(
+                    "leaktrace heap sampler disabled: %s; falling back to pyroscope-io memory profiling",
+                    reason,
+                )
                 return False
             if self._span_recorder is None:
                 self._span_recorder = SpanRecorder(spanref=native.SpanRef)
@@ -189,7 +194,10 @@ class HeapProfiler:
                 self._span_recorder.uninstall()
                 if "already running" in str(exc):
                     raise HeapProfilerBusy(str(exc)) from None
-                _log.warning("leaktrace heap sampler disabled: %s; falling back to pyroscope-io memory profiling", exc)
+                _log.warning(
+                    "leaktrace heap sampler disabled: %s; falling back to pyroscope-io memory profiling",
+                    exc,
+                )
                 return False
             self._running = True
             self._pid = os.getpid()
@@ -240,8 +248,10 @@ class HeapProfiler:
         if self._running and self._native is not None:
             self._running = bool(self._native.after_fork_child())
             if not self._running:
-                _log.warning("leaktrace heap sampler: stopped in forked child %d (no memory for its tables)",
-                             os.getpid())
+                _log.warning(
+                    "leaktrace heap sampler: stopped in forked child %d (no memory for its tables)",
+                    os.getpid(),
+                )
         self._pid = os.getpid()
         self._alloc_start = self._clock()
         self._stack_cache.clear()

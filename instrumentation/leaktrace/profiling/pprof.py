@@ -162,7 +162,12 @@ class ProfileBuilder:
             lid = self._locations[lkey] = len(self._locations) + 1
         return lid
 
-    def add(self, frames: Sequence[Frame], values: Sequence[int], labels: Mapping[str, str] | None = None) -> None:
+    def add(
+        self,
+        frames: Sequence[Frame],
+        values: Sequence[int],
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
         if len(values) != len(self.sample_types):
             raise ValueError("one value per sample type")
         hit = self._stacks.get(id(frames))
@@ -183,7 +188,9 @@ class ProfileBuilder:
     def encode(self) -> bytes:
         out = bytearray()
         for typ, unit in self.sample_types:
-            out += _len_field(_P_SAMPLE_TYPE, _int_field(1, self._s(typ)) + _int_field(2, self._s(unit)))
+            out += _len_field(
+                _P_SAMPLE_TYPE, _int_field(1, self._s(typ)) + _int_field(2, self._s(unit))
+            )
         for body in self._samples:
             out += _len_field(_P_SAMPLE, body)
         for (fid, line), lid in self._locations.items():
@@ -193,7 +200,9 @@ class ProfileBuilder:
             msg = _int_field(1, fid) + _int_field(2, self._s(name)) + _int_field(3, self._s(name))
             msg += _int_field(4, self._s(filename))
             out += _len_field(_P_FUNCTION, msg)
-        period_type = _int_field(1, self._s(self.period_type[0])) + _int_field(2, self._s(self.period_type[1]))
+        period_type = _int_field(1, self._s(self.period_type[0])) + _int_field(
+            2, self._s(self.period_type[1])
+        )
         tail = _int_field(_P_TIME, self.time_nanos) + _int_field(_P_DURATION, self.duration_nanos)
         tail += _len_field(_P_PERIOD_TYPE, period_type) + _int_field(_P_PERIOD, self.period)
         # The string table goes last so every string used above is already interned.

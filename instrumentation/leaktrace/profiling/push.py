@@ -172,7 +172,10 @@ class PyroscopePusher:
             self._unsent(reason(exc))
             self._warn.warning(
                 "heap-push",
-                "heap profile push to %s failed: %s: %s", self._base, type(exc).__name__, exc
+                "heap profile push to %s failed: %s: %s",
+                self._base,
+                type(exc).__name__,
+                exc,
             )
             return False
 
@@ -222,8 +225,7 @@ class PyroscopePusher:
             self.failed += 1
             self._unsent(f"HTTP {exc.code}")
             self._warn.warning(
-                "heap-push",
-                "Pyroscope rejected heap profile: HTTP %s %s", exc.code, reason.strip()
+                "heap-push", "Pyroscope rejected heap profile: HTTP %s %s", exc.code, reason.strip()
             )
             return False
         if 200 <= status < 300:

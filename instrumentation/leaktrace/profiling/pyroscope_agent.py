@@ -53,7 +53,11 @@ class PyroscopeProfiler:
                     import pyroscope as agent
 
                     self._agent = agent
-                headers = {"Authorization": f"Bearer {s.pyroscope_auth_token}"} if s.pyroscope_auth_token else {}
+                headers = (
+                    {"Authorization": f"Bearer {s.pyroscope_auth_token}"}
+                    if s.pyroscope_auth_token
+                    else {}
+                )
                 ok = agent.configure(
                     application_name=s.profile_application_name,
                     server_address=s.pyroscope_server_address,
@@ -69,10 +73,14 @@ class PyroscopeProfiler:
                     mem_max_nframe=s.heap_max_frames,
                 )
             except Exception as exc:  # noqa: BLE001 - the program runs without the CPU profiler
-                _log.warning("leaktrace: the CPU profiler could not start (%r); continuing without it", exc)
+                _log.warning(
+                    "leaktrace: the CPU profiler could not start (%r); continuing without it", exc
+                )
                 return False
             if ok is False:
-                _log.warning("leaktrace: pyroscope-io refused to start; continuing without CPU profiles")
+                _log.warning(
+                    "leaktrace: pyroscope-io refused to start; continuing without CPU profiles"
+                )
                 return False
             self.running = True
             return True

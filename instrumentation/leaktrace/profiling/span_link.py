@@ -94,7 +94,9 @@ class SpanProfileLinkProcessor(SpanProcessor):
     def _tag_failed(self, exc: Exception) -> None:
         if not self._warned:  # once: this runs per request
             self._warned = True
-            _log.warning("leaktrace: pyroscope-io thread tags failed (%r); CPU samples lose span labels", exc)
+            _log.warning(
+                "leaktrace: pyroscope-io thread tags failed (%r); CPU samples lose span labels", exc
+            )
 
     def shutdown(self) -> None:
         return None

@@ -35,8 +35,9 @@ class SpanRefFactory(Protocol):
 class _RecordingRuntimeContext(_RuntimeContext):
     """OpenTelemetry's runtime context, with the current span mirrored into `var`."""
 
-    def __init__(self, inner: _RuntimeContext, var: contextvars.ContextVar[object],
-                 spanref: SpanRefFactory) -> None:
+    def __init__(
+        self, inner: _RuntimeContext, var: contextvars.ContextVar[object], spanref: SpanRefFactory
+    ) -> None:
         self.inner = inner
         self._var = var
         self._spanref = spanref
@@ -92,7 +93,10 @@ class SpanRecorder:
 
     @property
     def installed(self) -> bool:
-        return self._wrapper is not None and getattr(self._module, "_RUNTIME_CONTEXT", None) is self._wrapper
+        return (
+            self._wrapper is not None
+            and getattr(self._module, "_RUNTIME_CONTEXT", None) is self._wrapper
+        )
 
     def install(self) -> contextvars.ContextVar[object]:
         """Start recording; returns the variable the hook reads. The span current right now is

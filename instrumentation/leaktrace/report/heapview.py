@@ -67,10 +67,14 @@ def samples_of(profile: DecodedProfile, sample_type: str = "inuse_space") -> tup
     """The samples of one value type (live bytes by default) that hold anything."""
     names = [t for t, _ in profile.sample_types]
     if sample_type not in names:
-        raise ValueError(f"profile has no {sample_type!r} values (it has {', '.join(names) or 'none'})")
+        raise ValueError(
+            f"profile has no {sample_type!r} values (it has {', '.join(names) or 'none'})"
+        )
     idx = names.index(sample_type)
     return tuple(
-        HeapSample(s.frames, float(s.values[idx]), s.labels) for s in profile.samples if s.values[idx] > 0
+        HeapSample(s.frames, float(s.values[idx]), s.labels)
+        for s in profile.samples
+        if s.values[idx] > 0
     )
 
 
