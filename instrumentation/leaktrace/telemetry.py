@@ -23,11 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from . import assembly
 from ._forked_child import ContinuesInForkedChild
-from ._ratelimit import (
-    RateLimitedLogger,
-    RateLimiter,
-    RateLimitFilter,
-)
+from ._ratelimit import RateLimitedLogger, RateLimiter, RateLimitFilter
 from ._signals import holding_signals
 from ._standby import StandbyThreads
 from .config import Settings
@@ -35,13 +31,7 @@ from .log_hookup import LogHookup
 from .logs import OTLPLogHandler, console_handler
 from .metrics import MetricsServer, RuntimeMetrics
 from .otlp import ExportGuard
-from .parts import (
-    Background,
-    Flushable,
-    HeapSampler,
-    Profiler,
-    SamplesMemory,
-)
+from .parts import Background, Flushable, HeapSampler, Profiler, SamplesMemory
 from .resource import build_resource
 from .tracing import traced
 from .unsent import EXIT_QUIET_LOGGERS, UnsentLedger, quiet

@@ -2,6 +2,7 @@
 
 - No import cycle between its modules, counting the imports inside functions too: a lazy
   import hides a cycle from the interpreter, not from the reader.
+- No module is over 400 lines: one that grows past it has more than one concern.
 - The composition root (telemetry.py and the modules it is split into) names no `Any` and
   probes its parts with no getattr/hasattr: the parts it composes are typed (parts.py).
 """
@@ -129,3 +130,15 @@ def test_the_composition_root_names_no_any_and_probes_nothing() -> None:
                     assert not parent_calls, f"{name}:{node.lineno} probes a part with {node.id}()"
             if isinstance(node, ast.alias):
                 assert node.name != "Any", f"{name}:{node.lineno} imports Any"
+
+
+MAX_MODULE_LINES = 400
+
+
+def test_no_module_of_leaktrace_is_over_400_lines() -> None:
+    long = {
+        str(path.relative_to(PACKAGE)): n
+        for path in PACKAGE.rglob("*.py")
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}, f"split these along their seams: {long}"
