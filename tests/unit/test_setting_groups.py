@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import ast
+import os
 from dataclasses import fields, replace
+from pathlib import Path
 
 import pytest
 from leaktrace.config import Settings
+from leaktrace.metrics import RuntimeMetrics
 from leaktrace.setting_groups import (
     MetricsConfig,
     OtlpExportConfig,
     PyroscopeConfig,
     ServiceIdentity,
 )
+from prometheus_client import CollectorRegistry
+
+PACKAGE = Path(__file__).resolve().parents[2] / "instrumentation" / "leaktrace"
 
 #: accessor -> {group field: the Settings field (or property) it is}
 GROUPS: dict[str, dict[str, str]] = {
@@ -203,3 +210,39 @@ def test_a_group_is_built_from_the_settings_it_is_read_from_now() -> None:
     child = replace(parent, service_instance_id="child-instance")
     assert child.service.service_instance_id == "child-instance"
     assert before.service_instance_id == parent.service_instance_id != "child-instance"
+
+
+def test_metrics_rebound_in_a_forked_child_report_its_own_instance() -> None:
+    parent = Settings.resolve({}, service_name="svc", service_instance_id="parent-instance")
+    registry = CollectorRegistry()
+    metrics = RuntimeMetrics(parent.metrics, registry, identity=parent.service)
+    labels = {
+        "service_name": "svc",
+        "service_version": "unknown",
+        "deployment_environment": "development",
+        "process_pid": str(os.getpid()),
+    }
+    parent_info = {**labels, "service_instance_id": "parent-instance"}
+    assert registry.get_sample_value("leaktrace_info", parent_info) == 1.0
+    # WHEN the child's Settings carry its own instance id (as _forked_child.py does)
+    metrics.after_fork_in_child(replace(parent, service_instance_id="child-instance").service)
+    # THEN its info gauge says so, and no longer the parent's
+    child_info = {**labels, "service_instance_id": "child-instance"}
+    assert registry.get_sample_value("leaktrace_info", child_info) == 1.0
+    assert registry.get_sample_value("leaktrace_info", parent_info) is None
+    metrics.close()
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["tracing.py", "logs.py", "metrics.py", "resource.py", "profiling/pyroscope_agent.py"],
+)
+def test_components_are_handed_their_group_not_the_whole_settings(module: str) -> None:
+    tree = ast.parse((PACKAGE / module).read_text(encoding="utf-8"))
+    imported = {
+        (node.module or "").lstrip("."): {alias.name for alias in node.names}
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+    }
+    assert "config" not in imported, f"{module} imports leaktrace.config"
+    assert not any("Settings" in names for names in imported.values())
