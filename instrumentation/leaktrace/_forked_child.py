@@ -127,7 +127,7 @@ class ContinuesInForkedChild:
             self._background_inherited.append(guard.reopen(factory()))
 
     def _metrics_in_child(self) -> None:
-        self.metrics.after_fork_in_child(self.settings)
+        self.metrics.after_fork_in_child(self.settings.service)
         self._metrics_server.after_fork_in_child()
         if self._serve_metrics:
             self._metrics_server.start()

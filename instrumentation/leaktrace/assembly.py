@@ -47,10 +47,6 @@ def interpreter() -> str:
     return f"{platform.python_implementation()} {platform.python_version()}{threading_kind}"
 
 
-def no_export(settings: Settings) -> Settings:
-    return replace(settings, logs_enabled=False, traces_enabled=False)
-
-
 @dataclass(frozen=True)
 class Pipelines:
     """The span and log providers, and the guards of the OTLP exporters built for them."""
@@ -86,16 +82,23 @@ def build_pipelines(
         tracer_provider = trace.NoOpTracerProvider()
     else:
         tracer_provider, span_guard = build_tracer_provider(
-            settings, resource=resource, warn=warn, processors=list(processors), ledger=ledger
+            settings.trace_export,
+            resource=resource,
+            warn=warn,
+            processors=list(processors),
+            ledger=ledger,
         )
         if span_guard is not None:
             from .tracing import make_span_exporter
 
             guards.append(span_guard)
-            factories.append((span_guard, lambda: make_span_exporter(current_settings())))
+            factories.append(
+                (span_guard, lambda: make_span_exporter(current_settings().trace_export))
+            )
     if logger_provider is None:
+        log_export = settings.log_export
         logger_provider, log_guard = build_logger_provider(
-            settings if not settings.sdk_disabled else no_export(settings),
+            log_export if not settings.sdk_disabled else replace(log_export, enabled=False),
             resource=resource,
             warn=warn,
             ledger=ledger,
@@ -104,7 +107,7 @@ def build_pipelines(
             from .logs import make_log_exporter
 
             guards.append(log_guard)
-            factories.append((log_guard, lambda: make_log_exporter(current_settings())))
+            factories.append((log_guard, lambda: make_log_exporter(current_settings().log_export)))
     return Pipelines(tracer_provider, logger_provider, tuple(guards), tuple(factories))
 
 
@@ -209,7 +212,7 @@ def build_profiler(
 
     # The heap is never sampled twice: with our sampler on, pyroscope-io does CPU only.
     # Telemetry.start() revisits this once it knows whether the sampler really started.
-    return PyroscopeProfiler(settings, memory=not heap_sampler_on, tags=tags)
+    return PyroscopeProfiler(settings.pyroscope, memory=not heap_sampler_on, tags=tags)
 
 
 def build_heap_exporter(

@@ -34,6 +34,7 @@ from .envparse import (
     parse_protocol,
     parse_url,
 )
+from .setting_groups import MetricsConfig, OtlpExportConfig, PyroscopeConfig, ServiceIdentity
 from .settings_spec import Resolution, Setting, argument_errors, documented
 from .settings_spec import readme_rows as _readme_rows
 
@@ -274,6 +275,64 @@ class Settings:
     @property
     def profile_application_name(self) -> str:
         return self.pyroscope_application_name or self.service_name
+
+    # --- what each component reads (setting_groups.py); built on each access, never cached ---
+    @property
+    def service(self) -> ServiceIdentity:
+        return ServiceIdentity(
+            service_name=self.service_name,
+            service_version=self.service_version,
+            service_instance_id=self.service_instance_id,
+            deployment_environment=self.deployment_environment,
+            resource_attributes=self.resource_attributes,
+        )
+
+    @property
+    def trace_export(self) -> OtlpExportConfig:
+        return OtlpExportConfig(
+            enabled=self.traces_enabled,
+            endpoint=self.traces_endpoint,
+            protocol=self.traces_protocol,
+            headers=self.traces_headers,
+            timeout_s=self.traces_timeout_s,
+            queue_size=self.span_queue_size,
+        )
+
+    @property
+    def log_export(self) -> OtlpExportConfig:
+        return OtlpExportConfig(
+            enabled=self.logs_enabled,
+            endpoint=self.logs_endpoint,
+            protocol=self.logs_protocol,
+            headers=self.logs_headers,
+            timeout_s=self.logs_timeout_s,
+            queue_size=self.log_queue_size,
+        )
+
+    @property
+    def metrics(self) -> MetricsConfig:
+        return MetricsConfig(
+            enabled=self.metrics_enabled,
+            host=self.metrics_host,
+            port=self.metrics_port,
+            discovery_dir=self.metrics_discovery_dir,
+            watch_interval_s=self.watch_interval_s,
+        )
+
+    @property
+    def pyroscope(self) -> PyroscopeConfig:
+        return PyroscopeConfig(
+            server_address=self.pyroscope_server_address,
+            application_name=self.profile_application_name,
+            auth_token=self.pyroscope_auth_token,
+            basic_auth_username=self.pyroscope_basic_auth_username,
+            basic_auth_password=self.pyroscope_basic_auth_password,
+            tenant_id=self.pyroscope_tenant_id,
+            sample_rate=self.pyroscope_sample_rate,
+            upload_interval_s=self.pyroscope_upload_interval_s,
+            heap_sample_bytes=self.heap_sample_bytes,
+            heap_max_frames=self.heap_max_frames,
+        )
 
     @classmethod
     def resolve(

@@ -16,8 +16,8 @@ from opentelemetry.sdk._logs.export import (
 )
 
 from ._ratelimit import RateLimitedLogger
-from .config import Settings
 from .otlp import ExportGuard, make_exporter
+from .setting_groups import OtlpExportConfig
 from .unsent import Reachability, UnsentLedger
 
 CONSOLE_FORMAT = "%(asctime)s %(levelname)s [%(name)s] [trace_id=%(otelTraceID)s span_id=%(otelSpanID)s] %(message)s"
@@ -106,19 +106,15 @@ class GuardedLogExporter(ExportGuard, LogRecordExporter):
     _failure = LogRecordExportResult.FAILURE
 
 
-def make_log_exporter(settings: Settings) -> LogRecordExporter:
+def make_log_exporter(export: OtlpExportConfig) -> LogRecordExporter:
     exporter: LogRecordExporter = make_exporter(
-        "logs",
-        settings.logs_protocol,
-        settings.logs_endpoint,
-        settings.logs_headers,
-        settings.logs_timeout_s,
+        "logs", export.protocol, export.endpoint, export.headers, export.timeout_s
     )
     return exporter
 
 
 def build_logger_provider(
-    settings: Settings,
+    export: OtlpExportConfig,
     *,
     resource: object,
     warn: RateLimitedLogger,
@@ -128,9 +124,9 @@ def build_logger_provider(
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)  # type: ignore[arg-type]
     guarded = None
     built = False
-    if exporter is None and settings.logs_enabled:
+    if exporter is None and export.enabled:
         try:
-            exporter = make_log_exporter(settings)
+            exporter = make_log_exporter(export)
             built = True
         except Exception as exc:  # noqa: BLE001 - no exporter is one warning, not a crash
             warn.warning(
@@ -140,15 +136,15 @@ def build_logger_provider(
             )
     if exporter is not None:
         # The endpoint is known only for the exporter built here from the settings.
-        reach = Reachability(settings.logs_endpoint) if built else None
+        reach = Reachability(export.endpoint) if built else None
         guarded = GuardedLogExporter(exporter, warn, reachability=reach, ledger=ledger)
         provider.add_log_record_processor(
             BatchLogRecordProcessor(
                 guarded,
-                max_queue_size=settings.log_queue_size,
+                max_queue_size=export.queue_size,
                 # the SDK refuses a batch larger than the queue; a small queue is a valid setting
-                max_export_batch_size=min(512, settings.log_queue_size),
-                export_timeout_millis=int(settings.logs_timeout_s * 1000),
+                max_export_batch_size=min(512, export.queue_size),
+                export_timeout_millis=int(export.timeout_s * 1000),
             )
         )
     return provider, guarded

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, GCCollector, Histogram, Process
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .config import Settings
+from .setting_groups import MetricsConfig, ServiceIdentity
 from .sizing import estimate_container_bytes
 
 if TYPE_CHECKING:
@@ -148,26 +148,26 @@ class RuntimeCollector(Collector):
 
     def __init__(
         self,
-        settings: Settings,
+        identity: ServiceIdentity,
         *,
         watch: ContainerWatch,
         loops: LoopRegistry,
         heap_live_bytes: Callable[[], float | None] | None = None,
     ) -> None:
-        self._settings = settings
+        self._identity = identity
         self._watch = watch
         self._loops = loops
         self._heap_live_bytes = heap_live_bytes
 
-    def rebind(self, settings: Settings) -> None:
+    def rebind(self, identity: ServiceIdentity) -> None:
         """A forked child's own identity (service.instance.id) from now on."""
-        self._settings = settings
+        self._identity = identity
 
     def describe(self) -> Iterable[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        s = self._settings
+        s = self._identity
         info = GaugeMetricFamily(
             "leaktrace_info",
             "leaktrace is running in this process",
@@ -253,17 +253,18 @@ class RuntimeMetrics:
 
     def __init__(
         self,
-        settings: Settings,
+        config: MetricsConfig,
         registry: CollectorRegistry,
         *,
+        identity: ServiceIdentity,
         clock: Callable[[], float] = time.monotonic,
         heap_live_bytes: Callable[[], float | None] | None = None,
     ) -> None:
         self.registry = registry
-        self.watch = ContainerWatch(interval_s=settings.watch_interval_s, clock=clock)
+        self.watch = ContainerWatch(interval_s=config.watch_interval_s, clock=clock)
         self.loops = LoopRegistry()
         runtime = RuntimeCollector(
-            settings, watch=self.watch, loops=self.loops, heap_live_bytes=heap_live_bytes
+            identity, watch=self.watch, loops=self.loops, heap_live_bytes=heap_live_bytes
         )
         self.runtime = runtime
         registry.register(runtime)
@@ -276,11 +277,11 @@ class RuntimeMetrics:
         self.requests = RequestMetrics(registry)
         self._collectors.append(self.requests.histogram)
 
-    def after_fork_in_child(self, settings: Settings) -> None:
+    def after_fork_in_child(self, identity: ServiceIdentity) -> None:
         """A forked child's metrics: its own identity, and request counts from zero (the
         parent's requests are the parent's); watched containers stay watched."""
         self.watch.after_fork_in_child()
-        self.runtime.rebind(settings)
+        self.runtime.rebind(identity)
         self.requests.histogram.clear()
 
     def close(self) -> None:

@@ -6,18 +6,18 @@ import os
 
 from opentelemetry.sdk.resources import Resource
 
-from .config import Settings
+from .setting_groups import ServiceIdentity
 
 
-def build_resource(settings: Settings) -> Resource:
-    attrs: dict[str, str | int] = dict(settings.resource_attributes)
+def build_resource(service: ServiceIdentity) -> Resource:
+    attrs: dict[str, str | int] = dict(service.resource_attributes)
     attrs.update(
         {
-            "service.name": settings.service_name,
-            "service.version": settings.service_version,
-            "service.instance.id": settings.service_instance_id,
-            "deployment.environment": settings.deployment_environment,
-            "deployment.environment.name": settings.deployment_environment,
+            "service.name": service.service_name,
+            "service.version": service.service_version,
+            "service.instance.id": service.service_instance_id,
+            "deployment.environment": service.deployment_environment,
+            "deployment.environment.name": service.deployment_environment,
             "telemetry.distro.name": "leaktrace",
             "telemetry.sdk.language": "python",
             "telemetry.sdk.name": "opentelemetry",

@@ -104,7 +104,7 @@ class Telemetry(ContinuesInForkedChild):
         #: Why the span-linked heap sampler is not running here (None when it is, or may be).
         self.heap_unavailable: str | None = None
 
-        resource = build_resource(settings)
+        resource = build_resource(settings.service)
         self._resource = resource
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.heap_profiler = heap_profiler
@@ -144,7 +144,11 @@ class Telemetry(ContinuesInForkedChild):
         self._instrumentation: Instrumentation | None = None
         heap_live = self.heap_profiler.live_bytes if self.heap_profiler is not None else None
         self.metrics = RuntimeMetrics(
-            settings, self.registry, clock=clock, heap_live_bytes=heap_live
+            settings.metrics,
+            self.registry,
+            identity=settings.service,
+            clock=clock,
+            heap_live_bytes=heap_live,
         )
         self._metrics_server = MetricsServer(
             self.registry,

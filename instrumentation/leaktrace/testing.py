@@ -59,7 +59,7 @@ def in_memory_telemetry(
     settings = Settings.resolve(
         environ if environ is not None else {}, service_name=service_name, **overrides
     )
-    resource = build_resource(settings)
+    resource = build_resource(settings.service)
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))

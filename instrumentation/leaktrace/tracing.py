@@ -14,8 +14,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.trace import Tracer
 
 from ._ratelimit import RateLimitedLogger
-from .config import Settings
 from .otlp import ExportGuard, make_exporter
+from .setting_groups import OtlpExportConfig
 from .unsent import Reachability, UnsentLedger
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -23,14 +23,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 _log = logging.getLogger("leaktrace.tracing")
 
 
-def make_span_exporter(settings: Settings) -> SpanExporter:
+def make_span_exporter(export: OtlpExportConfig) -> SpanExporter:
     """The OTLP span exporter for the configured protocol (grpc or http/protobuf)."""
     exporter: SpanExporter = make_exporter(
-        "traces",
-        settings.traces_protocol,
-        settings.traces_endpoint,
-        settings.traces_headers,
-        settings.traces_timeout_s,
+        "traces", export.protocol, export.endpoint, export.headers, export.timeout_s
     )
     return exporter
 
@@ -42,7 +38,7 @@ class GuardedSpanExporter(ExportGuard, SpanExporter):
 
 
 def build_tracer_provider(
-    settings: Settings,
+    export: OtlpExportConfig,
     *,
     resource: Resource,
     warn: RateLimitedLogger,
@@ -55,9 +51,9 @@ def build_tracer_provider(
     built = False
     for processor in processors:
         provider.add_span_processor(processor)
-    if exporter is None and settings.traces_enabled:
+    if exporter is None and export.enabled:
         try:
-            exporter = make_span_exporter(settings)
+            exporter = make_span_exporter(export)
             built = True
         except Exception as exc:  # noqa: BLE001 - no exporter is one warning, not a crash
             warn.warning(
@@ -67,15 +63,15 @@ def build_tracer_provider(
             )
     if exporter is not None:
         # The endpoint is known only for the exporter built here from the settings.
-        reach = Reachability(settings.traces_endpoint) if built else None
+        reach = Reachability(export.endpoint) if built else None
         guarded = GuardedSpanExporter(exporter, warn, reachability=reach, ledger=ledger)
         provider.add_span_processor(
             BatchSpanProcessor(
                 guarded,
-                max_queue_size=settings.span_queue_size,
+                max_queue_size=export.queue_size,
                 # the SDK refuses a batch larger than the queue; a small queue is a valid setting
-                max_export_batch_size=min(512, settings.span_queue_size),
-                export_timeout_millis=int(settings.traces_timeout_s * 1000),
+                max_export_batch_size=min(512, export.queue_size),
+                export_timeout_millis=int(export.timeout_s * 1000),
             )
         )
     return provider, guarded

@@ -75,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         warn = RateLimitedLogger(logging.getLogger("leaktrace.export"))
         resource = Resource.create({"service.name": os.path.basename(case)})
         provider, _ = build_tracer_provider(
-            settings, resource=resource, warn=warn, processors=[endpoints]
+            settings.trace_export, resource=resource, warn=warn, processors=[endpoints]
         )
-        log_provider, _ = build_logger_provider(settings, resource=resource, warn=warn)
+        log_provider, _ = build_logger_provider(settings.log_export, resource=resource, warn=warn)
         logging.getLogger().addHandler(OTLPLogHandler(log_provider))
         providers = [provider, log_provider]
     else:

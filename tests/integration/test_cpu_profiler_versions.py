@@ -113,7 +113,7 @@ def test_a_cpu_profiler_that_cannot_start_is_one_warning_and_the_rest_goes_on(
         hunt_report_path=str(tmp_path / "report.json"),
     )
     agent = _AgentThatCannotStart()
-    profiler = PyroscopeProfiler(settings, memory=False, agent=agent)
+    profiler = PyroscopeProfiler(settings.pyroscope, memory=False, agent=agent)
     with caplog.at_level(logging.WARNING), in_memory_telemetry(registry=CollectorRegistry()) as t:
         tel = Telemetry(
             settings,

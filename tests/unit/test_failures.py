@@ -72,7 +72,10 @@ def test_exporter_that_raises_is_contained_and_warned_once(
     warn = RateLimitedLogger(logging.getLogger("leaktrace.export"), RateLimiter(60.0))
     exporter = RaisingExporter()
     provider, _ = build_tracer_provider(
-        settings, resource=build_resource(settings), warn=warn, exporter=exporter
+        settings.trace_export,
+        resource=build_resource(settings.service),
+        warn=warn,
+        exporter=exporter,
     )
     tracer = provider.get_tracer("t")
     # WHEN the host makes spans and flushes many batches
@@ -94,7 +97,10 @@ def test_full_queue_drops_instead_of_growing_or_blocking() -> None:
     warn = RateLimitedLogger(logging.getLogger("leaktrace.export"))
     exporter = BlockingExporter()
     provider, _ = build_tracer_provider(
-        settings, resource=build_resource(settings), warn=warn, exporter=exporter
+        settings.trace_export,
+        resource=build_resource(settings.service),
+        warn=warn,
+        exporter=exporter,
     )
     tracer = provider.get_tracer("t")
     # WHEN the host makes 20,000 spans
@@ -196,7 +202,7 @@ def test_profiler_that_cannot_start_degrades_to_a_warning(
         {}, service_name="p", metrics_port=0, traces_enabled=False, logs_enabled=False
     )
     agent = _FailingAgent(error)
-    profiler = PyroscopeProfiler(settings, memory=True, agent=agent)
+    profiler = PyroscopeProfiler(settings.pyroscope, memory=True, agent=agent)
     with caplog.at_level(logging.WARNING):
         tel = Telemetry(
             settings, profiler=profiler, registry=CollectorRegistry(), serve_metrics=False

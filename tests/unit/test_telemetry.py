@@ -335,7 +335,7 @@ def test_profiler_gets_service_name_and_root_spans_get_the_profile_link() -> Non
         logs_enabled=False,
     )
     agent = _RunningAgent()
-    profiler = PyroscopeProfiler(settings, memory=False, agent=agent)
+    profiler = PyroscopeProfiler(settings.pyroscope, memory=False, agent=agent)
     with in_memory_telemetry(registry=CollectorRegistry()) as t:
         tel = Telemetry(
             settings,
@@ -377,7 +377,7 @@ def _root_and_child_without_heap_sampler(
         env, service_name="cpu-only", heap_enabled=False, traces_enabled=False, logs_enabled=False
     )
     agent = _RunningAgent()
-    profiler = PyroscopeProfiler(settings, memory=True, agent=agent)
+    profiler = PyroscopeProfiler(settings.pyroscope, memory=True, agent=agent)
     with in_memory_telemetry(registry=CollectorRegistry()) as t:
         tel = Telemetry(
             settings,

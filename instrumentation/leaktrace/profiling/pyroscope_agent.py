@@ -11,7 +11,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from ..config import Settings
+from ..setting_groups import PyroscopeConfig
 
 _log = logging.getLogger("leaktrace.profiling")
 
@@ -19,14 +19,14 @@ _log = logging.getLogger("leaktrace.profiling")
 class PyroscopeProfiler:
     def __init__(
         self,
-        settings: Settings,
+        config: PyroscopeConfig,
         *,
         memory: bool,
         tags: Mapping[str, str] | None = None,
         agent: Any = None,
     ) -> None:
         """`agent` is the pyroscope module (injectable for tests); imported lazily otherwise."""
-        self._settings = settings
+        self._config = config
         self._memory = memory
         self._tags = dict(tags or {})
         self._agent = agent
@@ -43,7 +43,7 @@ class PyroscopeProfiler:
             self._memory = enabled
 
     def start(self) -> bool:
-        s = self._settings
+        c = self._config
         with self._lock:
             if self.running:
                 return True
@@ -53,24 +53,20 @@ class PyroscopeProfiler:
                     import pyroscope as agent
 
                     self._agent = agent
-                headers = (
-                    {"Authorization": f"Bearer {s.pyroscope_auth_token}"}
-                    if s.pyroscope_auth_token
-                    else {}
-                )
+                headers = {"Authorization": f"Bearer {c.auth_token}"} if c.auth_token else {}
                 ok = agent.configure(
-                    application_name=s.profile_application_name,
-                    server_address=s.pyroscope_server_address,
-                    basic_auth_username=s.pyroscope_basic_auth_username,
-                    basic_auth_password=s.pyroscope_basic_auth_password,
-                    tenant_id=s.pyroscope_tenant_id,
+                    application_name=c.application_name,
+                    server_address=c.server_address,
+                    basic_auth_username=c.basic_auth_username,
+                    basic_auth_password=c.basic_auth_password,
+                    tenant_id=c.tenant_id,
                     http_headers=headers,
-                    sample_rate=s.pyroscope_sample_rate,
-                    upload_interval=s.pyroscope_upload_interval_s,
+                    sample_rate=c.sample_rate,
+                    upload_interval=c.upload_interval_s,
                     tags=self._tags,
                     mem_enabled=self._memory,
-                    mem_heap_sample_size=s.heap_sample_bytes,
-                    mem_max_nframe=s.heap_max_frames,
+                    mem_heap_sample_size=c.heap_sample_bytes,
+                    mem_max_nframe=c.heap_max_frames,
                 )
             except Exception as exc:  # noqa: BLE001 - the program runs without the CPU profiler
                 _log.warning(
