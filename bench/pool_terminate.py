@@ -1,12 +1,11 @@
 """Does a multiprocessing pool under `leaktrace run` end when its `with Pool()` block does?
 
 `Pool.__exit__` SIGTERMs its workers and joins them. A worker idles in a semaphore wait on the
-job queue; Python runs its SIGTERM handler (leaktrace's, which flushes then dies) only in the
-main thread, so a SIGTERM the kernel hands to one of telemetry's threads leaves the worker,
-and the program, waiting forever (see leaktrace/_signals.py). This runs
-`tests/integration/apps/pool_jobs.py` with the forkserver method under `leaktrace run`, with
-dead backends, `--runs` times, and counts the runs still alive `--limit` seconds after their
-jobs ended. Each run is bounded; a hung one is killed with its process group.
+job queue; had it a Python SIGTERM handler (leaktrace's flush-then-die), a SIGTERM landing just
+before that wait would be a lost wakeup and the worker, and the program, would wait forever
+(see leaktrace/_sigterm.py). This runs `tests/integration/apps/pool_jobs.py` with a start
+method under `leaktrace run`, with dead backends, `--runs` times, and counts the runs still
+alive `--limit` seconds after their jobs ended. Each run is bounded; a hung one is killed with its process group.
 
     .venv/bin/python bench/pool_terminate.py [--runs 60] [--json bench/results/pool_terminate.json]
 """

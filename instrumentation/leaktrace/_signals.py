@@ -1,12 +1,11 @@
 """leaktrace's threads never take the program's signals.
 
-The kernel hands a signal sent to a process (SIGTERM from a supervisor or `Pool.terminate()`,
-SIGINT, gunicorn's SIGCHLD and SIGHUP) to any one of its threads that does not block it.
-Python runs the handler in the main thread only, and a main thread blocked in a wait (a
-multiprocessing queue's semaphore, a lock) wakes only when the signal lands on it. Landed on an
-exporter thread instead, the handler waits for that wait to end: in an idle pool worker, never.
-Measured before this: 1 forkserver pool worker in 17 under `leaktrace run` outlived its
-`Pool.terminate()` (bench/pool_terminate.py).
+The kernel hands a signal sent to a process (SIGTERM from a supervisor, SIGINT, gunicorn's
+SIGCHLD and SIGHUP) to one of its threads that does not block it: the main thread by preference,
+another one when the main thread has a signal pending or blocks it. Python runs the handler in
+the main thread only, and a main thread waiting in a lock or semaphore is woken for it only by a
+signal that lands on it: landed on an exporter thread, the handler waits for the wait to end.
+leaktrace adds threads to every process it runs in; none of them should take the program's signals.
 
 So every thread leaktrace starts, and every thread its collaborators start while leaktrace
 builds or starts them (the SDK's batch processors, pyroscope-io's agent), begins with these

@@ -31,6 +31,7 @@ from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 
+from . import _sigterm
 from ._signals import hold, release
 
 _log = logging.getLogger("leaktrace")
@@ -199,7 +200,7 @@ def expand_pid(template: str, pid: int, *, forked: bool = False) -> str:
 
 
 def finish_with_multiprocessing(shutdown: Callable[[], object]) -> object | None:
-    """Run `shutdown` when a multiprocessing child ends.
+    """Run `shutdown` when a multiprocessing child ends, and give its SIGTERM back (_sigterm.py).
 
     A process started by multiprocessing's fork or forkserver method ends with os._exit(),
     so atexit (where leaktrace is flushed) never runs there; multiprocessing's own exit
@@ -214,6 +215,7 @@ def finish_with_multiprocessing(shutdown: Callable[[], object]) -> object | None
 
     def arm(obj: _ShutdownHolder) -> None:
         util.Finalize(None, obj.shutdown, exitpriority=10)
+        _sigterm.release_in_pool_worker()
 
     util.register_after_fork(holder, arm)
     return holder

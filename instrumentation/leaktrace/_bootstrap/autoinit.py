@@ -6,35 +6,16 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import signal
 import sys
 import uuid
-from types import FrameType
 from typing import Any
 
-from .. import process_root
+from .. import _sigterm, process_root
 from ..config import LEAKTRACE_METRICS_DISCOVERY_DIR, Settings
 from ..process_root import BOOTSTRAP_DONE
 from ..telemetry import Telemetry
 
 _log = logging.getLogger("leaktrace.bootstrap")
-
-
-def _chain_sigterm(telemetry: Telemetry) -> None:
-    # Only when the program has not claimed SIGTERM: flush, then die by the same signal so the
-    # parent sees the usual exit status (signals pass through).
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        telemetry.shutdown()
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-
-    try:
-        signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not the main thread
-        pass
 
 
 def prepare() -> Telemetry | None:
@@ -73,7 +54,7 @@ def start() -> Telemetry | None:
         )
         return None
     atexit.register(telemetry.shutdown)
-    _chain_sigterm(telemetry)
+    _sigterm.install(telemetry)
     if telemetry.targets is not None:
         # Processes it spawns (not forks) find the tree's metrics discovery directory here.
         os.environ.setdefault(LEAKTRACE_METRICS_DISCOVERY_DIR, telemetry.targets.path)

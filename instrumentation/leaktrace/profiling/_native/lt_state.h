@@ -142,9 +142,14 @@ void lt_untrack_checked(lt_state *st, uintptr_t p, uint64_t h, uint8_t *c); /* h
 static inline uint64_t lt_mix(uintptr_t p) { return (uint64_t)(p >> 4) * 0x9E3779B97F4A7C15ULL; }
 static inline size_t lt_filter_idx(uint64_t h) { return (size_t)(h >> (64 - LT_FILTER_BITS)); }
 static inline void lt_untrack(lt_state *st, void *ptr) {
+    /* Read the filter once, and check it: a thread of an interpreter with its own GIL (3.12+)
+     * runs beside a stop() in the main one, which detaches the filter (keeping the memory, see
+     * lt_free_tables) between this thread's live_count check and this read. */
+    uint8_t *filter = __atomic_load_n(&st->filter, __ATOMIC_RELAXED);
+    if (LT_UNLIKELY(filter == NULL)) return;
     uintptr_t p = (uintptr_t)ptr;
     uint64_t h = lt_mix(p);
-    uint8_t *c = &st->filter[lt_filter_idx(h)];
+    uint8_t *c = &filter[lt_filter_idx(h)];
     if (LT_UNLIKELY(*c != 0)) lt_untrack_checked(st, p, h, c);
 }
 

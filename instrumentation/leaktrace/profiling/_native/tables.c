@@ -39,7 +39,7 @@ int lt_alloc_tables(lt_state *st, size_t max_tracked, size_t max_stacks) {
     st->live_max = max_tracked;
     st->live_count = 0;
     st->live_bytes = 0.0;
-    st->filter = filter;
+    __atomic_store_n(&st->filter, filter, __ATOMIC_RELAXED); /* read without the GIL: lt_untrack */
     st->agg = agg;
     st->agg_mask = agg_cap - 1;
     st->agg_max = max_tracked;
@@ -73,7 +73,7 @@ void lt_free_tables(lt_state *st, int others_running) {
     st->live_count = 0;
     st->live = NULL;
     st->agg = NULL;
-    st->filter = NULL;
+    __atomic_store_n(&st->filter, (uint8_t *)NULL, __ATOMIC_RELAXED);
     st->stacks = NULL;
     st->stack_index = NULL;
     st->stack_free = NULL;
