@@ -6,7 +6,9 @@ behaves request by request:
   then misses one request in five and evicts its oldest entry (no leak);
 - steady leaks of 2.1 KB blocks at 20, 50 and 100 KB/s (`tests/corpus/global_dict.py`).
 Each is seen through `leaktrace hunt`'s sampler (mean interval 16 KiB, a snapshot every 0.67 s,
-as measured in its hunts) and judged by `trend.classify` at each snapshot. The control's figure is
+as measured in its hunts) and judged by `trend.classify` at each snapshot, as the analyzer judges
+(block sizes known, the cache's evictions counted as departures) and as it did before both (the
+"without counting departures" figures). The control's figure is
 the share of 14-s hunts whose final verdict is "growing"; a leak's is the time of its first
 "growing" snapshot. Pure computation on one core, no sampler or process involved, seeded.
 
@@ -31,13 +33,21 @@ from leaktrace.analysis.trend import Shape, TrendConfig, classify  # noqa: E402
 
 HUNT_SAMPLE_BYTES = 16 * 1024  # analysis/runner.py: what `leaktrace hunt` asks for
 TICK_S = 0.67
+PAGE_BYTES = 2000  # warm_cache.py's page at its defaults
 RPS = 50
 
 
 def warm_cache_series(
-    seed: int, *, sample_bytes: int, duration_s: float
-) -> tuple[list[float], list[float]]:
-    size, capacity, keys = 2000, 100, 125  # warm_cache.py at its defaults
+    seed: int,
+    *,
+    sample_bytes: int,
+    duration_s: float,
+    live: list[frozenset[int]] | None = None,
+) -> tuple[list[float], list[float], list[float]]:
+    """(times, estimate, running count of sampled pages evicted): what the analyzer sees,
+    which counts a departure by its request's trace id (one page per request here). `live`,
+    when given, gets the request numbers of the sampled pages alive at each snapshot."""
+    size, capacity, keys = PAGE_BYTES, 100, 125  # warm_cache.py at its defaults
     pick, sampler = random.Random(seed), random.Random(seed * 7 + 1)
     p = -math.expm1(-size / sample_bytes)
     cache: OrderedDict[int, int] = OrderedDict()
@@ -45,6 +55,8 @@ def warm_cache_series(
     est, t, i, next_tick = 0.0, 0.0, 0, TICK_S
     ts: list[float] = []
     ys: list[float] = []
+    ds: list[float] = []
+    departed = 0
     while t < duration_s:
         key = i if i < capacity else pick.randrange(keys)
         if key in cache:
@@ -59,13 +71,41 @@ def warm_cache_series(
                 if old in sampled:
                     sampled.discard(old)
                     est -= size / p
+                    departed += 1
         i += 1
         t = i / RPS
         if t >= next_tick:
             ts.append(t)
             ys.append(est)
+            ds.append(departed)
+            if live is not None:
+                live.append(frozenset(sampled))
             next_tick += TICK_S
-    return ts, ys
+    return ts, ys, ds
+
+
+def false_alarms(
+    runs: list[tuple[list[float], list[float], list[float]]],
+    config: TrendConfig,
+    *,
+    departures: bool,
+) -> int:
+    """Control hunts whose last verdict is "growing"; `departures=False` judges as before the
+    analyzer counted departures (total variation alone)."""
+    # As the analyzer judges: pages of known size, evictions counted; or as it did before both.
+    block = PAGE_BYTES if departures else 0
+    return sum(
+        classify(
+            ts,
+            ys,
+            config,
+            sample_interval=HUNT_SAMPLE_BYTES,
+            departures=ds if departures else None,
+            block_bytes=block,
+        ).shape
+        is Shape.GROWING
+        for ts, ys, ds in runs
+    )
 
 
 def time_to_leak(
@@ -89,7 +129,9 @@ def time_to_leak(
             ts.append(t)
             ys.append(est)
             next_tick += TICK_S
-            if classify(ts, ys, config, sample_interval=sample_bytes).shape is Shape.GROWING:
+            # A leak frees nothing: no departures.
+            tr = classify(ts, ys, config, sample_interval=sample_bytes, block_bytes=size)
+            if tr.shape is Shape.GROWING:
                 return t
     return None
 
@@ -110,18 +152,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     machine = _common.machine_info()
     rows = []
+    runs = [
+        warm_cache_series(s, sample_bytes=HUNT_SAMPLE_BYTES, duration_s=args.hunt_s)
+        for s in range(args.trials)
+    ]
     for z in (float(x) for x in args.thresholds.split(",")):
         cfg = TrendConfig(noise_z=z)
-        alarms = sum(
-            classify(
-                *warm_cache_series(s, sample_bytes=HUNT_SAMPLE_BYTES, duration_s=args.hunt_s),
-                cfg,
-                sample_interval=HUNT_SAMPLE_BYTES,
-            ).shape
-            is Shape.GROWING
-            for s in range(args.trials)
-        )
-        row: dict[str, object] = {"noise_z": z, "control_false_alarm_share": alarms / args.trials}
+        alarms = false_alarms(runs, cfg, departures=True)
+        before = false_alarms(runs, cfg, departures=False)
+        row: dict[str, object] = {
+            "noise_z": z,
+            "control_false_alarm_share": alarms / args.trials,
+            "control_false_alarm_share_without_departures": before / args.trials,
+        }
         for rate in (20e3, 50e3, 100e3):
             found = [
                 x
@@ -136,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         rows.append(row)
         print(
-            f"noise_z={z}: false alarms {alarms}/{args.trials}; "
+            f"noise_z={z}: false alarms {alarms}/{args.trials} "
+            f"({before} without counting departures); "
             + ", ".join(
                 f"{k}={v if v is None else round(float(v), 1)}"
                 for k, v in row.items()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import tracemalloc
 
@@ -206,6 +207,52 @@ def test_without_an_age_threshold_transient_requests_pollute_the_trace_ids() -> 
     # is what the precision above rests on.
     _, transient, reported = simulate_traced_run(min_trace_age_s=0.0)
     assert set(reported) & transient
+
+
+def sampled_cache_hunt(seed: int, *, with_trace_ids: bool) -> LeakAnalyzer:
+    """bench/noise_threshold.py's warming LRU cache (one sampled 2 KB page per request, 16 KiB
+    sampler) fed to the analyzer, each page under its own request's trace id or none."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "noise_threshold.py"
+    spec = importlib.util.spec_from_file_location("noise_threshold", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    live: list[frozenset[int]] = []
+    ts, _, _ = bench.warm_cache_series(seed, sample_bytes=16384, duration_s=14.0, live=live)
+    step = 2000 / -math.expm1(-2000 / 16384)
+    a = LeakAnalyzer(frame_filter=FF)
+    for t, pages in zip(ts, live, strict=True):
+        samples = tuple(
+            HeapSample(
+                CACHE,
+                step / 2000,
+                step,
+                step / 2000,
+                step,
+                *((i + 1, i + 1) if with_trace_ids else (0, 0)),
+            )
+            for i in sorted(pages)
+        )
+        a.observe(
+            HeapSnapshot(timestamp=t, start=0.0, samples=samples, sample_interval_bytes=16384)
+        )
+    return a
+
+
+def test_a_churning_cache_is_no_leak_when_its_evictions_are_counted_by_trace_id() -> None:
+    # GIVEN the seeded hunts of a warming cache that look like a leak unless evictions count
+    # (3 of these 720 seeds)
+    fooled = [
+        s for s in range(720) if sampled_cache_hunt(s, with_trace_ids=False).report().suspects
+    ]
+    assert fooled, "no seed drifts up: this test would prove nothing"
+    # THEN with each page under its request's trace id, the analyzer sees the evictions
+    # (requests gone from the path between two snapshots) and none of them is a leak
+    for s in fooled:
+        assert sampled_cache_hunt(s, with_trace_ids=True).report().suspects == ()
 
 
 def test_a_small_growing_path_among_many_big_static_ones_gets_a_slot() -> None:

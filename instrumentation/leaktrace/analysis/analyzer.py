@@ -23,7 +23,13 @@ from leaktrace.analysis.model import EndpointShare, Report, Suspect, TimeSeries
 from leaktrace.analysis.path_totals import Evidence, sum_by_path
 from leaktrace.analysis.paths import LightPath, TrackedPath, keep_oldest
 from leaktrace.analysis.series import Series
-from leaktrace.analysis.trend import Shape, Trend, TrendConfig, classify, theil_sen
+from leaktrace.analysis.trend import (
+    Shape,
+    Trend,
+    TrendConfig,
+    classify,
+    theil_sen,
+)
 from leaktrace.endpoints import EndpointSource, SpanNameCache
 from leaktrace.profiling.samples import Frame, HeapSnapshot
 
@@ -129,7 +135,7 @@ class LeakAnalyzer:
         self._telemetry_bytes = telemetry
         for key, gone in self._paths.items():
             if key not in agg:
-                gone.append(t, 0.0, 0.0)
+                gone.append(t, 0.0, 0.0, len(gone.first_seen))
                 gone.first_seen.clear()
                 gone.endpoint_bytes = {}
                 gone.trusted_bytes = 0.0
@@ -169,7 +175,11 @@ class LeakAnalyzer:
         if raw is not path.raw:
             path.raw = raw
             path.frames = user_frames(raw, self._filter)[: self._config.max_frames]
-        path.append(t, nbytes, nobj)
+        # A request seen here before and not now: its samples here were all freed. A sample
+        # without a trace id, or beyond `max_traces_per_path`, goes uncounted: the noise
+        # check then errs towards "growing", as it did before it counted departures.
+        departed = sum(1 for tid in path.first_seen if tid not in traces)
+        path.append(t, nbytes, nobj, departed)
         path.first_seen = keep_oldest(path.first_seen, traces, t, self._config.max_traces_per_path)
         path.endpoint_bytes, path.trusted_bytes = (
             (evidence[0], evidence[1][0]) if evidence else ({}, 0.0)
@@ -241,7 +251,12 @@ class LeakAnalyzer:
         if path is None:
             return None
         return classify(
-            path.bytes.times, path.bytes.values, self._config.trend, sample_interval=self._interval
+            path.bytes.times,
+            path.bytes.values,
+            self._config.trend,
+            sample_interval=self._interval,
+            departures=path.departed.values,
+            block_bytes=_mean_block(path),
         )
 
     def report(self) -> Report:
@@ -261,7 +276,14 @@ class LeakAnalyzer:
             # Cheap pre-filter before the O(n^2) tests: most paths are static.
             if series.values[-1] - min(series.values[: max(2, len(series) // 4)]) < min_rise * span:
                 continue
-            tr = classify(series.times, series.values, cfg.trend, sample_interval=self._interval)
+            tr = classify(
+                series.times,
+                series.values,
+                cfg.trend,
+                sample_interval=self._interval,
+                departures=path.departed.values,
+                block_bytes=_mean_block(path),
+            )
             if tr.shape is not Shape.GROWING:
                 continue
             retained = self._retained_traces(path)
@@ -322,6 +344,12 @@ class LeakAnalyzer:
         cutoff = self._last_t - self._config.min_trace_age_s
         old = sorted((t0, tid, sid) for tid, (t0, sid) in path.first_seen.items() if t0 <= cutoff)
         return [(tid, sid) for _, tid, sid in old[: self._config.max_reported_traces]]
+
+
+def _mean_block(path: TrackedPath) -> float:
+    # Big blocks are sampled all but surely, so the noise check weighs them less (trend.py).
+    nobj = path.objects.last
+    return path.bytes.last / nobj if nobj > 0 else 0.0
 
 
 def analyze(

@@ -15,6 +15,7 @@ class TrackedPath:
 
     __slots__ = (
         "bytes",
+        "departed",
         "endpoint_bytes",
         "first_seen",
         "frames",
@@ -32,6 +33,9 @@ class TrackedPath:
         # objects are kept in lockstep with bytes (same timestamps) for the report.
         self.bytes = Series(capacity)
         self.objects = Series(capacity)
+        # Running count of requests whose samples here were live at one snapshot and gone at
+        # the next: the churn the trend test's noise check needs (trend.sampled_growth_z).
+        self.departed = Series(capacity)
         self.low = float("inf")  # lowest live bytes seen while tracked
         self.first_seen: dict[int, tuple[float, int]] = {}  # trace id -> (first seen live, span id)
         # Latest snapshot, samples a freelist cannot have served only: bytes left by ended
@@ -39,9 +43,10 @@ class TrackedPath:
         self.endpoint_bytes: dict[str, float] = {}
         self.trusted_bytes = 0.0
 
-    def append(self, t: float, nbytes: float, nobj: float) -> None:
+    def append(self, t: float, nbytes: float, nobj: float, departed: int = 0) -> None:
         self.bytes.append(t, nbytes)
         self.objects.append(t, nobj)
+        self.departed.append(t, self.departed.last + departed)
         self.low = min(self.low, nbytes)
 
     @property

@@ -135,12 +135,12 @@ class TrendConfig:
     floor_ratio: float = 0.25  # the recent floor must rise >= this fraction of slope * half-span
     min_points: int = 8
     min_span_s: float = 3.0
-    # Growth must exceed this many sampling-noise standard deviations. A warm-up early in the
-    # window passes the whole-window test, leaving the recent half's alone: at 2 a warming LRU
-    # cache passed as a leak in 2.4 % of 14-s hunts under `leaktrace hunt`'s 16 KiB sampler,
-    # 0.75 % at 2.5 and 0.1 % at 3; but 3 made a 40 KB/s leak "noise" in short hunts, and 2.5
-    # finds a 50 KB/s leak in 6.0 s instead of 5.4 s (bench/noise_threshold.py).
-    noise_z: float = 2.5
+    # Growth must exceed this many sampling-noise standard deviations (sampled_growth_z). A
+    # warm-up early in the window passes the whole-window test, leaving the recent half's alone
+    # against a churning cache. Simulated under `leaktrace hunt`'s 16 KiB sampler, a warming LRU
+    # cache passes as a leak in 3 of 20,000 14-s hunts at 2.75 (19 at 2.5), and a 50 KB/s leak is
+    # found in 6.0 s (6.7 s at 3): bench/noise_threshold.py, docs/hunting.md.
+    noise_z: float = 2.75
 
     def __post_init__(self) -> None:
         if not (0 < self.alpha < 1 and 0 < self.recent_alpha < 1):
@@ -169,18 +169,22 @@ def classify(
     config: TrendConfig = TrendConfig(),
     *,
     sample_interval: float = 1.0,
+    departures: Sequence[float] | None = None,
+    block_bytes: float = 0.0,
 ) -> Trend:
     """Decide whether a series (times ascending, seconds) is still growing.
 
-    `sample_interval` is the heap sampler's mean bytes per sample (1 for exact counts).
+    `sample_interval` is the heap sampler's mean bytes per sample (1 for exact counts), and
+    `block_bytes` the series' mean block size, when known.
     A sampled estimate's errors are correlated in time (a sampled block stays sampled
     while it lives), which rank tests assume away: a churning bounded cache's estimate can
     drift up for seconds. So growth must also pass `sampled_growth_z` >= `noise_z`, over
-    the window and over its recent half.
+    the window and over its recent half. `departures`, when known, is the running count
+    of sampled blocks seen live at one point and gone at the next, aligned with `values`.
     """
     n = len(values)
-    if n != len(times):
-        raise ValueError("times and values differ in length")
+    if n != len(times) or (departures is not None and len(departures) != n):
+        raise ValueError("times, values and departures differ in length")
     if n < config.min_points or times[-1] - times[0] < config.min_span_s:
         return Trend(Shape.SHORT, 0.0, 0.0, 1.0, 1.0, 0.0)
     mk = mann_kendall(values)
@@ -201,9 +205,16 @@ def classify(
         return _with(trend, Shape.SLOW)
     if not (rmk.p_increasing < config.recent_alpha and rslope >= config.recent_ratio * slope):
         return _with(trend, Shape.LEVELLED)
+    gone = (
+        (departures[-1] - departures[0], departures[-1] - departures[k]) if departures else (0, 0)
+    )
     if (
-        sampled_growth_z(values, slope * (times[-1] - times[0]), sample_interval) < config.noise_z
-        or sampled_growth_z(rv, rslope * (rt[-1] - rt[0]), sample_interval) < config.noise_z
+        sampled_growth_z(
+            values, slope * (times[-1] - times[0]), sample_interval, gone[0], block_bytes
+        )
+        < config.noise_z
+        or sampled_growth_z(rv, rslope * (rt[-1] - rt[0]), sample_interval, gone[1], block_bytes)
+        < config.noise_z
     ):
         return _with(trend, Shape.NOISE)
     if floor_rise < config.floor_ratio * slope * (rt[0] - times[0]):
@@ -211,20 +222,48 @@ def classify(
     return _with(trend, Shape.GROWING)
 
 
-def sampled_growth_z(values: Sequence[float], growth: float, sample_interval: float) -> float:
+def sample_step(sample_interval: float, block_bytes: float) -> float:
+    """Bytes one sampled block of `block_bytes` adds to a Poisson-by-bytes estimate: its size
+    over its chance of being sampled, 1 - exp(-size/interval). About the interval for small
+    blocks, the block itself for big ones. Exact counts (interval <= 1) keep 1."""
+    if sample_interval <= 1.0 or block_bytes <= 0.0:
+        return sample_interval
+    return block_bytes / -math.expm1(-block_bytes / sample_interval)
+
+
+def sampled_growth_z(
+    values: Sequence[float],
+    growth: float,
+    sample_interval: float,
+    departed: float = 0.0,
+    block_bytes: float = 0.0,
+) -> float:
     """How many standard deviations `growth` is above what Poisson sampling alone gives.
 
-    Each sampled block that appears or disappears moves the estimate by about one
-    `sample_interval`, so the series' total variation / interval estimates the number N
-    of such events, and the net growth / interval is arrivals minus departures. With no
-    real trend, arrivals and departures are equally likely: the net is ~ Binomial(N, 1/2)
-    centred, sd sqrt(N). z = growth / sqrt(total_variation * interval). Exact counts
-    (interval 1) make this large for any real growth.
+    A block of s bytes is sampled with chance p = 1 - exp(-s / interval) and then counts
+    w = s / p (`sample_step`). Each of N sampled blocks that appear or disappear moves the
+    estimate by w; with no real trend, the error the sampling adds to the net change has
+    variance N * w**2 * (1 - p): about N * interval**2 for small blocks, and nothing for
+    blocks much bigger than the interval, which are counted all but exactly. Unknown block
+    sizes (0) are taken as small. Exact counts (interval 1) make z large for any real growth.
+
+    N is counted two ways and the larger is used, since both only ever miss events. The
+    series' total variation / w misses an arrival and a departure between the same two
+    points, which cancel: an LRU cache evicting as fast as it fills hides most of its churn
+    so. `departed` blocks (counted by identity, see `classify`) give
+    arrivals + departures = net + 2 * departed. A leak frees nothing it keeps, so its
+    departures add nothing.
     """
     if growth <= 0:
         return 0.0
+    step = max(sample_step(sample_interval, block_bytes), 1e-9)
+    missed = (
+        math.exp(-block_bytes / sample_interval) if block_bytes > 0 and sample_interval > 1 else 1.0
+    )
     tv = sum(abs(b - a) for a, b in itertools.pairwise(values))
-    return growth / math.sqrt(max(tv, growth) * max(sample_interval, 1e-9))
+    churn = max(values[-1] - values[0], 0.0) + 2.0 * departed * step if values else 0.0
+    events_bytes = max(tv, churn, growth)  # N * w
+    return growth / math.sqrt(events_bytes * step * missed)
 
 
 def _with(trend: Trend, shape: Shape) -> Trend:
