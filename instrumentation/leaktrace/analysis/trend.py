@@ -138,9 +138,10 @@ class TrendConfig:
     # Growth must exceed this many sampling-noise standard deviations (sampled_growth_z). A
     # warm-up early in the window passes the whole-window test, leaving the recent half's alone
     # against a churning cache. Simulated under `leaktrace hunt`'s 16 KiB sampler, a warming LRU
-    # cache passes as a leak in 3 of 20,000 14-s hunts at 2.75 (19 at 2.5), and a 50 KB/s leak is
-    # found in 6.0 s (6.7 s at 3): bench/noise_threshold.py, docs/hunting.md.
-    noise_z: float = 2.75
+    # cache passes as a leak in 19 of 20,000 14-s hunts (4 of 20-s ones); 2.75 lets 3 through
+    # but finds a 20 KB/s leak in 12.1 s instead of 10.1 s, and a 10 KB/s one in a service
+    # twice as late: bench/noise_threshold.py, docs/hunting.md.
+    noise_z: float = 2.5
 
     def __post_init__(self) -> None:
         if not (0 < self.alpha < 1 and 0 < self.recent_alpha < 1):
