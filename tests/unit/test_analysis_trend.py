@@ -275,6 +275,16 @@ def test_blocks_far_bigger_than_the_interval_are_counted_all_but_exactly() -> No
     assert big == pytest.approx(math.sqrt(6) / math.sqrt(math.exp(-4)), rel=0.02)
 
 
+def test_blocks_whose_miss_chance_underflows_are_exact_counts_not_a_crash() -> None:
+    # GIVEN 20 MB blocks under a 16 KiB sampler: exp(-s / interval) is 0.0 in floating point
+    ys = [0.0, 2e7, 4e7, 6e7]
+    # THEN growth of them is as significant as it gets, and the trend test classifies it
+    assert sampled_growth_z(ys, 6e7, 16384, block_bytes=2e7) == math.inf
+    ts = [float(i) for i in range(12)]
+    big = [2e7 * i for i in range(12)]
+    assert classify(ts, big, sample_interval=16384, block_bytes=2e7).shape is Shape.GROWING
+
+
 def test_a_sampled_blocks_step_is_the_interval_for_small_blocks_and_the_block_for_big_ones() -> (
     None
 ):

@@ -23,13 +23,7 @@ from leaktrace.analysis.model import EndpointShare, Report, Suspect, TimeSeries
 from leaktrace.analysis.path_totals import Evidence, sum_by_path
 from leaktrace.analysis.paths import LightPath, TrackedPath, keep_oldest
 from leaktrace.analysis.series import Series
-from leaktrace.analysis.trend import (
-    Shape,
-    Trend,
-    TrendConfig,
-    classify,
-    theil_sen,
-)
+from leaktrace.analysis.trend import Shape, Trend, TrendConfig, classify, theil_sen
 from leaktrace.endpoints import EndpointSource, SpanNameCache
 from leaktrace.profiling.samples import Frame, HeapSnapshot
 

@@ -263,8 +263,9 @@ def sampled_growth_z(
     )
     tv = sum(abs(b - a) for a, b in itertools.pairwise(values))
     churn = max(values[-1] - values[0], 0.0) + 2.0 * departed * step if values else 0.0
-    events_bytes = max(tv, churn, growth)  # N * w
-    return growth / math.sqrt(events_bytes * step * missed)
+    variance = max(tv, churn, growth) * step * missed  # N * w * w * (1 - p)
+    # Blocks thousands of times the interval: exp() underflows, and they are exact counts.
+    return growth / math.sqrt(variance) if variance > 0 else math.inf
 
 
 def _with(trend: Trend, shape: Shape) -> Trend:
