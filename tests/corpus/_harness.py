@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import runpy
+import signal
 import sys
 import threading
 import time
@@ -121,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
                 _thread.interrupt_main()
                 return
 
+    # interrupt_main() raises only where SIGINT has Python's handler: a job started in the
+    # background by a non-interactive shell inherits SIG_IGN and would run to the 3x limit.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     watcher = threading.Thread(target=stop_when_enough, daemon=True)
     watcher.start()
     try:

@@ -26,7 +26,7 @@ def handle(i: int, size: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     run_paced(
-        handle, argv, doc=__doc__, rate=160_000.0, rate_help="bytes leaked per second, both leaks"
+        handle, argv, doc=__doc__, rate=240_000.0, rate_help="bytes leaked per second, both leaks"
     )
 
 

@@ -171,7 +171,7 @@ def test_corpus_verdict_site_and_holder(
 def test_corpus_growth_rates_are_measured_not_guessed(
     source: str, results: dict[tuple[str, str], dict[str, Any]]
 ) -> None:
-    # GIVEN the programs leak ~100 KB/s (two_rates: 120 + 40 KB/s by design)
+    # GIVEN the programs leak ~100 KB/s (two_rates: 180 + 60 KB/s by design)
     for name in (
         "global_dict",
         "lru_unbounded",
