@@ -252,8 +252,8 @@ def sampled_growth_z(
     series' total variation / w misses an arrival and a departure between the same two
     points, which cancel: an LRU cache evicting as fast as it fills hides most of its churn
     so. `departed` blocks (counted by identity, see `classify`) give
-    arrivals + departures = net + 2 * departed. A leak frees nothing it keeps, so its
-    departures add nothing.
+    arrivals + departures = net + 2 * departed. A leak frees little of what it keeps (a
+    growing list's old item array at each resize), so its departures add little.
     """
     if growth <= 0:
         return 0.0
